@@ -1,0 +1,3 @@
+from ocproxy.cli import main
+
+raise SystemExit(main())
