@@ -1,0 +1,281 @@
+"""HTTP to the upstreams: pooled sessions, per-attempt limits, abortable reads.
+
+Why not just ``requests.post(timeout=...)``: requests only knows a per-read
+timeout, but an attempt has three limits (config.md §6.4) — a whole-attempt
+deadline, an idle gap renewed by every byte, and "the client left, stop now".
+So every attempt gets an :class:`Attempt` handle. The urllib3 connection that
+carries the attempt registers itself with the handle, which lets
+
+* the reading thread set the socket timeout before every read to
+  ``min(idle limit, time left)`` (ST-81), and
+* any other thread abort a blocked read at once by shutting the socket down
+  (client gone, server shutdown: ST-83, ST-101).
+
+There is deliberately no client-wide timeout (ST-82).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from ocproxy.errors import (
+    AttemptFailure,
+    AttemptTimeout,
+    ClientGone,
+    StreamIdle,
+    UpstreamConnectionError,
+    UpstreamHTTPError,
+)
+
+log = logging.getLogger("ocproxy.upstream")
+
+_current = threading.local()  # .attempt: the Attempt the calling thread is making
+
+READ_SIZE = 65536
+MAX_ERROR_BODY = 1 << 20
+
+
+class Attempt:
+    """Limits and the abort switch of one upstream attempt.
+
+    ``_lock`` guards ``_conn`` and ``_abort``: the pump thread attaches the
+    connection and reads, other threads call :meth:`abort`.
+    """
+
+    def __init__(self, deadline: float, idle: float):
+        self.deadline = deadline  # time.monotonic() value
+        self.idle = idle  # seconds
+        self._lock = threading.Lock()
+        self._conn: HTTPConnection | None = None
+        self._abort: BaseException | None = None
+
+    def attach(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            self._conn = conn
+            aborted = self._abort is not None
+        if aborted:
+            _shutdown(conn)
+
+    def abort(self, reason: BaseException) -> None:
+        """Make a blocked read return now; the reader raises ``reason``."""
+        with self._lock:
+            if self._abort is None:
+                self._abort = reason
+            conn = self._conn
+        if conn is not None:
+            _shutdown(conn)
+
+    @property
+    def abort_reason(self) -> BaseException | None:
+        with self._lock:
+            return self._abort
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def next_wait(self) -> float:
+        """How long the next read may block (ST-81); raises if time is up."""
+        self.check()
+        left = self.time_left()
+        if left <= 0:
+            raise AttemptTimeout("attempt deadline exceeded")
+        return min(self.idle, left)
+
+    def check(self) -> None:
+        reason = self.abort_reason
+        if reason is not None:
+            raise reason
+
+    def set_read_timeout(self, seconds: float) -> None:
+        with self._lock:
+            conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            sock.settimeout(seconds)
+
+    def timeout_failure(self) -> AttemptFailure:
+        """A read timed out: was it the deadline or the idle limit (ST-84)?"""
+        if self.time_left() <= 0.05:
+            return AttemptTimeout("attempt deadline exceeded")
+        return StreamIdle(f"no data from upstream for {self.idle:g}s")
+
+
+def _shutdown(conn: HTTPConnection) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Tracked:
+    """Mixin: a connection tells the calling thread's Attempt that it carries it."""
+
+    def request(self, *args, **kwargs):  # type: ignore[override]
+        attempt = getattr(_current, "attempt", None)
+        if attempt is not None:
+            attempt.attach(self)  # type: ignore[arg-type]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _TrackedHTTPConnection(_Tracked, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _TrackingAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+
+class UpstreamStream:
+    """An open streaming response: iterate for raw byte chunks as they arrive."""
+
+    def __init__(self, response: requests.Response, attempt: Attempt):
+        self._response = response
+        self._attempt = attempt
+
+    def __iter__(self):
+        raw = self._response.raw
+        attempt = self._attempt
+        while True:
+            attempt.set_read_timeout(attempt.next_wait())
+            try:
+                data = raw.read1(READ_SIZE)
+            except ReadTimeoutError:
+                attempt.check()
+                raise attempt.timeout_failure() from None
+            except (ProtocolError, OSError, requests.RequestException) as exc:
+                attempt.check()
+                raise UpstreamConnectionError(f"upstream read failed: {exc}") from None
+            attempt.check()  # an abort shows up as EOF: never mistake it for success
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class UpstreamClient:
+    """One pooled ``requests.Session`` per upstream host (scheme + netloc)."""
+
+    def __init__(self, pool_maxsize: int = 50):
+        self._pool_maxsize = pool_maxsize
+        self._lock = threading.Lock()  # guards _sessions
+        self._sessions: dict[str, requests.Session] = {}
+
+    def _session(self, url: str) -> requests.Session:
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = requests.Session()
+                adapter = _TrackingAdapter(pool_connections=4, pool_maxsize=self._pool_maxsize)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._sessions[key] = session
+            return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for s in sessions:
+            s.close()
+
+    def _send(self, url: str, headers: dict, body: bytes, attempt: Attempt) -> requests.Response:
+        wait = attempt.next_wait()
+        _current.attempt = attempt
+        try:
+            response = self._session(url).post(
+                url, data=body, headers=headers, stream=True, timeout=(min(wait, 30.0), wait)
+            )
+        except requests.Timeout:
+            attempt.check()
+            raise attempt.timeout_failure() from None
+        except requests.ConnectionError as exc:
+            attempt.check()
+            reason = _reason(exc)
+            raise UpstreamConnectionError(
+                f"connection to upstream failed: {reason}",
+                refused_or_reset=reason in ("connection refused", "connection reset"),
+            ) from None
+        except requests.RequestException as exc:
+            attempt.check()
+            raise UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False) from None
+        finally:
+            _current.attempt = None
+        try:
+            attempt.check()
+        except BaseException:
+            response.close()
+            raise
+        if response.status_code >= 400:
+            try:
+                text = _read_all(UpstreamStream(response, attempt), MAX_ERROR_BODY).decode("utf-8", "replace")
+            except AttemptFailure:
+                text = ""
+            finally:
+                response.close()
+            raise UpstreamHTTPError(response.status_code, text)
+        return response
+
+    def post(self, url: str, headers: dict, body: bytes, attempt: Attempt, max_bytes: int = 256 << 20) -> bytes:
+        """A non-streaming attempt: the whole body, bounded by the attempt."""
+        response = self._send(url, headers, body, attempt)
+        try:
+            return _read_all(UpstreamStream(response, attempt), max_bytes)
+        finally:
+            response.close()
+
+    def open_stream(self, url: str, headers: dict, body: bytes, attempt: Attempt) -> UpstreamStream:
+        return UpstreamStream(self._send(url, headers, body, attempt), attempt)
+
+
+def _read_all(stream: UpstreamStream, max_bytes: int) -> bytes:
+    chunks = []
+    size = 0
+    for chunk in stream:
+        size += len(chunk)
+        if size > max_bytes:
+            raise UpstreamConnectionError("upstream response too large", refused_or_reset=False)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    low = text.lower()
+    if "refused" in low:
+        return "connection refused"
+    if "reset" in low or "aborted" in low:
+        return "connection reset"
+    return text[:300]
+
+
+__all__ = ["Attempt", "UpstreamClient", "UpstreamStream", "ClientGone"]

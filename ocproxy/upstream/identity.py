@@ -1,0 +1,87 @@
+"""Who we are to OpenCode: API keys in rotation, auth headers, session ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+# One id per proxy process: the last resort of session_id().
+_PROCESS_SESSION = "ocproxy-" + uuid.uuid4().hex
+
+_SESSION_IN_USER_ID = re.compile(r"session_([0-9A-Za-z-]+)")
+
+
+def session_id(header_value: str | None, req: dict) -> str:
+    """The ``x-opencode-session`` value: one stable id per conversation.
+
+    OpenCode Go rejects requests without it (400 MissingSessionID). Claude
+    Code's own session id wins; else the session part of
+    ``metadata.user_id``; else a hash of the conversation's first user
+    message, which is the same on every turn of that conversation.
+    """
+    if header_value and header_value.strip():
+        return header_value.strip()
+    metadata = req.get("metadata")
+    if isinstance(metadata, dict):
+        user_id = metadata.get("user_id")
+        if isinstance(user_id, str):
+            match = _SESSION_IN_USER_ID.search(user_id)
+            if match:
+                return match.group(1)
+    first = _first_user_text(req.get("messages"))
+    if first:
+        return "ocproxy-" + hashlib.sha256(first.encode("utf-8", "replace")).hexdigest()[:32]
+    return _PROCESS_SESSION
+
+
+def _first_user_text(messages) -> str:
+    if not isinstance(messages, list):
+        return ""
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "".join(
+                    b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
+                )
+            return ""
+    return ""
+
+
+def auth_headers(endpoint: str, key: str) -> dict[str, str]:
+    """Auth the way each upstream API expects it (operations.md §8.1)."""
+    headers = {"Content-Type": "application/json"}
+    if not key:
+        return headers
+    headers["Authorization"] = f"Bearer {key}"
+    if endpoint == "anthropic":
+        headers["x-api-key"] = key
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+    elif endpoint == "gemini":
+        headers["x-goog-api-key"] = key
+    return headers
+
+
+class KeyRotator:
+    """Round-robin over the key pool, one counter per provider (routing.md §12).
+
+    ``_lock`` guards ``_counters``; counters survive config reloads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, int] = {}
+
+    def next_key(self, provider: str, pool: tuple[str, ...]) -> str:
+        if not pool:
+            return ""
+        with self._lock:
+            n = self._counters.get(provider, 0)
+            self._counters[provider] = n + 1
+        return pool[n % len(pool)]
