@@ -104,9 +104,10 @@ class Config:
     hot_reload: bool = False
     enable_streaming_scenario_routing: bool = False
     respect_requested_model: bool = True  # absent in the file reads as true
-    models: Mapping[str, ModelConfig] = _EMPTY
-    fallbacks: Mapping[str, tuple[ModelConfig, ...]] = _EMPTY
-    model_overrides: Mapping[str, ModelConfig] = _EMPTY
+    # default_factory: Python 3.11 refuses an unhashable (mappingproxy) default
+    models: Mapping[str, ModelConfig] = field(default_factory=lambda: _EMPTY)
+    fallbacks: Mapping[str, tuple[ModelConfig, ...]] = field(default_factory=lambda: _EMPTY)
+    model_overrides: Mapping[str, ModelConfig] = field(default_factory=lambda: _EMPTY)
     opencode_go: ProviderConfig = DEFAULT_GO
     opencode_zen: ProviderConfig = DEFAULT_ZEN
     log_level: str = "info"
