@@ -23,13 +23,22 @@ THINKING_SIGNATURE = "proxy-thinking-placeholder"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+def _utf8(json_text: str) -> bytes:
+    """UTF-8 bytes of serialised JSON. JSON lets an upstream send a lone
+    surrogate (``"\\ud83d"``); Python decodes it to a str that strict UTF-8
+    cannot encode, which crashed the translator. Inside JSON text such a code
+    point can only sit in a string literal, where ``backslashreplace`` writes
+    exactly the JSON escape ``\\udXXX`` again: valid JSON, same meaning."""
+    return json_text.encode("utf-8", "backslashreplace")
+
+
 def dumps(obj) -> str:
     """Compact, UTF-8-preserving JSON on one line (never raw newlines)."""
     return _dumps(obj)
 
 
 def encode_event(event: dict) -> bytes:
-    return f"event: {event['type']}\ndata: {_dumps(event)}\n\n".encode()
+    return _utf8(f"event: {event['type']}\ndata: {_dumps(event)}\n\n")
 
 
 def error_frame(message: str, kind: str = "api_error") -> bytes:
@@ -214,7 +223,7 @@ class MessageEmitter:
         out: list[bytes] = []
         if text:
             self._ensure_flow("text", out)
-            out.append(self._text_head + _dumps(text).encode() + self._text_tail)
+            out.append(self._text_head + _utf8(_dumps(text)) + self._text_tail)
         return out
 
     def text_json(self, json_string: bytes) -> list[bytes]:
