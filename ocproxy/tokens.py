@@ -241,8 +241,13 @@ def _formula(system: str, texts: list[str]) -> int:
 
 def routing_count(req: Any) -> int:
     """The count used for long-context routing (tools not counted)."""
+    return routing_count_of(*routing_text(req))
+
+
+def routing_count_of(system: str, pairs: list[tuple[str, str]]) -> int:
+    """``routing_count`` from an already extracted ``routing_text`` result,
+    so routing walks a large request only once."""
     try:
-        system, pairs = routing_text(req)
         return _formula(system, [text for _, text in pairs])
     except Exception:
         log.debug("routing count failed", exc_info=True)
