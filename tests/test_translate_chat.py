@@ -1,0 +1,749 @@
+"""Anthropic ⇄ Chat Completions: transform.md §2–§4 (TX-1…TX-14, TR-90)."""
+
+from __future__ import annotations
+
+import json
+from types import MappingProxyType
+
+import pytest
+
+from ocproxy.config import ModelConfig
+from ocproxy.errors import UpstreamDataError
+from ocproxy.translate.chat import build_request, convert_response, effort_of
+from ocproxy.translate.usage import anthropic_usage
+
+
+def M(model_id, **kw) -> ModelConfig:
+    if isinstance(kw.get("thinking"), dict):
+        kw["thinking"] = MappingProxyType(kw["thinking"])
+    return ModelConfig(model_id=model_id, **kw)
+
+
+def build(messages, model, *, stream=False, **req):
+    return build_request({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": messages, **req}, model, stream)
+
+
+def wire(body):
+    """What actually goes upstream: serialise and parse back."""
+    return json.loads(json.dumps(body, ensure_ascii=False))
+
+
+USER = {"role": "user", "content": "hi"}
+THINKING_TURN = {
+    "role": "assistant",
+    "content": [
+        {"type": "thinking", "thinking": "let me think", "signature": "sig"},
+        {"type": "text", "text": "answer"},
+    ],
+}
+USER_ONLY = [USER]
+PLAIN = [USER, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "again"}]
+THINKING = [USER, THINKING_TURN, {"role": "user", "content": "again"}]
+ENABLED_4096 = {"type": "enabled", "budget_tokens": 4096}
+ENABLED_2048 = {"type": "enabled", "budget_tokens": 2048}
+DISABLED = {"type": "disabled"}
+T_ON = {"type": "enabled"}
+T_OFF = {"type": "disabled"}
+
+# ---------------------------------------------------------------------------
+# TX-1 decision matrix: model, history, request thinking → thinking, effort
+
+TX_1 = [
+    pytest.param(M("deepseek-v4-pro"), USER_ONLY, ENABLED_4096, ENABLED_4096, "medium", id="TX-1a"),
+    pytest.param(M("deepseek-v4-pro"), PLAIN, ENABLED_4096, T_OFF, None, id="TX-1b"),
+    pytest.param(M("deepseek-v4-pro", reasoning_effort="max"), THINKING, DISABLED, T_OFF, None, id="TX-1c"),
+    pytest.param(M("o3-mini"), USER_ONLY, ENABLED_2048, None, "low", id="TX-1d"),
+    pytest.param(M("o3-mini", reasoning_effort="max"), USER_ONLY, None, None, "max", id="TX-1e"),
+    pytest.param(M("qwen3.6-plus"), USER_ONLY, ENABLED_2048, None, None, id="TX-1f"),
+    pytest.param(
+        M("deepseek-v4-pro", thinking=T_ON, reasoning_effort="max"), USER_ONLY, DISABLED, T_OFF, None, id="TX-1g"
+    ),
+    pytest.param(
+        M("deepseek-v4-pro", thinking=T_OFF, reasoning_effort="max"), USER_ONLY, None, T_OFF, None, id="TX-1h"
+    ),
+    pytest.param(M("kimi-k2.6"), THINKING, ENABLED_4096, None, None, id="TX-1i"),
+    pytest.param(
+        M("deepseek-v4-pro", thinking=T_ON, reasoning_effort="max"),
+        [USER, THINKING_TURN],
+        None,
+        T_ON,
+        "max",
+        id="TX-1j",
+    ),
+    pytest.param(
+        M("deepseek-v4-pro", thinking=T_ON, reasoning_effort="max"),
+        [USER, {"role": "assistant", "content": "The answer is 42"}],
+        None,
+        T_OFF,
+        None,
+        id="TX-1k",
+    ),
+    pytest.param(M("deepseek-v4-pro", reasoning_effort="max"), USER_ONLY, None, T_ON, "max", id="TX-1l"),
+    pytest.param(M("deepseek-v4-pro"), THINKING, None, T_ON, "high", id="TX-1m"),
+    pytest.param(M("deepseek-v4-pro"), USER_ONLY, None, None, None, id="TX-1n"),
+    pytest.param(
+        M("deepseek-v4-pro", thinking=T_OFF, reasoning_effort="max"), THINKING, None, T_OFF, None, id="TX-1o"
+    ),
+    pytest.param(
+        M("deepseek-v4-flash"),
+        [
+            USER,
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "search", "input": {}, "thinking": "I need to search"}
+                ],
+            },
+        ],
+        None,
+        T_ON,
+        "high",
+        id="TX-1p",
+    ),
+    pytest.param(M("kimi-k2.6", reasoning_effort="high"), USER_ONLY, None, None, "high", id="TX-1q"),
+]
+
+
+@pytest.mark.parametrize("model, history, req_thinking, thinking, effort", TX_1)
+def test_TX_1(model, history, req_thinking, thinking, effort):
+    extra = {"thinking": req_thinking} if req_thinking is not None else {}
+    body = wire(build(history, model, **extra))
+    assert body.get("thinking") == thinking
+    assert body.get("reasoning_effort") == effort
+    if thinking is None:
+        assert "thinking" not in body
+    if effort is None:
+        assert "reasoning_effort" not in body
+
+
+# ---------------------------------------------------------------------------
+# TX-2, TX-3, TX-4
+
+
+def test_TX_2_basic():
+    req = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    assert wire(build_request(req, M("glm-5"), False)) == {
+        "model": "glm-5",
+        "stream": False,
+        "max_tokens": 1024,
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}],
+    }
+
+
+def test_TX_3_tool_round_trip():
+    req = {
+        "model": "x",
+        "max_tokens": 256,
+        "messages": [
+            {"role": "user", "content": "Create draft.fig"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Creating it."},
+                    {"type": "tool_use", "id": "toolu_123", "name": "create_file", "input": {"name": "draft.fig"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_123", "content": "created"},
+                    {"type": "text", "text": "now continue"},
+                ],
+            },
+        ],
+    }
+    assert wire(build_request(req, M("glm-5"), False))["messages"] == [
+        {"role": "user", "content": "Create draft.fig"},
+        {
+            "role": "assistant",
+            "content": "Creating it.",
+            "tool_calls": [
+                {
+                    "id": "toolu_123",
+                    "type": "function",
+                    "function": {"name": "create_file", "arguments": '{"name":"draft.fig"}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": "created", "tool_call_id": "toolu_123"},
+        {"role": "user", "content": "now continue"},
+    ]
+
+
+def test_TX_3_tool_use_only_assistant_has_empty_content_key():
+    history = [USER, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": None}]}]
+    text = json.dumps(build(history, M("glm-5")))
+    assistant = json.loads(text)["messages"][1]
+    assert '"content": ""' in text
+    assert assistant == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+    }
+
+
+def test_TX_4_thinking_round_trip_kimi():
+    assistant = {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "Need to look up the weather first", "signature": "sig_123"},
+            {"type": "tool_use", "id": "toolu_123", "name": "get_weather", "input": {"city": "Kigali"}},
+        ],
+    }
+    assert wire(build([USER, assistant], M("kimi-k2.6")))["messages"][1] == {
+        "role": "assistant",
+        "content": "",
+        "reasoning_content": "Need to look up the weather first",
+        "tool_calls": [
+            {
+                "id": "toolu_123",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Kigali"}'},
+            }
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------
+# TX-5 placeholders
+
+TOOL_TURN = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ls", "input": {}}]}
+
+
+def test_TX_5a_kimi_tool_only_gets_space():
+    assert build([USER, TOOL_TURN], M("kimi-k2.6"))["messages"][1]["reasoning_content"] == " "
+
+
+def test_TX_5b_deepseek_no_thinking_anywhere():
+    body = build([USER, TOOL_TURN], M("deepseek-v4-pro"))
+    assert "reasoning_content" not in body["messages"][1]
+    assert body["thinking"] == {"type": "disabled"}
+
+
+@pytest.mark.parametrize(
+    "second_turn",
+    [
+        pytest.param(TOOL_TURN, id="TX-5c-tool-use-turn"),
+        pytest.param({"role": "assistant", "content": "just text"}, id="TX-5d-text-only-turn"),
+    ],
+)
+def test_TX_5cd_deepseek_thinking_history_every_turn_gets_space(second_turn):
+    model = M("deepseek-v4-flash", thinking=T_ON, reasoning_effort="high")
+    body = build([USER, THINKING_TURN, {"role": "user", "content": "more"}, second_turn], model)
+    assert body["messages"][1]["reasoning_content"] == "let me think"
+    assert body["messages"][3]["reasoning_content"] == " "
+
+
+def test_TX_5e_tool_use_inline_thinking():
+    turn = {
+        "role": "assistant",
+        "content": [
+            {"type": "tool_use", "id": "t1", "name": "docs", "input": {"q": 1}, "thinking": "I need to search the docs first"}
+        ],
+    }
+    msg = build([USER, turn], M("deepseek-v4-flash"))["messages"][1]
+    assert msg["reasoning_content"] == "I need to search the docs first"
+    assert len(msg["tool_calls"]) == 1
+
+
+def test_TR_33_no_placeholder_for_other_models():
+    msg = build([USER, TOOL_TURN], M("glm-5"))["messages"][1]
+    assert "reasoning_content" not in msg
+
+
+def test_TR_33_redacted_thinking_and_signature_not_forwarded():
+    turn = {
+        "role": "assistant",
+        "content": [
+            {"type": "redacted_thinking", "data": "xyz"},
+            {"type": "thinking", "thinking": "a", "signature": "s1"},
+            {"type": "text", "text": "b"},
+            {"type": "thinking", "thinking": "c", "signature": "s2"},
+        ],
+    }
+    msg = build([USER, turn], M("glm-5"))["messages"][1]
+    assert msg == {"role": "assistant", "content": "b", "reasoning_content": "ac"}
+
+
+def test_TR_33_arguments_compact_utf8():
+    turn = {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t", "name": "w", "input": {"city": "Zürich", "n": [1, 2]}}],
+    }
+    args = build([USER, turn], M("glm-5"))["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert args == '{"city":"Zürich","n":[1,2]}'
+
+
+# ---------------------------------------------------------------------------
+# TX-6 images
+
+IMAGE_MSG = {
+    "role": "user",
+    "content": [
+        {"type": "text", "text": "What's in this image?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+    ],
+}
+
+
+def test_TX_6_vision():
+    assert build([IMAGE_MSG], M("glm-5v", vision=True))["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What's in this image?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            ],
+        }
+    ]
+
+
+def test_TX_6_no_vision():
+    assert build([IMAGE_MSG], M("glm-5"))["messages"] == [
+        {"role": "user", "content": "What's in this image?\n\n[Image]"}
+    ]
+
+
+def test_TX_6_image_only_no_vision():
+    msg = {"role": "user", "content": IMAGE_MSG["content"][1:] * 2}
+    assert build([msg], M("glm-5"))["messages"] == [{"role": "user", "content": "[Image]"}]
+
+
+def test_TR_32_url_image_source_with_vision():
+    msg = {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}
+    assert build([msg], M("glm-5v", vision=True))["messages"] == [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+    ]
+
+
+def test_TR_32_tool_results_precede_user_and_only_results_emit_only_tools():
+    msg = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "a"},
+            {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "x"}, {"type": "text", "text": "y"}]},
+            {"type": "text", "text": "b"},
+            {"type": "tool_result", "tool_use_id": "t2", "output": "legacy"},
+        ],
+    }
+    only = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t3", "is_error": True}]}
+    assert build([msg, only], M("glm-5"))["messages"] == [
+        {"role": "tool", "content": "xy", "tool_call_id": "t1"},
+        {"role": "tool", "content": "legacy", "tool_call_id": "t2"},
+        {"role": "user", "content": "ab"},
+        {"role": "tool", "content": "", "tool_call_id": "t3"},
+    ]
+
+
+def test_TR_32_empty_user_string():
+    assert build([{"role": "user", "content": ""}], M("glm-5"))["messages"] == [{"role": "user", "content": ""}]
+
+
+def test_TR_3_unknown_blocks_ignored():
+    msg = {"role": "user", "content": [{"type": "document", "source": {}}, {"type": "text", "text": "x"}, "junk"]}
+    assert build([msg], M("glm-5"))["messages"] == [{"role": "user", "content": "x"}]
+
+
+# ---------------------------------------------------------------------------
+# TX-7 system-role messages
+
+
+def sysmsg(text):
+    return {"role": "system", "content": [{"type": "text", "text": text}]}
+
+
+def test_TX_7a_deepseek_reminder_in_place():
+    body = build([{"role": "user", "content": "hello"}, sysmsg("task tools haven't been used recently")], M("deepseek-v4-pro"))
+    assert body["messages"] == [
+        {"role": "user", "content": "hello"},
+        {"role": "user", "content": "<system-reminder>\ntask tools haven't been used recently\n</system-reminder>"},
+    ]
+
+
+def test_TX_7b_deepseek_duplicate_reminder_dropped():
+    body = build(
+        [{"role": "user", "content": "hello"}, sysmsg("task tools haven't been used recently")],
+        M("deepseek-v4-pro"),
+        system="You are Claude. task tools haven't been used recently",
+    )
+    assert body["messages"] == [
+        {"role": "system", "content": "You are Claude. task tools haven't been used recently"},
+        {"role": "user", "content": "hello"},
+    ]
+
+
+def test_TX_7c_deepseek_empty_reminder_dropped():
+    body = build([{"role": "user", "content": "hello"}, sysmsg("")], M("deepseek-v4-pro"))
+    assert body["messages"] == [{"role": "user", "content": "hello"}]
+
+
+def test_TX_7d_deepseek_reminders_keep_positions():
+    body = build(
+        [sysmsg("first reminder"), {"role": "user", "content": "hello"}, sysmsg("second reminder"), {"role": "assistant", "content": "hi"}],
+        M("deepseek-v4-pro"),
+    )
+    assert body["messages"] == [
+        {"role": "user", "content": "<system-reminder>\nfirst reminder\n</system-reminder>"},
+        {"role": "user", "content": "hello"},
+        {"role": "user", "content": "<system-reminder>\nsecond reminder\n</system-reminder>"},
+        {"role": "assistant", "content": "hi"},
+    ]
+
+
+def test_TX_7e_other_model_keeps_system_role():
+    body = build([{"role": "user", "content": "hello"}, {"role": "system", "content": "a system reminder"}], M("qwen3.6-plus"))
+    assert body["messages"][-1] == {"role": "system", "content": "a system reminder"}
+
+
+def test_TR_34_other_role():
+    body = build([{"role": "developer", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}], M("glm-5"))
+    assert body["messages"] == [{"role": "developer", "content": "ab"}]
+
+
+# ---------------------------------------------------------------------------
+# TX-8 cache_control
+
+CACHED_SYSTEM = [{"type": "text", "text": "You are helpful", "cache_control": {"type": "ephemeral"}}]
+
+
+def test_TX_8_deepseek_system_cache_control():
+    body = build([USER], M("deepseek-v4-pro"), system=CACHED_SYSTEM)
+    assert body["messages"][0] == {"role": "system", "content": "You are helpful", "cache_control": {"type": "ephemeral"}}
+
+
+@pytest.mark.parametrize("model_id", ["kimi-k2.6", "glm-5"], ids=["TX-8-kimi", "TX-8-glm"])
+def test_TX_8_other_models_no_cache_control(model_id):
+    body = build([USER], M(model_id), system=CACHED_SYSTEM)
+    assert body["messages"][0] == {"role": "system", "content": "You are helpful"}
+
+
+def test_TX_8_deepseek_tool_result_cache_control():
+    msg = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "ok", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "go on"},
+        ],
+    }
+    assert build([msg], M("deepseek-v4-pro"))["messages"] == [
+        {"role": "tool", "content": "ok", "tool_call_id": "t1", "cache_control": {"type": "ephemeral"}},
+        {"role": "user", "content": "go on"},
+    ]
+
+
+def test_TR_35_deepseek_user_and_assistant_markers_only_type_carried():
+    cc = {"type": "ephemeral", "ttl": "1h"}
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": cc}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}, "cache_control": cc}]},
+    ]
+    ds = build(history, M("deepseek-v4-pro"))["messages"]
+    assert ds[0]["cache_control"] == {"type": "ephemeral"}
+    assert ds[1]["cache_control"] == {"type": "ephemeral"}
+    other = build(history, M("glm-5"))["messages"]
+    assert all("cache_control" not in m for m in other)
+
+
+# ---------------------------------------------------------------------------
+# TX-9 budget → effort
+
+TX_9 = [(1, "low"), (2048, "low"), (2049, "medium"), (8192, "medium"), (8193, "high"), (32768, "high"), (32769, "max")]
+
+
+@pytest.mark.parametrize("budget, effort", TX_9, ids=[f"TX-9-{b}" for b, _ in TX_9])
+def test_TX_9(budget, effort):
+    assert effort_of(budget) == effort
+    body = build(USER_ONLY, M("o3-mini"), thinking={"type": "enabled", "budget_tokens": budget})
+    assert body["reasoning_effort"] == effort
+
+
+@pytest.mark.parametrize(
+    "thinking", [{"type": "enabled", "budget_tokens": 0}, {"type": "enabled"}], ids=["TX-9-budget-0", "TX-9-budget-absent"]
+)
+def test_TX_9_no_budget_no_effort(thinking):
+    assert "reasoning_effort" not in build(USER_ONLY, M("o3-mini"), thinking=thinking)
+
+
+# ---------------------------------------------------------------------------
+# TX-10 stream options
+
+
+def test_TX_10_streaming():
+    body = build(USER_ONLY, M("glm-5"), stream=True)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+def test_TX_10_non_streaming():
+    body = build(USER_ONLY, M("glm-5"), stream=False)
+    assert body["stream"] is False and "stream_options" not in body
+
+
+# ---------------------------------------------------------------------------
+# TX-11 temperature
+
+_NONE = object()
+TX_11 = [
+    ("kimi-k2.7-code", 0.7, 0.0, 1.0),
+    ("kimi-k2.7-code", 0.0, 0.0, 1.0),
+    ("kimi-k2.7-code", 1.5, 0.0, 1.0),
+    ("kimi-k2.7-code", _NONE, 0.0, _NONE),
+    ("kimi-k2.7-code", _NONE, 0.3, 1.0),
+    ("kimi-k2.6", 0.7, 0.0, 0.7),
+    ("kimi-k2.5", 0.5, 0.0, 0.5),
+    ("deepseek-v4-pro", 0.5, 0.1, 0.1),
+    ("glm-5.1", 0.3, 0.0, 0.3),
+    ("qwen3.7-plus", 0.9, 0.0, 0.9),
+]
+
+
+@pytest.mark.parametrize("model_id, requested, configured, sent", TX_11, ids=[f"TX-11-row{i + 1}" for i in range(len(TX_11))])
+def test_TX_11(model_id, requested, configured, sent):
+    extra = {} if requested is _NONE else {"temperature": requested}
+    body = build(USER_ONLY, M(model_id, temperature=configured), **extra)
+    if sent is _NONE:
+        assert "temperature" not in body
+    else:
+        assert body["temperature"] == sent
+
+
+@pytest.mark.parametrize(
+    "req, configured, expected",
+    [
+        pytest.param({"max_tokens": 1024}, 0, 1024, id="TR-12-request-max-tokens"),
+        pytest.param({"max_tokens": 1024}, 64000, 64000, id="TR-12-config-max-tokens-wins"),
+        pytest.param({"max_tokens": 9999}, 100, 100, id="TR-12-config-wins-even-when-smaller"),
+        pytest.param({"max_tokens": 0}, 0, None, id="TR-12-zero-omitted"),
+    ],
+)
+def test_TR_12_max_tokens(req, configured, expected):
+    body = build_request({"messages": [USER], **req}, M("glm-5", max_tokens=configured), False)
+    assert body.get("max_tokens") == expected
+    assert ("max_tokens" in body) == (expected is not None)
+
+
+def test_TR_12_top_p_and_no_nulls():
+    body = build_request({"messages": [USER], "top_p": 0.9, "temperature": None}, M("glm-5"), False)
+    assert body["top_p"] == 0.9
+    assert "temperature" not in body and "max_tokens" not in body
+    assert None not in body.values()
+
+
+def test_TR_16_unsupported_fields_not_sent():
+    body = build(
+        USER_ONLY,
+        M("glm-5"),
+        tool_choice={"type": "auto"},
+        stop_sequences=["x"],
+        top_k=5,
+        metadata={"user_id": "u"},
+    )
+    assert set(body) == {"model", "messages", "stream", "max_tokens"}
+
+
+def test_TR_15_tools_sanitised_and_omitted_when_none_survive():
+    tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}}, {"name": " "}]
+    body = build(USER_ONLY, M("glm-5"), tools=tools)
+    assert body["tools"] == [
+        {"type": "function", "function": {"name": "Bash", "description": "run", "parameters": {"type": "object", "properties": {}}}}
+    ]
+    assert "tools" not in build(USER_ONLY, M("glm-5"), tools=[{"name": ""}])
+
+
+def test_TR_10_routed_model_id():
+    assert build(USER_ONLY, M("minimax-m3"))["model"] == "minimax-m3"
+
+
+# ---------------------------------------------------------------------------
+# TR-90 strings go through a serializer
+
+
+def test_TR_90_system_prompt_with_newline_quote_backslash():
+    system = 'line1\nline2 "q" \\'
+    encoded = json.dumps(build(USER_ONLY, M("glm-5"), system=system), ensure_ascii=False)
+    assert json.loads(encoded)["messages"][0]["content"] == system
+
+
+def test_TR_2_system_blocks_concatenated_without_separator():
+    system = [{"type": "text", "text": "A"}, {"type": "other", "text": "X"}, {"type": "text", "text": "B"}]
+    assert build(USER_ONLY, M("glm-5"), system=system)["messages"][0] == {"role": "system", "content": "AB"}
+
+
+def test_build_request_does_not_mutate_input():
+    req = {"max_tokens": 5, "messages": [USER, THINKING_TURN], "tools": [{"name": "a", "input_schema": {"type": "string"}}]}
+    snapshot = json.dumps(req)
+    build_request(req, M("deepseek-v4-pro", thinking=T_ON), True)
+    assert json.dumps(req) == snapshot
+
+
+# ---------------------------------------------------------------------------
+# TX-13 response conversion
+
+TX_13A = {
+    "id": "chatcmpl_456",
+    "choices": [
+        {
+            "message": {
+                "role": "assistant",
+                "content": "",
+                "reasoning_content": "I need to call a tool",
+                "tool_calls": [
+                    {"id": "call_123", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Kigali"}'}}
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {"prompt_tokens": 20, "completion_tokens": 15, "total_tokens": 35},
+}
+
+
+def test_TX_13a():
+    assert convert_response(TX_13A, M("kimi-k2.6")) == {
+        "id": "chatcmpl_456",
+        "type": "message",
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "I need to call a tool"},
+            {"type": "tool_use", "id": "call_123", "name": "get_weather", "input": {"city": "Kigali"}},
+        ],
+        "model": "kimi-k2.6",
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 20, "output_tokens": 15},
+    }
+
+
+def _answer(message, finish_reason="stop", **extra):
+    return {"id": "c1", "choices": [{"message": message, "finish_reason": finish_reason}], **extra}
+
+
+def test_TX_13b_empty_reasoning_one_text_block():
+    out = convert_response(_answer({"content": "Hello there.", "reasoning_content": ""}), M("glm-5"))
+    assert out["content"] == [{"type": "text", "text": "Hello there."}]
+
+
+def test_TX_13b_reasoning_then_text():
+    out = convert_response(_answer({"content": "The answer is 42.", "reasoning_content": "hmm"}), M("glm-5"))
+    assert out["content"] == [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "The answer is 42."}]
+
+
+def test_TX_13c_round_trip_reasoning_content():
+    model = M("deepseek-v4-flash")
+    answer = convert_response(
+        _answer({"content": "The answer is 42", "reasoning_content": "Let me think step by step"}), model
+    )
+    assert [b["type"] for b in answer["content"]] == ["thinking", "text"]
+    history = [USER, {"role": "assistant", "content": answer["content"]}, {"role": "user", "content": "Explain why?"}]
+    text = json.dumps(build(history, model), ensure_ascii=False)
+    assert '"reasoning_content": "Let me think step by step"' in text
+    assert json.loads(text)["messages"][1]["reasoning_content"] == "Let me think step by step"
+
+
+@pytest.mark.parametrize(
+    "finish_reason, expected",
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("tool_use", "tool_use"),
+        ("content_filter", "end_turn"),
+        ("weird", "end_turn"),
+        (None, "end_turn"),
+    ],
+    ids=["TR-63-stop", "TR-63-length", "TR-63-tool_calls", "TR-63-tool_use", "TR-63-content_filter", "TR-63-other", "TR-63-missing"],
+)
+def test_TR_63_stop_reason(finish_reason, expected):
+    assert convert_response(_answer({"content": "x"}, finish_reason), M("glm-5"))["stop_reason"] == expected
+
+
+def test_TR_63_stop_with_tool_calls_becomes_tool_use():
+    msg = {"content": "ok", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]}
+    out = convert_response(_answer(msg, "stop"), M("glm-5"))
+    assert out["stop_reason"] == "tool_use"
+    assert [b["type"] for b in out["content"]] == ["text", "tool_use"]
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        pytest.param('{"a":1}', {"a": 1}, id="TR-62-object"),
+        pytest.param("", {}, id="TR-62-empty"),
+        pytest.param("   ", {}, id="TR-62-whitespace"),
+        pytest.param("{bad", {}, id="TR-62-invalid-json"),
+        pytest.param("[1,2]", {}, id="TR-62-not-object"),
+        pytest.param(None, {}, id="TR-62-absent"),
+        pytest.param({"b": 2}, {"b": 2}, id="TR-62-already-object"),
+    ],
+)
+def test_TR_62_tool_input(arguments, expected):
+    msg = {"content": None, "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": arguments}}]}
+    assert convert_response(_answer(msg), M("glm-5"))["content"] == [
+        {"type": "tool_use", "id": "c", "name": "f", "input": expected}
+    ]
+
+
+def test_TR_62_array_content_and_empty_fallback():
+    parts = {"content": [{"type": "text", "text": "a"}, {"type": "image", "x": 1}, {"type": "text", "text": "b"}]}
+    assert convert_response(_answer(parts), M("glm-5"))["content"] == [{"type": "text", "text": "ab"}]
+    assert convert_response(_answer({"content": None}), M("glm-5"))["content"] == [{"type": "text", "text": ""}]
+
+
+def test_TR_61_missing_id_gets_msg_id_and_usage_defaults():
+    out = convert_response({"choices": [{"message": {"content": "x"}}]}, M("glm-5"))
+    assert out["id"].startswith("msg_")
+    assert out["usage"] == {"input_tokens": 0, "output_tokens": 0}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"choices": []}, id="TR-60-empty-choices"),
+        pytest.param({"id": "x"}, id="TR-60-no-choices"),
+        pytest.param({"choices": [None]}, id="TR-60-choice-not-object"),
+        pytest.param(["not", "object"], id="TR-60-not-object"),
+        pytest.param(None, id="TR-60-none"),
+    ],
+)
+def test_TR_60_no_choices_is_attempt_failure(body):
+    with pytest.raises(UpstreamDataError):
+        convert_response(body, M("glm-5"))
+
+
+# ---------------------------------------------------------------------------
+# TX-14 usage
+
+_ = None
+TX_14 = [
+    (628385, _, _, 628385, _, _),
+    (100000, 96000, 4000, 4000, 96000, _),
+    (50000, 50000, _, 0, 50000, _),
+    (123, 100, 23, 23, 100, _),
+    (10000, 3000, 2000, 5000, 3000, 2000),
+    (100, 60, 30, 10, 60, 30),
+    (50, 40, 20, 20, 40, _),
+]
+
+
+@pytest.mark.parametrize("p, h, m, inp, read, creation", TX_14, ids=[f"TX-14-row{i + 1}" for i in range(len(TX_14))])
+def test_TX_14(p, h, m, inp, read, creation):
+    usage = {"prompt_tokens": p, "completion_tokens": 7}
+    if h is not None:
+        usage["prompt_cache_hit_tokens"] = h
+    if m is not None:
+        usage["prompt_cache_miss_tokens"] = m
+    expected = {"input_tokens": inp, "output_tokens": 7}
+    if read is not None:
+        expected["cache_read_input_tokens"] = read
+    if creation is not None:
+        expected["cache_creation_input_tokens"] = creation
+    assert anthropic_usage(usage) == expected
+
+
+@pytest.mark.parametrize("usage", [None, {}, {"prompt_tokens": None, "completion_tokens": "x"}], ids=["none", "empty", "junk"])
+def test_TR_71_unknown_is_zero(usage):
+    assert anthropic_usage(usage) == {"input_tokens": 0, "output_tokens": 0}
