@@ -1,0 +1,494 @@
+"""Anthropic Messages ⇄ OpenAI Responses API (the ``responses`` endpoint).
+
+OpenCode Zen serves its GPT-5 family only through the Responses API. The Go
+original flattened tool calls to text there (transform.md §6, streaming.md
+ST-48), which leaves Claude Code — an agent that lives on tool calls — unable
+to work with those models. This module carries tool calls both ways:
+``tool_use`` ⇄ ``function_call`` items and ``tool_result`` ⇄
+``function_call_output`` items, in requests, whole responses and streams.
+
+Pure: dicts in, dicts / SSE frames out.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..config import ModelConfig
+from ..errors import UpstreamDataError
+from . import request_blocks as rb
+from . import sse
+from .tools import sanitize_schema
+
+#: The Responses API rejects ``max_output_tokens`` below this value; Claude
+#: Code sometimes probes with ``max_tokens: 1``.
+MIN_OUTPUT_TOKENS = 16
+
+# Reasoning models reject sampling parameters ("Unsupported parameter:
+# 'temperature' is not supported with this model"). Every GPT model OpenCode
+# Zen routes here is one, so sampling is only sent to other model ids (a user
+# may point an ``endpoint: responses`` override at e.g. gpt-4.1).
+_REASONING_PREFIXES = ("gpt-5", "o1", "o3", "o4", "codex")
+
+# The config speaks Anthropic/DeepSeek effort words; the Responses API knows
+# none/minimal/low/medium/high/xhigh. "max" has no portable equivalent.
+_EFFORT = {"max": "high"}
+
+_TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
+
+
+def _is_reasoning_model(model_id: str) -> bool:
+    return model_id.startswith(_REASONING_PREFIXES)
+
+
+# ---------------------------------------------------------------------------
+# request
+# ---------------------------------------------------------------------------
+
+
+def _message(role: str, parts: list[dict]) -> dict:
+    return {"type": "message", "role": role, "content": parts}
+
+
+def _input_image(block: dict) -> dict | None:
+    url = rb.image_url(block)
+    return {"type": "input_image", "image_url": url, "detail": "auto"} if url else None
+
+
+def _user_items(content) -> list[dict]:
+    """Tool outputs first, then one user message with the rest: a
+    ``function_call_output`` must follow the assistant's calls directly, and
+    Claude Code puts its follow-up text after the results in the same turn."""
+    outputs: list[dict] = []
+    parts: list[dict] = []
+    for b in rb.blocks(content):
+        kind = b.get("type")
+        if kind == "text" and b.get("text"):
+            parts.append({"type": "input_text", "text": b["text"]})
+        elif kind == "image":
+            part = _input_image(b)
+            if part:
+                parts.append(part)
+        elif kind == "tool_result":
+            outputs.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": b.get("tool_use_id") or "",
+                    "output": rb.tool_result_text(b),
+                }
+            )
+            # Images a tool returned (screenshots) ride along in the user
+            # message: a plain-text output cannot hold them.
+            for img in rb.tool_result_images(b):
+                part = _input_image(img)
+                if part:
+                    parts.append(part)
+    if parts:
+        outputs.append(_message("user", parts))
+    return outputs
+
+
+def _assistant_items(content) -> list[dict]:
+    """Text runs become assistant messages, tool_use blocks function_call
+    items, in block order. Thinking is dropped: a Responses reasoning item
+    needs the upstream's own encrypted id, which never reached the client."""
+    items: list[dict] = []
+    parts: list[dict] = []
+    for b in rb.blocks(content):
+        kind = b.get("type")
+        if kind == "text" and b.get("text"):
+            parts.append({"type": "output_text", "text": b["text"]})
+        elif kind == "tool_use":
+            if parts:
+                items.append(_message("assistant", parts))
+                parts = []
+            args = b.get("input")
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": b.get("id") or "",
+                    "name": b.get("name") or "",
+                    "arguments": sse.dumps(args if args is not None else {}),
+                }
+            )
+    if parts:
+        items.append(_message("assistant", parts))
+    return items
+
+
+def _input(messages) -> list[dict]:
+    items: list[dict] = []
+    for msg in messages or ():
+        if not isinstance(msg, dict):
+            continue
+        role = msg.get("role")
+        if role == "assistant":
+            items.extend(_assistant_items(msg.get("content")))
+        elif role == "user":
+            items.extend(_user_items(msg.get("content")))
+        elif role == "system":
+            # Claude Code's mid-conversation reminders: a developer message at
+            # the same position keeps their authority and the prompt prefix.
+            text = rb.text_of(msg.get("content"))
+            if text:
+                items.append(_message("developer", [{"type": "input_text", "text": text}]))
+    return items
+
+
+def _tools(tools) -> list[dict]:
+    out = []
+    for tool in tools or ():
+        if not isinstance(tool, dict):
+            continue
+        name = tool.get("name")
+        if not isinstance(name, str) or not name.strip():
+            continue  # TR-40
+        entry = {"type": "function", "name": name}
+        if tool.get("description"):
+            entry["description"] = tool["description"]
+        entry["parameters"] = sanitize_schema(tool.get("input_schema"))
+        # Strict mode would demand additionalProperties:false and every
+        # property required — Claude Code's schemas are neither.
+        entry["strict"] = False
+        out.append(entry)
+    return out
+
+
+def _tool_choice(choice, tool_names: set[str]):
+    if not isinstance(choice, dict):
+        return None
+    kind = choice.get("type")
+    if kind in _TOOL_CHOICE:
+        return _TOOL_CHOICE[kind]
+    if kind == "tool" and choice.get("name") in tool_names:
+        return {"type": "function", "name": choice["name"]}
+    return None
+
+
+def build_request(req: dict, model: ModelConfig, stream: bool) -> dict:
+    """The Responses API body for one attempt.
+
+    Decisions where the references are silent: the system text goes to
+    ``instructions`` (the API's own slot for it); ``store`` is false because
+    the proxy resends the whole conversation each turn; sampling parameters
+    are omitted for reasoning models (see ``_REASONING_PREFIXES``); the
+    configured effort asks for ``summary: "auto"`` so reasoning comes back as
+    thinking blocks.
+    """
+    body: dict = {"model": model.model_id}
+    if stream:
+        body["stream"] = True
+    system = rb.system_text(req)
+    if system:
+        body["instructions"] = system
+    body["input"] = _input(req.get("messages"))
+
+    tools = _tools(req.get("tools"))
+    if tools:
+        body["tools"] = tools
+        choice = _tool_choice(req.get("tool_choice"), {t["name"] for t in tools})
+        if choice is not None:
+            body["tool_choice"] = choice
+        tc = req.get("tool_choice")
+        if isinstance(tc, dict) and tc.get("disable_parallel_tool_use") is True:
+            body["parallel_tool_calls"] = False
+
+    limit = rb.max_tokens(req, model)
+    if limit is not None:
+        body["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
+
+    if not _is_reasoning_model(model.model_id):
+        temp = rb.temperature(req, model)
+        if temp is not None:
+            body["temperature"] = temp
+        top_p = rb.top_p(req)
+        if top_p is not None:
+            body["top_p"] = top_p
+
+    if model.reasoning_effort and not rb.thinking_disabled(req):
+        effort = _EFFORT.get(model.reasoning_effort, model.reasoning_effort)
+        body["reasoning"] = {"effort": effort, "summary": "auto"}
+
+    body["store"] = False
+    return body
+
+
+# ---------------------------------------------------------------------------
+# whole response
+# ---------------------------------------------------------------------------
+
+
+def _parse_args(arguments) -> dict:
+    """Tool arguments as an object; ``{}`` for anything else (TR-62)."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _reasoning_text(item: dict) -> str:
+    """Summary paragraphs, else raw reasoning text (open-weight models send
+    ``content`` with ``reasoning_text`` parts instead of a summary)."""
+    for field, part_type in (("summary", "summary_text"), ("content", "reasoning_text")):
+        texts = [
+            p.get("text") or ""
+            for p in item.get(field) or ()
+            if isinstance(p, dict) and p.get("type") == part_type and p.get("text")
+        ]
+        if texts:
+            return "\n\n".join(texts)
+    return ""
+
+
+def usage_of(usage) -> dict:
+    """Responses usage → Anthropic usage; ``input_tokens`` includes the cached
+    prompt, which is moved to ``cache_read_input_tokens`` (TR-70)."""
+    if not isinstance(usage, dict):
+        return rb.cached_usage(0, 0)
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return rb.cached_usage(usage.get("input_tokens"), usage.get("output_tokens"), cached)
+
+
+def _failure_message(response: dict) -> str:
+    error = response.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        code = f"{error['code']}: " if error.get("code") else ""
+        return f"Responses upstream failed: {code}{error['message']}"
+    return f"Responses upstream failed (status {response.get('status')})"
+
+
+def _stop_reason(response: dict, tool_called: bool) -> str:
+    if tool_called:
+        return "tool_use"
+    if response.get("status") == "incomplete":
+        details = response.get("incomplete_details")
+        if isinstance(details, dict) and details.get("reason") == "max_output_tokens":
+            return "max_tokens"
+    return "end_turn"
+
+
+def convert_response(body: dict, model: ModelConfig) -> dict:
+    """A whole Responses API body → an Anthropic message (transform.md §6,
+    extended with reasoning and tool calls)."""
+    if not isinstance(body, dict):
+        raise UpstreamDataError("Responses upstream returned a non-object body")
+    if body.get("status") == "failed" or (isinstance(body.get("error"), dict) and not body.get("output")):
+        raise UpstreamDataError(_failure_message(body))
+    output = body.get("output")
+    if not isinstance(output, list) or not output:
+        raise UpstreamDataError("empty Responses output")
+
+    content: list[dict] = []
+    tool_called = False
+    for item in output:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == "reasoning":
+            text = _reasoning_text(item)
+            if text:
+                content.append({"type": "thinking", "thinking": text, "signature": sse.THINKING_SIGNATURE})
+        elif kind == "message":
+            for part in item.get("content") or ():
+                if not isinstance(part, dict):
+                    continue
+                text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
+                if part.get("type") in ("output_text", "refusal") and text:
+                    content.append({"type": "text", "text": text})
+        elif kind == "function_call":
+            tool_called = True
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": item.get("call_id") or sse.new_tool_id(),
+                    "name": item.get("name") or "",
+                    "input": _parse_args(item.get("arguments")),
+                }
+            )
+    if not content:
+        content.append({"type": "text", "text": ""})
+    return {
+        "id": sse.new_message_id(),
+        "type": "message",
+        "role": "assistant",
+        "content": content,
+        "model": model.model_id,
+        "stop_reason": _stop_reason(body, tool_called),
+        "stop_sequence": None,
+        "usage": usage_of(body.get("usage")),
+    }
+
+
+# ---------------------------------------------------------------------------
+# stream
+# ---------------------------------------------------------------------------
+
+
+class ResponsesStreamTranslator:
+    """Responses API SSE events → Anthropic SSE frames.
+
+    Reading follows ST-40/ST-41 (lines as they arrive, ``data:`` payloads,
+    ``[DONE]``); the ``event:`` lines are redundant with each payload's
+    ``type`` and are ignored. Unparseable payloads are skipped without a
+    failure count (streaming.md §7). Function calls are keyed by
+    ``output_index`` (every argument event carries it), with ``item_id`` as a
+    fallback for gateways that drop it. The closing frames are written as
+    soon as the upstream says it is finished, so the client does not wait for
+    the connection to close.
+    """
+
+    pauses_heartbeat = False
+
+    def __init__(self, model_id: str):
+        self.emitter = sse.MessageEmitter(model_id)
+        self.done = False
+        self._lines = sse.LineBuffer()
+        self._handled = False
+        self._finished = False
+        self._failure: UpstreamDataError | None = None
+        self._keys: dict[str, object] = {}  # item id -> tool key
+        self._args_seen: set = set()  # tool keys that got argument text
+        self._summary_at: tuple | None = None  # (item id, summary index) last streamed
+
+    # -- reading -----------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Frames for every complete line in ``data``. A failure after frames
+        of the same call is raised by the next call, so what the client sees
+        does not depend on how the upstream's bytes were split."""
+        if self._failure is not None:
+            raise self._failure
+        out: list[bytes] = []
+        try:
+            for line in self._lines.feed(data):
+                if self._finished:
+                    break
+                out.extend(self._line(line))
+        except UpstreamDataError as exc:
+            if not out:
+                raise
+            self._failure = exc
+        return out
+
+    def close(self) -> list[bytes]:
+        if self._failure is not None:
+            raise self._failure
+        if self._finished:
+            return []
+        out: list[bytes] = []
+        for line in self._lines.flush():
+            out.extend(self._line(line))
+        if not self._finished:
+            out.extend(self._finish("end_turn", None))
+        return out
+
+    def _line(self, line: bytes) -> list[bytes]:
+        payload = sse.data_payload(line)
+        if payload is None:
+            return []
+        if payload == b"[DONE]":
+            return self._finish("end_turn", None)
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return []
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return []
+        return self._event(event)
+
+    # -- events ------------------------------------------------------------
+
+    def _tool_key(self, event: dict, item_id=None):
+        index = event.get("output_index")
+        if isinstance(index, int):
+            return ("out", index)
+        item_id = item_id or event.get("item_id")
+        return self._keys.get(item_id, ("item", item_id))
+
+    def _open_call(self, event: dict, item: dict) -> list[bytes]:
+        key = self._tool_key(event, item.get("id"))
+        if item.get("id"):
+            self._keys[item["id"]] = key
+        if self.emitter.tool_is_open(key):
+            return []
+        out = self.emitter.tool_start(key, item.get("call_id") or None, item.get("name") or "")
+        if item.get("arguments"):
+            out += self._args(key, item["arguments"])
+        return out
+
+    def _args(self, key, text) -> list[bytes]:
+        if not isinstance(text, str) or not text:
+            return []
+        self._args_seen.add(key)
+        return self.emitter.tool_args(key, text)
+
+    def _event(self, event: dict) -> list[bytes]:
+        kind = event["type"]
+        self._handled = True
+        if kind == "response.output_text.delta" or kind == "response.refusal.delta":
+            delta = event.get("delta")
+            return self.emitter.text(delta) if isinstance(delta, str) else []
+        if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            return self._thinking(event)
+        if kind == "response.function_call_arguments.delta":
+            return self._args(self._tool_key(event), event.get("delta"))
+        if kind == "response.function_call_arguments.done":
+            key = self._tool_key(event)
+            if key in self._args_seen:
+                return []
+            return self._args(key, event.get("arguments"))
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            item = event.get("item")
+            if not isinstance(item, dict) or item.get("type") != "function_call":
+                return []
+            out = self._open_call(event, item)
+            # A gateway that sends the call whole (no argument deltas).
+            key = self._tool_key(event, item.get("id"))
+            if kind.endswith(".done") and key not in self._args_seen:
+                out += self._args(key, item.get("arguments"))
+            return out
+        if kind in ("response.completed", "response.done", "response.incomplete"):
+            return self._terminal(event)
+        if kind == "response.failed":
+            response = event.get("response")
+            raise UpstreamDataError(_failure_message(response if isinstance(response, dict) else {}))
+        if kind == "error":
+            raise UpstreamDataError(_error_event_message(event))
+        return []
+
+    def _thinking(self, event: dict) -> list[bytes]:
+        delta = event.get("delta")
+        if not isinstance(delta, str) or not delta:
+            return []
+        at = (event.get("item_id"), event.get("summary_index"), event.get("content_index"))
+        if self._summary_at is not None and at != self._summary_at:
+            delta = "\n\n" + delta  # a new summary paragraph, as in the whole response
+        self._summary_at = at
+        return self.emitter.thinking(delta)
+
+    def _terminal(self, event: dict) -> list[bytes]:
+        response = event.get("response")
+        response = response if isinstance(response, dict) else {}
+        if not self.emitter.started and response.get("output") == []:
+            raise UpstreamDataError("empty Responses output")
+        return self._finish(_stop_reason(response, self.emitter.tool_emitted), response.get("usage"))
+
+    def _finish(self, stop_reason: str, usage) -> list[bytes]:
+        if not self._handled:
+            raise UpstreamDataError("empty stream")
+        self._finished = True
+        self.done = True
+        return self.emitter.finish(stop_reason, usage_of(usage))
+
+
+def _error_event_message(event: dict) -> str:
+    error = event.get("error") if isinstance(event.get("error"), dict) else event
+    code = error.get("code") or (error.get("type") if error is not event else None)
+    message = error.get("message") or "no message"
+    return f"Responses upstream error: {code}: {message}" if code else f"Responses upstream error: {message}"
