@@ -110,6 +110,40 @@ class Attempt:
         return StreamIdle(f"no data from upstream for {self.idle:g}s")
 
 
+class CancelScope:
+    """Cancels whatever attempt a request is making, now or next.
+
+    The client can leave while no attempt is running (between two models):
+    an attempt bound after that is aborted as it is bound. ``_lock`` guards
+    ``_attempt`` and ``_reason``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._attempt: Attempt | None = None
+        self._reason: BaseException | None = None
+
+    def bind(self, attempt: Attempt | None) -> None:
+        with self._lock:
+            self._attempt = attempt
+            reason = self._reason
+        if attempt is not None and reason is not None:
+            attempt.abort(reason)
+
+    def cancel(self, reason: BaseException | None = None) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason or ClientGone()
+            attempt, reason = self._attempt, self._reason
+        if attempt is not None:
+            attempt.abort(reason)
+
+    @property
+    def cancelled(self) -> bool:
+        with self._lock:
+            return self._reason is not None
+
+
 def _shutdown(conn: HTTPConnection) -> None:
     sock = getattr(conn, "sock", None)
     if sock is None:
@@ -278,4 +312,4 @@ def _reason(exc: Exception) -> str:
     return text[:300]
 
 
-__all__ = ["Attempt", "UpstreamClient", "UpstreamStream", "ClientGone"]
+__all__ = ["Attempt", "CancelScope", "UpstreamClient", "UpstreamStream"]

@@ -1,0 +1,299 @@
+"""The streaming model: writer, heartbeat ticker, pump thread, WSGI iterable.
+
+A WSGI application cannot write to the socket from two threads; it returns an
+iterable that the host drains in the request thread. So:
+
+* the **pump** thread runs the fallback loop and puts complete frames into the
+  :class:`StreamWriter`;
+* the **heartbeat** (:class:`Heartbeat`, one thread for *all* open streams)
+  puts ``:keepalive`` frames into a writer that has been silent for one
+  interval;
+* the **iterable** (:class:`StreamResponse`) is the only code that hands bytes
+  to the host. Every item it yields is made of whole frames, so a keep-alive
+  can never land inside an event (streaming.md ST-60, ST-61).
+
+When the host closes the iterable (client gone) the writer is marked gone, the
+pump's upstream read is aborted through the cancel hook, and the pump thread
+is joined before ``close`` returns (ST-75, ST-101, ST-102).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Callable, Iterable
+
+from ocproxy.translate.sse import KEEPALIVE
+
+log = logging.getLogger("ocproxy.stream")
+
+#: ST-74: an item the host has not taken within this many seconds means the
+#: client stopped reading; tests may shorten it.
+WRITE_STALL_SECONDS = 5.0
+
+
+class StreamWriter:
+    """Ordered frames for one client response.
+
+    ``_cond`` (and the lock inside it) guards every field below: the queue,
+    ``payload_written``, ``finished``, ``gone``, ``paused``, the time of the
+    last write and of the oldest frame the host has not taken yet (ST-63).
+    """
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self._clock = clock
+        self._cond = threading.Condition(threading.Lock())
+        self._items: deque[bytes] = deque([KEEPALIVE])  # ST-1: headers leave at once
+        self._payload_written = False
+        self._finished = False
+        self._gone = False
+        self._paused = False
+        now = clock()
+        self._last_write = now
+        self._oldest_pending: float | None = now
+        self._on_gone: Callable[[], None] | None = None
+
+    # -- producer side (pump, heartbeat) ----------------------------------
+
+    def write(self, frames: Iterable[bytes]) -> bool:
+        """Queue payload frames; False when the response is over or the
+        client left (the caller then stops: ST-64, ST-65)."""
+        data = b"".join(frames)
+        with self._cond:
+            if self._finished or self._gone:
+                return False
+            if data:
+                self._push(data)
+                self._payload_written = True
+            return True
+
+    def finish(self, frames: Iterable[bytes] = ()) -> None:
+        """Queue the terminal frames and end the response in one step, so no
+        keep-alive can follow them (ST-64, ST-73)."""
+        data = b"".join(frames)
+        with self._cond:
+            if self._finished:
+                return
+            if data and not self._gone:
+                self._push(data)
+                self._payload_written = True
+            self._finished = True
+            self._cond.notify_all()
+
+    def keepalive(self, now: float) -> None:
+        """Heartbeat tick: a keep-alive when silent for one interval; a
+        stalled host (item not taken for too long) means the client is gone."""
+        fire_gone = False
+        with self._cond:
+            if self._finished or self._gone:
+                return
+            if self._oldest_pending is not None and now - self._oldest_pending > WRITE_STALL_SECONDS:
+                fire_gone = self._mark_gone_locked()
+            elif not self._paused and now - self._last_write >= self.interval:
+                self._push(KEEPALIVE)
+        if fire_gone:
+            self._run_on_gone()
+
+    def pause(self, paused: bool) -> None:
+        """Raw passthrough: no keep-alive between the upstream's own events."""
+        with self._cond:
+            self._paused = paused
+            self._last_write = self._clock()
+
+    def _push(self, data: bytes) -> None:
+        self._items.append(data)
+        now = self._clock()
+        self._last_write = now
+        if self._oldest_pending is None:
+            self._oldest_pending = now
+        self._cond.notify()
+
+    # -- state -----------------------------------------------------------
+
+    @property
+    def payload_written(self) -> bool:
+        with self._cond:
+            return self._payload_written
+
+    @property
+    def done(self) -> bool:
+        with self._cond:
+            return self._finished or self._gone
+
+    @property
+    def gone(self) -> bool:
+        with self._cond:
+            return self._gone
+
+    def on_gone(self, callback: Callable[[], None]) -> None:
+        with self._cond:
+            self._on_gone = callback
+
+    def mark_gone(self) -> None:
+        with self._cond:
+            fire = self._mark_gone_locked()
+        if fire:
+            self._run_on_gone()
+
+    def _mark_gone_locked(self) -> bool:
+        if self._gone or self._finished:
+            return False
+        self._gone = True
+        self._items.clear()
+        self._cond.notify_all()
+        return True
+
+    def _run_on_gone(self) -> None:
+        with self._cond:
+            callback = self._on_gone
+        if callback is not None:
+            callback()
+
+    # -- consumer side (the WSGI iterable) ---------------------------------
+
+    def take(self) -> bytes | None:
+        """Everything queued, as one bytestring of whole frames; ``None``
+        once the response is over and drained."""
+        with self._cond:
+            while not self._items and not self._finished and not self._gone:
+                self._cond.wait()
+            if self._gone or not self._items:
+                return None
+            data = b"".join(self._items) if len(self._items) > 1 else self._items[0]
+            self._items.clear()
+            self._oldest_pending = None
+            return data
+
+
+class Heartbeat:
+    """One ticker thread for every open stream (not a thread per stream).
+
+    ``_cond`` guards ``_writers`` and ``_running``. The thread is started by
+    :meth:`start` and stopped and joined by :meth:`stop` — its owner is the
+    application object.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._cond = threading.Condition(threading.Lock())
+        self._writers: set[StreamWriter] = set()
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            if self._running:
+                return
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name="ocproxy-heartbeat", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            thread, self._thread = self._thread, None
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join()
+
+    def add(self, writer: StreamWriter) -> None:
+        with self._cond:
+            self._writers.add(writer)
+            self._cond.notify_all()
+        self.start()
+
+    def discard(self, writer: StreamWriter) -> None:
+        with self._cond:
+            self._writers.discard(writer)
+
+    @property
+    def open_streams(self) -> int:
+        with self._cond:
+            return len(self._writers)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._running:
+                    return
+                writers = list(self._writers)
+                if writers:
+                    tick = min(w.interval for w in writers) / 4
+                    tick = min(max(tick, 0.001), 0.25)
+                else:
+                    tick = None
+            now = self._clock()
+            for writer in writers:
+                try:
+                    writer.keepalive(now)
+                except Exception:  # a broken writer must not stop every other stream's heartbeat
+                    log.exception("heartbeat tick failed")
+            with self._cond:
+                if self._running:
+                    self._cond.wait(tick)
+
+
+class StreamResponse:
+    """The WSGI response iterable of one streaming request.
+
+    ``pump(writer)`` runs in a thread started on the first ``next``; it must
+    end the writer (``finish``) however it ends. ``cancel()`` is called when
+    the client goes so the pump's upstream read is aborted at once.
+    """
+
+    JOIN_SECONDS = 5.0
+
+    def __init__(
+        self,
+        writer: StreamWriter,
+        pump: Callable[[StreamWriter], None],
+        heartbeat: Heartbeat,
+        cancel: Callable[[], None],
+        on_done: Callable[[], None] | None = None,
+    ):
+        self._writer = writer
+        self._pump = pump
+        self._heartbeat = heartbeat
+        self._cancel = cancel
+        self._on_done = on_done
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        writer.on_gone(cancel)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run_pump, name="ocproxy-pump", daemon=True)
+            self._heartbeat.add(self._writer)
+            self._thread.start()
+        data = self._writer.take()
+        if data is None:
+            raise StopIteration
+        return data
+
+    def _run_pump(self) -> None:
+        try:
+            self._pump(self._writer)
+        except BaseException:  # the pump must always end the response
+            log.exception("stream pump crashed")
+        finally:
+            self._writer.finish()
+
+    def close(self) -> None:
+        """Called by the host when the response ends, normally or not."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.mark_gone()  # no-op after a normal finish
+        self._heartbeat.discard(self._writer)
+        if self._thread is not None:
+            self._thread.join(self.JOIN_SECONDS)
+            if self._thread.is_alive():
+                log.warning("stream pump still running %.0fs after close", self.JOIN_SECONDS)
+        if self._on_done is not None:
+            self._on_done()

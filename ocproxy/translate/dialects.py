@@ -1,0 +1,77 @@
+"""One table from endpoint kind to its conversions, so the shell has no
+per-endpoint branches: build the upstream body, read a whole answer, and make
+a stream translator (routing.md §3.1)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from ocproxy.config import ModelConfig
+from ocproxy.errors import UpstreamDataError
+from ocproxy.translate import anthropic, chat, gemini, responses
+from ocproxy.translate.chat_stream import ChatStreamTranslator
+from ocproxy.translate.sse import StreamTranslator, dumps
+
+
+def _json_object(data: bytes) -> dict:
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UpstreamDataError(f"failed to unmarshal response: {exc}") from None
+    if not isinstance(obj, dict):
+        raise UpstreamDataError("failed to unmarshal response: not a JSON object")
+    return obj
+
+
+def _converted(convert: Callable[[dict, ModelConfig], dict]) -> Callable[[bytes, ModelConfig], bytes]:
+    def parse(data: bytes, model: ModelConfig) -> bytes:
+        return dumps(convert(_json_object(data), model)).encode()
+
+    return parse
+
+
+def _built(build: Callable[[dict, ModelConfig, bool], dict]) -> Callable[[dict, bytes, ModelConfig, bool], bytes]:
+    def body(req: dict, raw: bytes, model: ModelConfig, stream: bool) -> bytes:
+        return dumps(build(req, model, stream)).encode()
+
+    return body
+
+
+@dataclass(frozen=True)
+class Dialect:
+    endpoint: str
+    body: Callable[[dict, bytes, ModelConfig, bool], bytes]
+    response: Callable[[bytes, ModelConfig], bytes]
+    translator: Callable[[ModelConfig], StreamTranslator]
+    url_suffix: Callable[[bool], str] = lambda stream: ""
+
+
+DIALECTS: dict[str, Dialect] = {
+    "chat": Dialect(
+        "chat",
+        _built(chat.build_request),
+        _converted(chat.convert_response),
+        lambda model: ChatStreamTranslator(model.model_id),
+    ),
+    "anthropic": Dialect(
+        "anthropic",
+        lambda req, raw, model, stream: anthropic.passthrough_body(raw, model.model_id),
+        lambda data, model: anthropic.check_response(data),
+        lambda model: anthropic.PassthroughStream(),
+    ),
+    "responses": Dialect(
+        "responses",
+        _built(responses.build_request),
+        _converted(responses.convert_response),
+        lambda model: responses.ResponsesStreamTranslator(model.model_id),
+    ),
+    "gemini": Dialect(
+        "gemini",
+        _built(gemini.build_request),
+        _converted(gemini.convert_response),
+        lambda model: gemini.GeminiStreamTranslator(model.model_id),
+        lambda stream: gemini.GEMINI_STREAM if stream else gemini.GEMINI_GENERATE,
+    ),
+}

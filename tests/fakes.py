@@ -1,0 +1,199 @@
+"""A scriptable fake OpenCode upstream on a real local socket.
+
+Each path gets a queue of *scripts*; a request takes the next one (the last
+one repeats). A script is a function ``(handler, recorded) -> None`` that
+writes raw bytes with whatever timing the test needs, so streams, stalls,
+resets and held headers are all real socket behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict
+    body: bytes
+    started: float = field(default_factory=time.monotonic)
+    closed_by_peer_at: float | None = None  # set when the proxy dropped the connection
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fake: FakeUpstream = self.server.fake  # type: ignore[attr-defined]
+        rec = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        script = fake._next_script(self.path)
+        with fake._lock:
+            fake.requests.append(rec)
+        try:
+            script(self, rec)
+        except (BrokenPipeError, ConnectionResetError):
+            rec.closed_by_peer_at = time.monotonic()
+        self.close_connection = True
+
+    # -- primitives for scripts --------------------------------------------
+
+    def send_head(self, status=200, content_type="application/json", length=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.flush()
+
+    def wait_or_peer_close(self, seconds: float, rec: Recorded) -> bool:
+        """Sleep up to ``seconds``; True (and recorded) if the peer closed."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            r, _, _ = select.select([self.connection], [], [], min(left, 0.02))
+            if r:
+                try:
+                    data = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    data = b""
+                if data == b"":
+                    rec.closed_by_peer_at = time.monotonic()
+                    return True
+
+
+class FakeUpstream:
+    def __init__(self):
+        self._lock = threading.Lock()  # guards requests and _scripts
+        self.requests: list[Recorded] = []
+        self._scripts: dict[str, list] = {}
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.fake = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def on(self, path: str, *scripts) -> "FakeUpstream":
+        with self._lock:
+            self._scripts[path] = list(scripts)
+        return self
+
+    def _next_script(self, path: str):
+        with self._lock:
+            queue = self._scripts.get(path.split("?")[0]) or self._scripts.get(path)
+            if not queue:
+                return status(404, {"error": "no script for " + path})
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def calls(self, path: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if path is None or r.path.split("?")[0] == path]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join()
+
+
+# -- scripts ------------------------------------------------------------------
+
+
+def json_body(obj, status_code: int = 200):
+    data = json.dumps(obj).encode()
+
+    def script(h: _Handler, rec: Recorded):
+        h.send_head(status_code, length=len(data))
+        h.wfile.write(data)
+
+    return script
+
+
+def status(code: int, obj=None, raw: bytes | None = None, content_type="application/json"):
+    data = raw if raw is not None else json.dumps(obj or {"error": {"message": f"status {code}"}}).encode()
+
+    def script(h: _Handler, rec: Recorded):
+        h.send_head(code, content_type=content_type, length=len(data))
+        h.wfile.write(data)
+
+    return script
+
+
+def sse(*parts, delay: float = 0.0, hold_headers: float = 0.0, end_stall: float = 0.0):
+    """Stream ``parts`` (bytes, dicts as ``data:`` chunks, "[DONE]", or a
+    float meaning "sleep that long, watching for the peer to close")."""
+
+    def script(h: _Handler, rec: Recorded):
+        if hold_headers and h.wait_or_peer_close(hold_headers, rec):
+            return
+        h.send_head(200, content_type="text/event-stream")
+        for part in parts:
+            if isinstance(part, (int, float)):
+                if h.wait_or_peer_close(float(part), rec):
+                    return
+                continue
+            h.wfile.write(_frame(part))
+            h.wfile.flush()
+            if delay and h.wait_or_peer_close(delay, rec):
+                return
+        if end_stall:
+            h.wait_or_peer_close(end_stall, rec)
+
+    return script
+
+
+def _frame(part) -> bytes:
+    if isinstance(part, bytes):
+        return part
+    if part == "[DONE]":
+        return b"data: [DONE]\n\n"
+    return b"data: " + json.dumps(part).encode() + b"\n\n"
+
+
+def chat_text_chunks(text_parts, finish="stop", usage=None):
+    """OpenAI chat chunks for the given text deltas."""
+    out = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    out += [{"choices": [{"index": 0, "delta": {"content": t}}]} for t in text_parts]
+    out.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    if usage:
+        out.append({"choices": [], "usage": usage})
+    out.append("[DONE]")
+    return out
+
+
+def chat_completion(text="", tool_calls=None, reasoning=None, finish="stop", usage=None, model="m"):
+    message = {"role": "assistant", "content": text}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }

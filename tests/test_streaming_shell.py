@@ -1,0 +1,154 @@
+"""The writer, the heartbeat ticker and the WSGI iterable (streaming.md §9, §10)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ocproxy import streaming
+from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
+from ocproxy.translate.sse import KEEPALIVE
+
+
+def drain(writer: StreamWriter) -> bytes:
+    out = []
+    while True:
+        data = writer.take()
+        if data is None:
+            return b"".join(out)
+        out.append(data)
+
+
+def test_ST_1_first_frame_is_a_keepalive():
+    writer = StreamWriter(interval=10)
+    writer.finish([b"event: x\ndata: {}\n\n"])
+    assert drain(writer) == KEEPALIVE + b"event: x\ndata: {}\n\n"
+
+
+def test_ST_66_ten_threads_hundred_lines_each_stay_intact():
+    writer = StreamWriter(interval=0.001)
+    heartbeat = Heartbeat()
+    heartbeat.add(writer)  # keep-alives race the writers the whole time
+
+    def produce(t):
+        for i in range(100):
+            assert writer.write([f"event: t\ndata: {{\"t\":{t},\"i\":{i}}}\n\n".encode()])
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(10)]
+    result = []
+    reader = threading.Thread(target=lambda: result.append(drain(writer)))
+    reader.start()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    writer.finish()
+    reader.join(5)
+    heartbeat.stop()
+    frames = [f for f in result[0].split(b"\n\n") if f]
+    events = [f for f in frames if f != b":keepalive"]
+    assert len(events) == 1000
+    assert len(set(events)) == 1000
+    for frame in events:
+        assert frame.startswith(b"event: t\ndata: {")
+
+
+def test_ST_64_nothing_after_the_terminal_frame():
+    writer = StreamWriter(interval=0.001)
+    writer.finish([b"event: message_stop\ndata: {}\n\n"])
+    assert writer.write([b"late"]) is False
+    writer.keepalive(time.monotonic() + 10)
+    assert drain(writer).endswith(b"event: message_stop\ndata: {}\n\n")
+
+
+def test_ST_71_keepalives_do_not_count_as_payload():
+    writer = StreamWriter(interval=0.01)
+    writer.keepalive(time.monotonic() + 1)
+    assert writer.payload_written is False
+    writer.write([b"event: a\ndata: {}\n\n"])
+    assert writer.payload_written is True
+
+
+def test_ST_72_paused_writer_gets_no_keepalive():
+    writer = StreamWriter(interval=0.01)
+    assert writer.take() == KEEPALIVE
+    writer.pause(True)
+    writer.keepalive(time.monotonic() + 5)
+    writer.finish([b"x"])
+    assert drain(writer) == b"x"
+
+
+def test_ST_70_keepalive_only_after_one_silent_interval():
+    writer = StreamWriter(interval=10)
+    writer.take()
+    writer.keepalive(time.monotonic() + 1)  # 1 s of 10: nothing
+    writer.keepalive(time.monotonic() + 11)  # past the interval: one
+    writer.finish()
+    assert drain(writer) == KEEPALIVE
+
+
+def test_ST_74_host_not_taking_frames_marks_client_gone(monkeypatch):
+    monkeypatch.setattr(streaming, "WRITE_STALL_SECONDS", 0.02)
+    writer = StreamWriter(interval=0.001)
+    called = []
+    writer.on_gone(lambda: called.append(True))
+    writer.keepalive(time.monotonic() + 1)
+    assert writer.gone and called == [True]
+    assert writer.write([b"x"]) is False
+
+
+def test_ST_75_close_joins_the_pump_and_unregisters_the_heartbeat():
+    heartbeat = Heartbeat()
+    writer = StreamWriter(interval=0.01)
+    released = threading.Event()
+    cancelled = threading.Event()
+
+    def pump(w):
+        while not cancelled.is_set():
+            time.sleep(0.005)
+        released.set()
+
+    response = StreamResponse(writer, pump, heartbeat, cancelled.set)
+    assert next(response) == KEEPALIVE
+    assert heartbeat.open_streams == 1
+    response.close()  # the client went away
+    assert released.is_set()
+    assert heartbeat.open_streams == 0
+    heartbeat.stop()
+    assert not any(t.name == "ocproxy-heartbeat" for t in threading.enumerate())
+
+
+def test_ST_73_heartbeat_stops_writing_to_a_finished_stream():
+    heartbeat = Heartbeat()
+    writer = StreamWriter(interval=0.005)
+    heartbeat.add(writer)
+    time.sleep(0.05)
+    writer.finish([b"END"])
+    time.sleep(0.05)
+    heartbeat.discard(writer)
+    heartbeat.stop()
+    out = drain(writer)
+    assert out.endswith(b"END")
+    assert out.count(KEEPALIVE) >= 2
+
+
+def test_pump_crash_still_ends_the_response():
+    heartbeat = Heartbeat()
+    writer = StreamWriter(interval=1)
+
+    def pump(w):
+        raise RuntimeError("boom")
+
+    response = StreamResponse(writer, pump, heartbeat, lambda: None)
+    assert b"".join(response) == KEEPALIVE
+    response.close()
+    heartbeat.stop()
+
+
+@pytest.mark.parametrize("interval_ms, expected", [(0, 3.0), (-5, 3.0), (250, 0.25)])
+def test_ST_70_non_positive_interval_falls_back_to_default(interval_ms, expected):
+    from ocproxy.config import Config
+
+    assert Config(heartbeat_interval_ms=interval_ms).heartbeat_interval == expected
