@@ -197,10 +197,10 @@ CATALOG: tuple[CatalogEntry, ...] = (
     ),
     *(_zen(i, "1M") for i in ("gemini-3.5-flash", "gemini-3.1-pro", "gemini-3-flash")),
     _zen("deepseek-v4-pro", "1M", "free tier"),
+    _zen("deepseek-v4-flash-free", "1M", "free tier"),
     *(
         _zen(i, "200k", "free tier")
         for i in (
-            "deepseek-v4-flash-free",
             "grok-build-0.1",
             "big-pickle",
             "mimo-v2.5-free",

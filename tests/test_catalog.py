@@ -1,0 +1,251 @@
+"""Model catalog and endpoint selection (routing.md §3, checklist §14).
+
+The expected tables below are typed from the spec, not derived from
+``ocproxy.catalog``, so a wrong row in the module cannot agree with itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ocproxy import catalog
+from ocproxy.catalog import CATALOG, catalog_endpoint, endpoint_for, endpoint_url, lookup, models_listing
+from ocproxy.config import GO, ZEN, Config, ModelConfig, ProviderConfig
+
+# routing.md §3.2, one row per line of the table.
+GO_ROWS = [
+    ("glm-5.1", "chat"),
+    ("glm-5", "chat"),
+    ("glm-5.2", "chat"),
+    ("kimi-k2.6", "chat"),
+    ("kimi-k2.5", "chat"),
+    ("kimi-k2.7-code", "chat"),
+    ("mimo-v2.5-pro", "chat"),
+    ("mimo-v2.5", "chat"),
+    ("deepseek-v4-pro", "chat"),
+    ("deepseek-v4-flash", "chat"),
+    ("minimax-m3", "anthropic"),
+    ("minimax-m2.7", "anthropic"),
+    ("minimax-m2.5", "anthropic"),
+    ("qwen3.7-max", "anthropic"),
+    ("qwen3.7-plus", "anthropic"),
+    ("qwen3.6-plus", "anthropic"),
+    ("qwen3.5-plus", "anthropic"),
+]
+
+_CLAUDE = [
+    "claude-fable-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-opus-4-5",
+    "claude-opus-4-1", "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-sonnet-4", "claude-haiku-4-5",
+    "claude-3-5-haiku",
+]
+_QWEN = ["qwen3.5-plus", "qwen3.6-plus", "qwen3.7-plus", "qwen3.7-max"]
+_GPT = [
+    "gpt-5.5", "gpt-5.5-pro", "gpt-5.4", "gpt-5.4-pro", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5.3-codex",
+    "gpt-5.3-codex-spark", "gpt-5.2", "gpt-5.2-codex", "gpt-5.1", "gpt-5.1-codex", "gpt-5.1-codex-max",
+    "gpt-5.1-codex-mini", "gpt-5", "gpt-5-codex", "gpt-5-nano",
+]
+_GEMINI = ["gemini-3.5-flash", "gemini-3.1-pro", "gemini-3-flash"]
+_FREE = [
+    "deepseek-v4-pro", "deepseek-v4-flash-free", "grok-build-0.1", "big-pickle", "mimo-v2.5-free",
+    "north-mini-code-free", "nemotron-3-ultra-free",
+]
+_ZEN_CHAT = ["minimax-m2.5", "minimax-m2.7", "minimax-m3", "glm-5", "glm-5.1", "kimi-k2.5", "kimi-k2.6", "deepseek-v4-flash"]
+
+# routing.md §3.3, every id of every row with (endpoint, context).
+ZEN_ROWS = (
+    [(i, "anthropic", "200k") for i in _CLAUDE]
+    + [(i, "anthropic", "200k") for i in _QWEN]
+    + [(i, "responses", "128k") for i in _GPT]
+    + [(i, "gemini", "1M") for i in _GEMINI]
+    + [(i, "chat", "1M" if i.startswith("deepseek") else "200k") for i in _FREE]
+    + [(i, "chat", "1M" if i.startswith(("minimax", "deepseek")) else "200k") for i in _ZEN_CHAT]
+)
+
+
+@pytest.mark.parametrize("model_id, endpoint", GO_ROWS, ids=[f"§3.2-{r[0]}" for r in GO_ROWS])
+def test_routing_3_2_go_row(model_id, endpoint):
+    assert catalog_endpoint(GO, model_id) == endpoint
+    assert endpoint_for(ModelConfig(provider=GO, model_id=model_id)) == endpoint
+    entry = lookup(GO, model_id)
+    assert entry is not None and entry.endpoint == endpoint and entry.provider == GO
+
+
+@pytest.mark.parametrize("model_id, endpoint, context", ZEN_ROWS, ids=[f"§3.3-{r[0]}" for r in ZEN_ROWS])
+def test_routing_3_3_zen_row(model_id, endpoint, context):
+    assert catalog_endpoint(ZEN, model_id) == endpoint
+    assert endpoint_for(ModelConfig(provider=ZEN, model_id=model_id)) == endpoint
+    entry = lookup(ZEN, model_id)
+    assert entry is not None and entry.endpoint == endpoint and entry.context.startswith(context)
+
+
+def test_routing_3_catalog_lists_exactly_the_spec_rows():
+    listed = {(e.provider, e.id) for e in CATALOG}
+    expected = {(GO, r[0]) for r in GO_ROWS} | {(ZEN, r[0]) for r in ZEN_ROWS}
+    assert listed == expected
+    assert len(listed) == len(CATALOG), "no (provider, id) listed twice"
+    assert len(_GPT) == 17
+
+
+RULES = [
+    ("§14-unknown-go-id-chat", GO, "some-new-model", "chat"),
+    ("§14-unknown-zen-id-chat", ZEN, "some-new-model", "chat"),
+    ("§14-claude-on-go-chat", GO, "claude-x", "chat"),
+    ("§14-qwen3.7-max-on-go-anthropic", GO, "qwen3.7-max", "anthropic"),
+    ("§14-minimax-m3-on-zen-chat", ZEN, "minimax-m3", "chat"),
+    ("§3.3-claude-dots-prefix", ZEN, "claude-sonnet-4.5", "anthropic"),
+    ("§3.3-any-claude-prefix", ZEN, "claude-anything", "anthropic"),
+    ("§3.3-any-qwen-prefix", ZEN, "qwen9-ultra", "anthropic"),
+    ("§3.3-unlisted-gpt-chat", ZEN, "gpt-4o", "chat"),
+    ("§3.3-unlisted-gemini-chat", ZEN, "gemini-2.5-pro", "chat"),
+    ("§3.3-unlisted-qwen-on-go-chat", GO, "qwen9-ultra", "chat"),
+    ("§3.3-gpt-on-go-chat", GO, "gpt-5", "chat"),
+    ("§6.2-underscore-provider-is-zen", "opencode_zen", "gpt-5", "responses"),
+    ("§6.2-empty-provider-is-go", "", "minimax-m3", "anthropic"),
+    ("§2-unknown-provider-uses-go-rules", "somebody", "claude-sonnet-4-5", "chat"),
+    ("§2-unknown-provider-go-anthropic-set", "somebody", "qwen3.6-plus", "anthropic"),
+]
+
+
+@pytest.mark.parametrize("provider, model_id, endpoint", [r[1:] for r in RULES], ids=[r[0] for r in RULES])
+def test_routing_3_rules(provider, model_id, endpoint):
+    assert catalog_endpoint(provider, model_id) == endpoint
+
+
+# routing.md §3.4 resolution order: catalog -> endpoint -> tools flag.
+RESOLUTION = [
+    ("§3.4-catalog", dict(provider=GO, model_id="glm-5"), "chat"),
+    ("§3.4-endpoint-overrides-catalog", dict(provider=GO, model_id="glm-5", endpoint="anthropic"), "anthropic"),
+    ("§3.4-endpoint-chat-on-anthropic-model", dict(provider=GO, model_id="minimax-m3", endpoint="chat"), "chat"),
+    ("§3.4-endpoint-gemini-on-zen", dict(provider=ZEN, model_id="my-gemini", endpoint="gemini"), "gemini"),
+    ("§3.4-tools-disabled-go-anthropic", dict(provider=GO, model_id="minimax-m3", anthropic_tools_disabled=True), "chat"),
+    ("§3.4-tools-disabled-zen-claude", dict(provider=ZEN, model_id="claude-sonnet-4-5", anthropic_tools_disabled=True), "chat"),
+    (
+        "§3.4-tools-disabled-beats-endpoint-anthropic",
+        dict(provider=GO, model_id="glm-5", endpoint="anthropic", anthropic_tools_disabled=True),
+        "chat",
+    ),
+    ("§3.4-tools-disabled-leaves-responses", dict(provider=ZEN, model_id="gpt-5", anthropic_tools_disabled=True), "responses"),
+    ("§3.4-tools-disabled-on-chat-noop", dict(provider=GO, model_id="glm-5", anthropic_tools_disabled=True), "chat"),
+]
+
+
+@pytest.mark.parametrize("fields, endpoint", [r[1:] for r in RESOLUTION], ids=[r[0] for r in RESOLUTION])
+def test_routing_3_4_resolution(fields, endpoint):
+    assert endpoint_for(ModelConfig(**fields)) == endpoint
+
+
+_GO_LOCAL = ProviderConfig(
+    base_url="http://127.0.0.1:9/go/chat",
+    anthropic_base_url="http://127.0.0.1:9/go/messages",
+)
+_ZEN_LOCAL = ProviderConfig(
+    base_url="http://127.0.0.1:9/zen/chat",
+    anthropic_base_url="http://127.0.0.1:9/zen/messages",
+    responses_base_url="http://127.0.0.1:9/zen/responses",
+    gemini_base_url="http://127.0.0.1:9/zen/models",
+)
+_LOCAL = Config(opencode_go=_GO_LOCAL, opencode_zen=_ZEN_LOCAL)
+
+URLS = [
+    ("§3.1-go-chat", dict(provider=GO, model_id="glm-5"), "http://127.0.0.1:9/go/chat"),
+    ("§3.1-go-anthropic", dict(provider=GO, model_id="minimax-m3"), "http://127.0.0.1:9/go/messages"),
+    ("§14-tools-disabled-go-minimax-m3-go-chat-url", dict(provider=GO, model_id="minimax-m3", anthropic_tools_disabled=True), "http://127.0.0.1:9/go/chat"),
+    ("§3.1-zen-chat", dict(provider=ZEN, model_id="big-pickle"), "http://127.0.0.1:9/zen/chat"),
+    ("§3.1-zen-anthropic", dict(provider=ZEN, model_id="claude-haiku-4-5"), "http://127.0.0.1:9/zen/messages"),
+    ("§3.1-zen-responses", dict(provider=ZEN, model_id="gpt-5.5"), "http://127.0.0.1:9/zen/responses"),
+    ("§3.1-zen-gemini-appends-id", dict(provider=ZEN, model_id="gemini-3-flash"), "http://127.0.0.1:9/zen/models/gemini-3-flash"),
+    ("§3.4-tools-disabled-zen-claude-zen-chat-url", dict(provider=ZEN, model_id="claude-opus-4-7", anthropic_tools_disabled=True), "http://127.0.0.1:9/zen/chat"),
+]
+
+
+@pytest.mark.parametrize("fields, url", [r[1:] for r in URLS], ids=[r[0] for r in URLS])
+def test_routing_3_1_endpoint_url(fields, url):
+    assert endpoint_url(_LOCAL, ModelConfig(**fields)) == url
+
+
+def test_routing_14_gemini_3_flash_default_url_ends_with_models_id():
+    url = endpoint_url(Config(), ModelConfig(provider=ZEN, model_id="gemini-3-flash"))
+    assert url == "https://opencode.ai/zen/v1/models/gemini-3-flash"
+    assert url.endswith("/models/gemini-3-flash")
+
+
+def test_routing_3_1_gemini_base_trailing_slash_not_doubled():
+    config = Config(opencode_zen=ProviderConfig("c", "a", "r", "http://h/models/"))
+    assert endpoint_url(config, ModelConfig(provider=ZEN, model_id="gemini-3.1-pro")) == "http://h/models/gemini-3.1-pro"
+
+
+@pytest.mark.parametrize("endpoint", ["responses", "gemini"], ids=["§3.4-go-responses-no-url", "§3.4-go-gemini-no-url"])
+def test_routing_3_4_go_model_without_zen_only_url_is_an_error(endpoint):
+    with pytest.raises(ValueError, match=endpoint):
+        endpoint_url(Config(), ModelConfig(provider=GO, model_id="glm-5", endpoint=endpoint))
+
+
+def test_routing_3_2_kimi_k2_7_code_note_says_temperature_forced():
+    assert "1.0" in lookup(GO, "kimi-k2.7-code").notes
+
+
+# operations.md §6: GET /v1/models.
+
+
+def _cfg(models=None, overrides=None) -> Config:
+    return Config(models=models or {}, model_overrides=overrides or {})
+
+
+def test_operations_6_models_listing_shape():
+    body = models_listing(_cfg(overrides={"claude-sonnet-4-5": ModelConfig(provider=ZEN, model_id="claude-sonnet-4-5")}))
+    assert body == {
+        "object": "list",
+        "data": [
+            {
+                "type": "model",
+                "object": "model",
+                "id": "claude-sonnet-4-5",
+                "display_name": "claude-sonnet-4-5",
+                "created_at": "1970-01-01T00:00:00Z",
+                "owned_by": "opencode-zen",
+            }
+        ],
+        "has_more": False,
+        "first_id": "claude-sonnet-4-5",
+        "last_id": "claude-sonnet-4-5",
+    }
+
+
+def test_operations_6_models_listing_ids_dedup_sorted_owner():
+    config = _cfg(
+        models={
+            "default": ModelConfig(provider=GO, model_id="kimi-k2.6"),
+            "deepseek-v4-pro": ModelConfig(provider=GO, model_id="deepseek-v4-pro"),
+            "background": ModelConfig(provider=ZEN, model_id="big-pickle"),
+        },
+        overrides={
+            "deepseek-v4-pro": ModelConfig(provider=ZEN, model_id="deepseek-v4-pro"),
+            "claude-haiku-4-5": ModelConfig(provider=ZEN, model_id="claude-haiku-4-5"),
+        },
+    )
+    body = models_listing(config)
+    ids = [m["id"] for m in body["data"]]
+    assert ids == ["background", "claude-haiku-4-5", "deepseek-v4-pro", "default"]
+    owners = {m["id"]: m["owned_by"] for m in body["data"]}
+    assert owners == {
+        "background": "opencode-zen",
+        "claude-haiku-4-5": "opencode-zen",
+        "deepseek-v4-pro": "opencode-zen",  # the override's provider wins
+        "default": "opencode-go",
+    }
+    assert (body["first_id"], body["last_id"]) == ("background", "default")
+
+
+def test_operations_6_models_listing_empty():
+    assert models_listing(_cfg()) == {"object": "list", "data": [], "has_more": False, "first_id": None, "last_id": None}
+
+
+def test_operations_6_models_listing_normalises_provider():
+    body = models_listing(_cfg(models={"x": ModelConfig(provider="opencode_zen", model_id="x")}))
+    assert body["data"][0]["owned_by"] == "opencode-zen"
+
+
+def test_routing_3_catalog_module_constants_match_spec_counts():
+    assert len(catalog.GO_ANTHROPIC_IDS) == 7
+    assert len(catalog.ZEN_RESPONSES_IDS) == 17
+    assert catalog.ZEN_GEMINI_IDS == set(_GEMINI)
