@@ -40,6 +40,11 @@ JSON = "application/json"
 REDACTED_HEADERS = {"authorization", "x-api-key", "cookie", "proxy-authorization", "set-cookie"}
 
 
+class ServerClosing(ClientGone):
+    """The server is shutting down: stop like for a departed client; the
+    stream already got its ``error`` frame from :meth:`ProxyApp.close`."""
+
+
 class StreamBroken(Exception):
     """A stream failed after its payload began: no fallback, one error frame."""
 
@@ -69,7 +74,8 @@ class ProxyApp:
         self.heartbeat = Heartbeat()
         self.started_at = time.time()
         self._ids = itertools.count(1)  # next() is atomic under the GIL; ids need only be unique
-        self._lock = threading.Lock()  # guards _streams and _closing
+        self._lock = threading.Lock()  # guards _streams, _scopes, _inflight and _closing
+        self._inflight = 0  # non-streaming /v1/messages requests being answered
         self._streams: set[StreamResponse] = set()
         self._scopes: dict[StreamResponse, CancelScope] = {}
         self._closing = False
@@ -100,18 +106,34 @@ class ProxyApp:
             log.exception("unhandled error serving %s %s", method, path)
             return self._error(start_response, ProxyError(500, "internal error"), environ.get("ocproxy.request_id"))
 
-    def close(self) -> None:
-        """Stop accepting work, end open streams, join every thread we own."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop taking work, end open streams with an ``error`` event, join
+        every thread we own. Streams still open get the error frame first,
+        then their upstream is aborted; the host delivers the frame and
+        closes the iterable, which joins the pump."""
         with self._lock:
             self._closing = True
-            streams = list(self._streams)
-        for stream in streams:
-            scope = self._scopes.get(stream)
-            if scope is not None:
-                scope.cancel()
-            stream.close()
+            open_streams = list(self._scopes.items())
+        for response, scope in open_streams:
+            response.writer.finish([error_frame("server shutting down")])
+            scope.cancel(ServerClosing())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._streams:
+                    break
+            time.sleep(0.02)
+        with self._lock:
+            leftovers = list(self._streams)
+        for response in leftovers:  # the host never closed them: do it ourselves
+            response.close()
         self.heartbeat.stop()
         self.client.close()
+
+    def idle(self) -> bool:
+        """No request in flight and no stream open (for graceful shutdown)."""
+        with self._lock:
+            return self._inflight == 0 and not self._streams
 
     @property
     def config(self) -> Config:
@@ -264,7 +286,15 @@ class ProxyApp:
         call = _Call(self, cfg, req, raw, environ, rid, route, started)
         if streaming:
             return self._stream(call, start_response)
-        return self._complete(call, start_response)
+        with self._lock:
+            if self._closing:
+                raise ProxyError(529, "server is shutting down")
+            self._inflight += 1
+        try:
+            return self._complete(call, start_response)
+        finally:
+            with self._lock:
+                self._inflight -= 1
 
     # -- non-streaming ---------------------------------------------------
 

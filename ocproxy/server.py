@@ -79,7 +79,7 @@ class Server:
         """After the listener closed: let streams finish within ``grace``,
         then end the rest with an error event and join every thread."""
         deadline = time.monotonic() + grace
-        while self.app.heartbeat.open_streams and time.monotonic() < deadline:
+        while not self.app.idle() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.app.close()
         self.httpd.server_close()

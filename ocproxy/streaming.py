@@ -263,6 +263,10 @@ class StreamResponse:
         self._closed = False
         writer.on_gone(cancel)
 
+    @property
+    def writer(self) -> StreamWriter:
+        return self._writer
+
     def __iter__(self):
         return self
 
