@@ -187,9 +187,11 @@ class ChatStreamTranslator:
         for line in lines:
             if len(line) > MAX_LINE_BYTES:
                 raise UpstreamDataError("SSE line longer than 32 MiB")
-            self._line(line.strip(), out)
-            if self.done:
-                return  # ST-41.4: nothing after [DONE] is read
+            line = line.strip()
+            if line:  # the blank line after every event: skip the call
+                self._line(line, out)
+                if self.done:
+                    return  # ST-41.4: nothing after [DONE] is read
         if last:
             self._pending.append(last)
             self._pending_len = len(last)
