@@ -97,9 +97,13 @@ def _convert(node, root: dict, refs: frozenset, depth: int) -> dict:
         node = {}  # `true` / junk: any value
     ref = node.get("$ref")
     if isinstance(ref, str):
-        target = _resolve_ref(ref, root) if ref not in refs and depth < _MAX_DEPTH else None
+        target = _resolve_ref(ref, root)
+        if target is not None and (ref in refs or depth >= _MAX_DEPTH):
+            # A cycle (a tree node referring to itself): keep the outer shape
+            # only, so a recursive object stays an object, just free-form.
+            target = {k: target[k] for k in ("type", "description") if k in target}
         rest = {k: v for k, v in node.items() if k != "$ref"}
-        node = {**target, **rest} if target is not None else rest
+        node = {**(target or {}), **rest}
         refs = refs | {ref}
     if isinstance(node.get("allOf"), list):
         node = _merge_all_of(node)
