@@ -48,32 +48,38 @@ MAX_ERROR_BODY = 1 << 20
 class Attempt:
     """Limits and the abort switch of one upstream attempt.
 
-    ``_lock`` guards ``_conn`` and ``_abort``: the pump thread attaches the
-    connection and reads, other threads call :meth:`abort`.
+    The socket object itself is kept, not the connection: for a
+    ``Connection: close`` answer http.client hands the socket over to the
+    response and sets ``conn.sock`` to None, yet reads still go through it.
+
+    ``_lock`` guards ``_sock`` and ``_abort``: the pump thread attaches the
+    socket and reads, other threads call :meth:`abort`.
     """
 
     def __init__(self, deadline: float, idle: float):
         self.deadline = deadline  # time.monotonic() value
         self.idle = idle  # seconds
         self._lock = threading.Lock()
-        self._conn: HTTPConnection | None = None
+        self._sock: socket.socket | None = None
         self._abort: BaseException | None = None
 
-    def attach(self, conn: HTTPConnection) -> None:
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
         with self._lock:
-            self._conn = conn
+            self._sock = sock
             aborted = self._abort is not None
         if aborted:
-            _shutdown(conn)
+            _shutdown(sock)
 
     def abort(self, reason: BaseException) -> None:
         """Make a blocked read return now; the reader raises ``reason``."""
         with self._lock:
             if self._abort is None:
                 self._abort = reason
-            conn = self._conn
-        if conn is not None:
-            _shutdown(conn)
+            sock = self._sock
+        if sock is not None:
+            _shutdown(sock)
 
     @property
     def abort_reason(self) -> BaseException | None:
@@ -98,10 +104,12 @@ class Attempt:
 
     def set_read_timeout(self, seconds: float) -> None:
         with self._lock:
-            conn = self._conn
-        sock = getattr(conn, "sock", None)
+            sock = self._sock
         if sock is not None:
-            sock.settimeout(seconds)
+            try:
+                sock.settimeout(seconds)
+            except OSError:
+                pass  # already closed: the read reports it
 
     def timeout_failure(self) -> AttemptFailure:
         """A read timed out: was it the deadline or the idle limit (ST-84)?"""
@@ -144,10 +152,7 @@ class CancelScope:
             return self._reason is not None
 
 
-def _shutdown(conn: HTTPConnection) -> None:
-    sock = getattr(conn, "sock", None)
-    if sock is None:
-        return
+def _shutdown(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -155,13 +160,15 @@ def _shutdown(conn: HTTPConnection) -> None:
 
 
 class _Tracked:
-    """Mixin: a connection tells the calling thread's Attempt that it carries it."""
+    """Mixin: a connection hands its socket to the calling thread's Attempt
+    once the request is sent (urllib3 connects lazily inside request())."""
 
     def request(self, *args, **kwargs):  # type: ignore[override]
+        result = super().request(*args, **kwargs)  # type: ignore[misc]
         attempt = getattr(_current, "attempt", None)
         if attempt is not None:
-            attempt.attach(self)  # type: ignore[arg-type]
-        return super().request(*args, **kwargs)  # type: ignore[misc]
+            attempt.attach(self.sock)  # type: ignore[attr-defined]
+        return result
 
 
 class _TrackedHTTPConnection(_Tracked, HTTPConnection):

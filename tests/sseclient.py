@@ -1,0 +1,93 @@
+"""A raw SSE client for tests: real socket, bytes as they arrive, and a
+strict frame checker (every frame whole, every data line valid JSON)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass
+class StreamCapture:
+    status: int
+    headers: dict
+    body: bytes = b""
+    arrivals: list[tuple[float, bytes]] = field(default_factory=list)  # (seconds since request, chunk)
+    elapsed: float = 0.0
+
+    @property
+    def frames(self) -> list[bytes]:
+        return parse_frames(self.body)
+
+    @property
+    def events(self) -> list[dict]:
+        return [json.loads(f.split(b"\ndata: ", 1)[1]) for f in self.frames if f != b":keepalive"]
+
+    @property
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+    def first_arrival_of(self, needle: bytes) -> float | None:
+        seen = b""
+        for t, chunk in self.arrivals:
+            seen += chunk
+            if needle in seen:
+                return t
+        return None
+
+
+def parse_frames(body: bytes) -> list[bytes]:
+    """Split an SSE body into frames and check each one is whole (ST-10)."""
+    assert body.endswith(b"\n\n") or body == b"", f"body ends mid-frame: {body[-80:]!r}"
+    frames = [f for f in body.split(b"\n\n") if f]
+    for frame in frames:
+        if frame == b":keepalive":
+            continue
+        lines = frame.split(b"\n")
+        assert len(lines) == 2, f"torn or merged frame: {frame[:200]!r}"
+        assert lines[0].startswith(b"event: "), frame[:200]
+        assert lines[1].startswith(b"data: "), frame[:200]
+        data = json.loads(lines[1][6:])
+        assert data["type"] == lines[0][7:].decode(), frame[:200]
+    return frames
+
+
+def post_stream(base_url: str, body: dict, *, headers: dict | None = None, close_after: float | None = None,
+                timeout: float = 30.0) -> StreamCapture:
+    """POST ``body`` and read the streamed answer; with ``close_after``,
+    drop the connection that many seconds after the request was sent."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    payload = json.dumps(body).encode()
+    start = time.monotonic()
+    conn.request("POST", "/v1/messages", body=payload,
+                 headers={"Content-Type": "application/json", **(headers or {})})
+    resp = conn.getresponse()
+    cap = StreamCapture(resp.status, {k.lower(): v for k, v in resp.getheaders()})
+    chunks = []
+    try:
+        while True:
+            if close_after is not None and time.monotonic() - start >= close_after:
+                break
+            data = resp.read1(65536)
+            if not data:
+                break
+            cap.arrivals.append((time.monotonic() - start, data))
+            chunks.append(data)
+    finally:
+        if close_after is not None:
+            conn.sock and conn.sock.close()
+        conn.close()
+    cap.body = b"".join(chunks)
+    cap.elapsed = time.monotonic() - start
+    return cap
+
+
+def stream_body(**extra) -> dict:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 256, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}
+    body.update(extra)
+    return body
