@@ -1,21 +1,32 @@
 """``ocproxy serve``: werkzeug's threaded server around the application.
 
-Owns the process-level concerns: binding, the banner, signals, the grace
-period on shutdown, and (via ``ocproxy.reload``) hot reload. One thread per
-request; no write timeout (a stream may last as long as its upstream keeps
-it alive, operations.md §1).
+Owns the process-level concerns: binding, the pid file, the banner, signals,
+the grace period on shutdown, and (via ``ocproxy.reload``) hot reload. One
+thread per request; no write timeout (a stream may last as long as its
+upstream keeps it alive, operations.md §1).
+
+Shutdown (operations.md §12): the first SIGTERM/SIGINT stops the accept
+loop, whose ``finally`` closes the listening socket, so new connections are
+refused at once. In-flight requests and streams then get the grace period
+(10 s; ``OCPROXY_SHUTDOWN_GRACE_MS`` overrides it, e.g. for tests) to end on
+their own; whatever is still open after that is ended by
+:meth:`ProxyApp.close` with an SSE ``error`` event ("server shutting down"),
+request threads are joined, the pid file is removed and the exit code is 0.
+A second signal during the grace period skips the rest of the wait.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, get_sockaddr, select_address_family
 
 from ocproxy import __version__
 from ocproxy.app import ProxyApp
@@ -26,17 +37,68 @@ log = logging.getLogger("ocproxy.server")
 
 #: How long in-flight requests and streams may run on after SIGTERM/SIGINT.
 GRACE_SECONDS = 10.0
+GRACE_ENV = "OCPROXY_SHUTDOWN_GRACE_MS"
+
+#: After the grace period and ``app.close()``: how long to wait for request
+#: threads to deliver their last bytes before giving up on them.
+JOIN_SECONDS = 5.0
+
+
+def grace_from_env(env=os.environ) -> float:
+    """``OCPROXY_SHUTDOWN_GRACE_MS`` (milliseconds, >= 0) or the 10 s default."""
+    text = env.get(GRACE_ENV, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value >= 0:
+            return value / 1000.0
+        log.warning("ignoring %s=%r: not a whole number of milliseconds", GRACE_ENV, text)
+    return GRACE_SECONDS
 
 
 class _Handler(WSGIRequestHandler):
     """Quiet access log (the app logs each request itself) and an idle bound
-    on the connection: a keep-alive connection or a client that stops
-    reading mid-request is dropped after 300 s (operations.md §1)."""
+    on the connection: a client that stops sending mid-request is dropped
+    after 300 s (operations.md §1)."""
 
     timeout = 300
 
     def log_request(self, code="-", size="-"):
         pass
+
+
+class _Server(ThreadedWSGIServer):
+    """werkzeug's threaded server, plus a record of its request threads.
+
+    werkzeug makes them daemon threads and forgets them, so nothing could
+    wait for in-flight requests at shutdown. ``_live_lock`` guards ``_live``,
+    the set of request threads still running.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._live_lock = threading.Lock()
+        self._live: set[threading.Thread] = set()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        thread = threading.Thread(target=self._serve_one, args=(request, client_address),
+                                  name="ocproxy-request", daemon=True)
+        with self._live_lock:
+            self._live.add(thread)
+        thread.start()
+
+    def _serve_one(self, request, client_address):
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._live_lock:
+                self._live.discard(threading.current_thread())
+
+    def live_threads(self) -> list[threading.Thread]:
+        with self._live_lock:
+            return list(self._live)
 
 
 def _is_loopback(host: str) -> bool:
@@ -48,6 +110,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind ourselves so a failure is an ``OSError`` we can report; werkzeug
+    would print its own text and ``sys.exit(1)``."""
+    family = select_address_family(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(get_sockaddr(host, int(port), family))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class Server:
     """A running proxy: the WSGI server, its app, and the shutdown logic."""
 
@@ -55,43 +132,74 @@ class Server:
         self.holder = holder
         self.app = ProxyApp(holder)
         cfg = holder.current
-        self.httpd: BaseWSGIServer = make_server(
-            cfg.host, cfg.port, self.app, threaded=True, request_handler=_Handler
-        )
+        sock = _listen(cfg.host, cfg.port)
+        try:
+            # werkzeug dups the descriptor; ours is closed right after.
+            self.httpd = _Server(cfg.host, cfg.port, self.app, handler=_Handler, fd=sock.fileno())
+        finally:
+            sock.close()
         self._stop_requested = threading.Event()
+        self._hurry = threading.Event()  # a second signal: skip the rest of the grace period
+        self._shutdown_thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return self.httpd.server_port
+        return self.httpd.server_address[1]
 
     def serve(self) -> None:
+        """Accept until :meth:`request_stop`; the listening socket is closed
+        when this returns (werkzeug's ``serve_forever`` does it)."""
         self.httpd.serve_forever(poll_interval=0.2)
 
     def request_stop(self) -> None:
-        """Safe from a signal handler: serve_forever's own thread cannot call
-        shutdown() itself, so a helper thread does it."""
+        """Safe from a signal handler: ``serve_forever``'s own thread cannot
+        call ``shutdown()`` itself, so a helper thread does it (joined in
+        :meth:`drain`). A repeated call cuts the grace period short."""
         if self._stop_requested.is_set():
+            self._hurry.set()
             return
         self._stop_requested.set()
-        threading.Thread(target=self.httpd.shutdown, name="ocproxy-shutdown", daemon=True).start()
+        self._shutdown_thread = threading.Thread(target=self.httpd.shutdown, name="ocproxy-shutdown", daemon=True)
+        self._shutdown_thread.start()
 
     def drain(self, grace: float = GRACE_SECONDS) -> None:
-        """After the listener closed: let streams finish within ``grace``,
-        then end the rest with an error event and join every thread."""
+        """After the listener closed: let requests and streams finish within
+        ``grace``, then end the rest with an error event and join every
+        request thread (bounded, so a stuck client cannot hold the exit)."""
         deadline = time.monotonic() + grace
-        while not self.app.idle() and time.monotonic() < deadline:
+        while not self._idle() and time.monotonic() < deadline and not self._hurry.is_set():
             time.sleep(0.05)
+        if not self._idle():
+            log.info("grace period over, closing %d open request(s)", len(self.httpd.live_threads()))
         self.app.close()
+        join_deadline = time.monotonic() + JOIN_SECONDS
+        for thread in self.httpd.live_threads():
+            thread.join(max(0.0, join_deadline - time.monotonic()))
+        left = self.httpd.live_threads()
+        if left:
+            log.warning("%d request thread(s) still running at exit", len(left))
+        if self._shutdown_thread is not None:
+            self._shutdown_thread.join()
         self.httpd.server_close()
+
+    def _idle(self) -> bool:
+        return self.app.idle() and not self.httpd.live_threads()
 
 
 def run(config: Config, config_path: str | None = None, cli_host: str | None = None,
-        cli_port: int | None = None) -> int:
+        cli_port: int | None = None, daemon_child: bool = False) -> int:
     """Serve in the foreground until SIGINT/SIGTERM; returns the exit code.
 
     ``config`` already carries the CLI host/port (``load_config`` applied
-    them); the holder keeps them so every reload re-applies them."""
+    them); the holder keeps them so every reload re-applies them. The pid
+    file is written once the socket is bound (a server that could not bind
+    never claims to run) and removed on the way out.
+    """
+    from ocproxy import daemon
+
     setup_logging(config.log_level)
+    if not daemon_child and daemon.check_not_running() is not None:
+        return 1
     holder = ConfigHolder(config, cli_host=cli_host, cli_port=cli_port)
     if not _is_loopback(config.host) and not config.client_api_keys:
         log.warning(
@@ -100,41 +208,51 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
         )
     try:
         server = Server(holder)
-    except (OSError, SystemExit) as exc:
-        print(f"Error: server failed: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"Error: server failed: listen on {config.host}:{config.port}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 1
-    watcher = None
-    if config.hot_reload and config_path:
-        from ocproxy.reload import Reloader
-
-        watcher = Reloader(holder, config_path, cli_host=cli_host, cli_port=cli_port)
-        watcher.start()
-
-    def on_signal(signum, frame):
-        log.info("shutting down server... (signal %d)", signum)
-        server.request_stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if hasattr(signal, "SIGHUP"):
-        if watcher is not None:
-            signal.signal(signal.SIGHUP, lambda s, f: watcher.reload_now("received SIGHUP, reloading config"))
-        else:
-            signal.signal(signal.SIGHUP, lambda s, f: log.info("SIGHUP ignored: hot_reload is off"))
-
-    print(f"Starting ocproxy v{__version__}")
-    print(f"Listening on {config.host}:{server.port}")
-    print(f"Forwarding to: {config.opencode_go.base_url}")
-    print()
-    print("Configure Claude Code with:")
-    print(f"  export ANTHROPIC_BASE_URL=http://{config.host}:{server.port}")
-    print("  export ANTHROPIC_AUTH_TOKEN=unused")
-    print(flush=True)
+    grace = grace_from_env()
     try:
+        daemon.write_pid(os.getpid())
+    except OSError as exc:  # status/stop will not see us; serving still works
+        log.warning("cannot write pid file %s: %s", daemon.pid_path(), exc)
+    watcher = None
+    try:
+        if config.hot_reload and config_path:
+            from ocproxy.reload import Reloader
+
+            watcher = Reloader(holder, config_path, cli_host=cli_host, cli_port=cli_port)
+            watcher.start()
+
+        def on_signal(signum, frame):
+            if server._stop_requested.is_set():
+                log.info("second signal %d: ending open requests now", signum)
+            else:
+                log.info("shutting down server... (signal %d)", signum)
+            server.request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if hasattr(signal, "SIGHUP"):
+            if watcher is not None:
+                signal.signal(signal.SIGHUP, lambda s, f: watcher.reload_now("received SIGHUP, reloading config"))
+            else:
+                signal.signal(signal.SIGHUP, lambda s, f: log.info("SIGHUP ignored: hot_reload is off"))
+
+        print(f"Starting ocproxy v{__version__}")
+        print(f"Listening on {config.host}:{server.port}")
+        print(f"Forwarding to: {config.opencode_go.base_url}")
+        print()
+        print("Configure Claude Code with:")
+        print(f"  export ANTHROPIC_BASE_URL=http://{config.host}:{server.port}")
+        print("  export ANTHROPIC_AUTH_TOKEN=unused")
+        print(flush=True)
         server.serve()
+        server.drain(grace)
     finally:
         if watcher is not None:
             watcher.stop()
-        server.drain()
-        log.info("server stopped")
+        daemon.remove_pid(only_if=os.getpid())
+    log.info("server stopped")
     return 0

@@ -1,0 +1,135 @@
+"""Hot reload triggers (config.md §9.1): a polling file watcher and SIGHUP.
+
+The watcher polls the config file's directory entry -- (mtime, size, inode)
+of the *name* -- every 0.25 s instead of using inotify, so it needs no extra
+dependency and still catches editors that save by writing a temp file and
+renaming it over the config (the inode changes). Every change restarts a
+500 ms debounce timer; a burst of saves gives one reload. SIGHUP reloads at
+once. The reload itself is :meth:`ConfigHolder.reload` (§9.2): validated
+first, so a broken file keeps the old config and logs the error.
+
+Both triggers run the reload on the watcher thread: a signal handler only
+records the request, because it may interrupt code holding the logging or
+holder lock in the main thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from ocproxy.config import Config, ConfigHolder
+from ocproxy.logs import set_level
+
+log = logging.getLogger("ocproxy.reload")
+
+POLL_SECONDS = 0.25
+DEBOUNCE_SECONDS = 0.5
+
+
+def _signature(path: str) -> "tuple[int, int, int] | None":
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class Reloader:
+    """Watches ``config_path`` and reloads ``holder`` on change or SIGHUP.
+
+    Owner of one thread, started by :meth:`start`, stopped and joined by
+    :meth:`stop`. ``_cond`` (with its lock) guards ``_pending`` (SIGHUP
+    messages not yet handled) and ``_running``.
+    """
+
+    def __init__(self, holder: ConfigHolder, config_path: str, *, cli_host: str | None = None,
+                 cli_port: int | None = None, poll: float = POLL_SECONDS, debounce: float = DEBOUNCE_SECONDS):
+        self.holder = holder
+        self.path = os.path.abspath(config_path)
+        # The holder re-reads its own path with the CLI overrides; keep them in step.
+        if holder.path is None:
+            holder.path = self.path
+        if cli_host is not None:
+            holder.cli_host = cli_host
+        if cli_port is not None:
+            holder.cli_port = cli_port
+        self.poll = poll
+        self.debounce = debounce
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[str] = []
+        self._running = False
+        self._thread: threading.Thread | None = None
+        holder.add_callback(_apply_log_level)
+
+    def start(self) -> None:
+        with self._cond:
+            if self._running:
+                return
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name="ocproxy-reload", daemon=True)
+            self._thread.start()
+        log.info("hot reload enabled, watching %s", self.path)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            thread, self._thread = self._thread, None
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join()
+
+    def reload_now(self, message: str = "reloading config") -> None:
+        """Reload without debounce (SIGHUP). Safe from a signal handler: it
+        only queues the request for the watcher thread; without a running
+        thread (tests, embedding) it reloads synchronously."""
+        with self._cond:
+            if self._running:
+                self._pending.append(message)
+                self._cond.notify_all()
+                return
+        log.info("%s", message)
+        self.holder.reload()
+
+    def _run(self) -> None:
+        last = _signature(self.path)
+        due: float | None = None  # when the debounce timer fires
+        while True:
+            with self._cond:
+                if not self._running:
+                    return
+                if not self._pending:
+                    self._cond.wait(self.poll)
+                if not self._running:
+                    return
+                pending, self._pending = self._pending, []
+            for message in pending:
+                log.info("%s", message)
+                self._reload()
+            current = _signature(self.path)
+            now = time.monotonic()
+            if current != last:
+                last = current
+                due = now + self.debounce  # each change restarts the timer
+            if due is not None and now >= due:
+                due = None
+                if current is None:
+                    # Mid-rename or deleted: nothing to read. A rename puts the
+                    # file back and that is a change again.
+                    log.debug("config file %s is missing; not reloading", self.path)
+                    continue
+                log.info("config file changed, reloading: %s", self.path)
+                self._reload()
+
+    def _reload(self) -> None:
+        try:
+            self.holder.reload()
+        except Exception:  # the watcher must outlive any bug in one reload
+            log.exception("config reload failed")
+
+
+def _apply_log_level(config: Config) -> None:
+    """Reload callback: ``logging.level`` takes effect immediately (§9.3)."""
+    set_level(config.log_level)
