@@ -160,11 +160,14 @@ class ProxyApp:
     def _check_client_key(self, environ: dict, cfg: Config) -> None:
         if not cfg.client_api_keys:
             return
-        given = environ.get("HTTP_X_API_KEY", "")
+        # Either header may carry the key (contract.md): a client that sends
+        # both (Claude Code with ANTHROPIC_AUTH_TOKEN plus a stray x-api-key)
+        # is admitted when one of them is valid.
+        candidates = [environ.get("HTTP_X_API_KEY", "")]
         auth = environ.get("HTTP_AUTHORIZATION", "")
-        if not given and auth[:7].lower() == "bearer ":
-            given = auth[7:].strip()
-        if given not in cfg.client_api_keys:
+        if auth[:7].lower() == "bearer ":
+            candidates.append(auth[7:].strip())
+        if not any(c and c in cfg.client_api_keys for c in candidates):
             raise ProxyError(401, "invalid or missing API key")
 
     def _read_body(self, environ: dict, cfg: Config) -> bytes:

@@ -411,3 +411,35 @@ def test_contract_security_keys_absent_from_every_surface(upstream, start_proxy)
     for text in surfaces:
         for key in (*keys, API_KEY):
             assert key not in text
+
+
+def test_ops_3_2_routing_error_500_routing_failed_not_counted_as_failure(upstream, start_proxy):
+    proxy = start_proxy(make_config(upstream, models={}, **FAST))  # no default model: routing cannot work
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
+    with pytest.raises(anthropic.InternalServerError) as info:
+        client.messages.create(model=MODEL, max_tokens=10, messages=USER)
+    assert info.value.status_code == 500
+    assert info.value.body == {"type": "error", "error": {"type": "api_error", "message": "routing failed"}}
+    assert info.value.response.headers["content-type"] == "application/json"
+    assert REQ_ID.match(info.value.response.headers["x-request-id"])
+    assert upstream.calls() == []
+    m = requests.get(proxy.url + "/health", timeout=5).json()["metrics"]
+    assert m["requests_received"] == 1 and m["requests_failed"] == 0
+
+
+def test_contract_client_api_keys_either_header_may_carry_the_key(upstream, start_proxy):
+    """contract.md: "every request must carry one of them in x-api-key or
+    Authorization: Bearer". A client sending both headers (Claude Code with
+    ANTHROPIC_AUTH_TOKEN plus a stray x-api-key) passes when either is valid."""
+    upstream.on(GO_CHAT, json_body(chat_completion("fine")))
+    proxy = start_proxy(make_config(upstream, client_api_keys=("client-key-1",), **FAST))
+    both = anthropic.Anthropic(base_url=proxy.url, api_key=None, auth_token="client-key-1", max_retries=0,
+                               timeout=10, default_headers={"x-api-key": "unused"})
+    assert both.messages.create(model=MODEL, max_tokens=10, messages=USER).content[0].text == "fine"
+    got, _, _ = raw(proxy, "POST", "/v1/messages", GOOD,
+                    {**JSON_CT, "x-api-key": "client-key-1", "Authorization": "Bearer nope"})
+    assert got == 200
+    got, _, body = raw(proxy, "POST", "/v1/messages", GOOD,
+                       {**JSON_CT, "x-api-key": "nope", "Authorization": "Bearer also-nope"})
+    assert got == 401
+    error_shape(body, "authentication_error")
