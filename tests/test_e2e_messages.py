@@ -11,7 +11,9 @@ circuit breakers), routing.md §10 (classification), §12 (key rotation).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import socket
 import time
 
 import anthropic
@@ -456,3 +458,54 @@ def test_contract_security_upstream_key_absent_from_errors_health_metrics(upstre
         sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
     assert info.value.status_code == 502
     assert_no_key_leak(proxy, info.value.response.text)
+
+
+# -- routing.md §10: what each failure kind does ------------------------------
+
+
+def truncated_body(h, rec):
+    data = json.dumps(chat_completion("never whole")).encode()
+    h.send_head(200, length=len(data) + 100)
+    h.wfile.write(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("failure,charged", [
+    (status(200, raw=b"<html>not json</html>", content_type="text/html"), False),
+    (json_body({"id": "x", "choices": []}), False),
+    (truncated_body, True),  # the peer closed mid-answer: an aborted connection (§10 row 6)
+    (status(404, {"error": {"message": "model not found"}}), False),
+    (status(429, {"error": {"message": "slow down"}}), False),
+    (status(503, raw=b"unavailable", content_type="text/plain"), True),
+])
+def test_routing_10_failure_moves_to_next_model_breaker_only_for_retryable(upstream, start_proxy, sdk, failure,
+                                                                            charged):
+    upstream.on(GO_CHAT, by_model(model_a=[failure], model_b=[ok("b")]))
+    proxy = start_proxy(make_config(upstream, breaker_threshold=1, **go_chain("model-a", "model-b")))
+    msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
+    assert msg.content[0].text == "b"
+    assert models_called(upstream) == ["model-a", "model-b"]
+    assert health(proxy)["circuit_breakers"]["model-a"] == ("open" if charged else "closed")
+
+
+def test_routing_10_connection_refused_is_retryable(upstream, start_proxy, sdk):
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nothing listens there now
+    upstream.on(ZEN_CHAT, ok("from zen"))
+    cfg = make_config(upstream, breaker_threshold=1, **FAST,
+                      **mixed_chain(("opencode-go", "go-a"), ("opencode-zen", "zen-c")))
+    go = dataclasses.replace(cfg.opencode_go, base_url=f"http://127.0.0.1:{port}/v1/chat/completions")
+    proxy = start_proxy(dataclasses.replace(cfg, opencode_go=go))
+    msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
+    assert msg.content[0].text == "from zen"
+    assert health(proxy)["circuit_breakers"]["go-a"] == "open"
+
+
+def test_routing_10_anthropic_endpoint_unusable_200_falls_back(upstream, start_proxy, sdk):
+    upstream.on(GO_MESSAGES, status(200, raw=b"{not json"))
+    upstream.on(GO_CHAT, ok("from chat model"))
+    proxy = start_proxy(make_config(upstream, **go_chain("minimax-m3", "kimi-k2.6")))
+    msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
+    assert msg.content[0].text == "from chat model"
+    assert len(upstream.calls(GO_MESSAGES)) == 1
