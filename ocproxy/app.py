@@ -305,16 +305,27 @@ class ProxyApp:
         cfg = call.cfg
         trace = Trace()
         gone = _client_gone_probe(call.environ)
+        scope = CancelScope()
+        watcher = _ClientWatch(gone, scope)
 
         def attempt(model: ModelConfig) -> bytes:
             dialect, url, headers, body = call.prepare(model, stream=False)
             timeout = cfg.provider(model).request_timeout
-            data = self.client.post(url, headers, body, Attempt(time.monotonic() + timeout, timeout))
+            handle = Attempt(time.monotonic() + timeout, timeout)
+            scope.bind(handle)
+            try:
+                data = self.client.post(url, headers, body, handle)
+            finally:
+                scope.bind(None)
             return dialect.response(data, model)
 
         try:
-            result = run_chain(call.route.chain, attempt, key_count=len(cfg.key_pool),
-                               is_cancelled=gone, breakers=self.breakers, trace=trace)
+            try:
+                result = run_chain(call.route.chain, attempt, key_count=len(cfg.key_pool),
+                                   is_cancelled=lambda: scope.cancelled or gone(), breakers=self.breakers,
+                                   trace=trace)
+            finally:
+                watcher.stop()
         except ClientGone:
             self.metrics.inc("client_cancelled")
             log.info("request context canceled during non-streaming fallback id=%s", call.rid)
@@ -460,6 +471,32 @@ class _Call:
             self.rid, self.route.scenario, outcome, model or "-", trace.attempts, ",".join(trace.tried),
             (time.monotonic() - self.started) * 1000,
         )
+
+
+class _ClientWatch:
+    """Watches the client's socket while a non-streaming request waits on
+    its upstream: when the client leaves, the attempt in flight is aborted
+    at once (its upstream connection closed) instead of running on to its
+    deadline, minutes later (operations.md §8.2, routing.md §8 step 6.1)."""
+
+    INTERVAL = 0.05
+
+    def __init__(self, gone: Callable[[], bool], scope: CancelScope):
+        self._gone = gone
+        self._scope = scope
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ocproxy-client-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.INTERVAL):
+            if self._gone():
+                self._scope.cancel(ClientGone())
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _read_exactly(stream, length: int) -> bytes:

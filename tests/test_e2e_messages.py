@@ -509,3 +509,31 @@ def test_routing_10_anthropic_endpoint_unusable_200_falls_back(upstream, start_p
     msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
     assert msg.content[0].text == "from chat model"
     assert len(upstream.calls(GO_MESSAGES)) == 1
+
+
+def test_routing_8_cancelled_client_gone_mid_attempt_aborts_upstream_no_failure(upstream, start_proxy):
+    """operations.md seed 2 and §8.2: the client leaving is a cancellation.
+    The attempt in flight is dropped at once (not left to run to its
+    deadline), nothing is charged, the next model is not tried, no 502."""
+    upstream.on(GO_CHAT, by_model(model_a=[held(5)], model_b=[ok("b")]))
+    proxy = start_proxy(make_config(upstream, breaker_threshold=1,
+                                    **{**go_chain("model-a", "model-b"), "timeout_ms": 10_000}))
+    body = json.dumps({"model": "m", "max_tokens": 10, "messages": USER}).encode()
+    sock = socket.create_connection(("127.0.0.1", proxy.server.port))
+    sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    deadline = time.monotonic() + 3
+    while not upstream.calls(GO_CHAT) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    left_at = time.monotonic()
+    sock.close()
+    deadline = left_at + 3
+    while health(proxy)["metrics"]["client_cancelled"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    rec = upstream.calls(GO_CHAT)[0]
+    assert rec.closed_by_peer_at is not None and rec.closed_by_peer_at - left_at < 1.0
+    h = health(proxy)
+    assert h["metrics"]["client_cancelled"] == 1
+    assert h["metrics"]["requests_received"] == 1 and h["metrics"]["requests_failed"] == 0
+    assert h["circuit_breakers"] == {"model-a": "closed"}
+    assert models_called(upstream) == ["model-a"]
