@@ -288,6 +288,22 @@ def test_images_become_input_image_data_urls():
     ]
 
 
+def test_orphan_tool_result_becomes_text():
+    """History compacted away the call: an output with no matching
+    function_call is a 400, so the result is passed as user text."""
+    content = [{"type": "tool_result", "tool_use_id": "toolu_gone", "content": "ok"}, {"type": "text", "text": "go on"}]
+    assert build([{"role": "user", "content": content}])["input"] == [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "[Tool result for toolu_gone] ok"},
+                {"type": "input_text", "text": "go on"},
+            ],
+        }
+    ]
+
+
 def test_tool_result_images_ride_in_the_following_user_message():
     content = [
         {
@@ -299,7 +315,8 @@ def test_tool_result_images_ride_in_the_following_user_message():
             ],
         }
     ]
-    assert build([{"role": "user", "content": content}])["input"] == [
+    call = {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_9", "name": "screenshot", "input": {}}]}
+    assert build([call, {"role": "user", "content": content}])["input"][1:] == [
         {"type": "function_call_output", "call_id": "toolu_9", "output": "screenshot taken"},
         {
             "type": "message",

@@ -55,10 +55,12 @@ def _input_image(block: dict) -> dict | None:
     return {"type": "input_image", "image_url": url, "detail": "auto"} if url else None
 
 
-def _user_items(content) -> list[dict]:
+def _user_items(content, call_ids) -> list[dict]:
     """Tool outputs first, then one user message with the rest: a
     ``function_call_output`` must follow the assistant's calls directly, and
-    Claude Code puts its follow-up text after the results in the same turn."""
+    Claude Code puts its follow-up text after the results in the same turn.
+    A result whose call is not in the history (compacted away) goes as text:
+    the API rejects an output with no matching call."""
     outputs: list[dict] = []
     parts: list[dict] = []
     for b in rb.blocks(content):
@@ -70,13 +72,12 @@ def _user_items(content) -> list[dict]:
             if part:
                 parts.append(part)
         elif kind == "tool_result":
-            outputs.append(
-                {
-                    "type": "function_call_output",
-                    "call_id": b.get("tool_use_id") or "",
-                    "output": rb.tool_result_text(b),
-                }
-            )
+            call_id = b.get("tool_use_id") or ""
+            if call_id in call_ids:
+                outputs.append({"type": "function_call_output", "call_id": call_id, "output": rb.tool_result_text(b)})
+            else:
+                text = f"[Tool result for {call_id or 'unknown call'}] {rb.tool_result_text(b)}"
+                parts.append({"type": "input_text", "text": text})
             # Images a tool returned (screenshots) ride along in the user
             # message: a plain-text output cannot hold them.
             for img in rb.tool_result_images(b):
@@ -117,6 +118,7 @@ def _assistant_items(content) -> list[dict]:
 
 
 def _input(messages) -> list[dict]:
+    call_ids = rb.tool_names_by_id(messages)
     items: list[dict] = []
     for msg in messages or ():
         if not isinstance(msg, dict):
@@ -125,7 +127,7 @@ def _input(messages) -> list[dict]:
         if role == "assistant":
             items.extend(_assistant_items(msg.get("content")))
         elif role == "user":
-            items.extend(_user_items(msg.get("content")))
+            items.extend(_user_items(msg.get("content"), call_ids))
         elif role == "system":
             # Claude Code's mid-conversation reminders: a developer message at
             # the same position keeps their authority and the prompt prefix.
