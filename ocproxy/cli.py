@@ -221,6 +221,10 @@ def _optional_module(name: str):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config, os.environ)
+    if args.config and path:
+        # As in Go: --config names the file for the whole process, so any
+        # later lookup (hot reload, the WSGI module) finds the same one.
+        os.environ["OCPROXY_CONFIG"] = path
     try:
         config, _ = _load(path, cli_host=args.host, cli_port=args.port)
     except ConfigError as exc:

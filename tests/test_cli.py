@@ -1,0 +1,267 @@
+"""The ``ocproxy`` command as a user runs it (contract "CLI", operations.md §10).
+
+Each test runs ``python -m ocproxy`` in a subprocess with a throwaway HOME
+and a minimal environment, so neither the real home nor the developer's
+OCPROXY_* variables can leak in.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocproxy import __version__
+from ocproxy.catalog import CATALOG
+from ocproxy.cli import mask_key
+from ocproxy.config import default_template
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
+
+
+def run(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    base = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "ocproxy", *args],
+        env={**base, **(env or {})},
+        cwd=str(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def primary(home: Path) -> Path:
+    return home / ".config" / "ocproxy" / "config.json"
+
+
+def write_config(home: Path, data, name: str = "cfg.json") -> str:
+    path = home / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+def test_cli_version():
+    r = subprocess.run([sys.executable, "-m", "ocproxy", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"ocproxy version {__version__}"
+
+
+@pytest.mark.parametrize("command", ["serve", "init", "validate", "models", "systemd-unit", "stop", "status"])
+def test_cli_10_help_on_every_command(home, command):
+    r = run(home, command, "--help")
+    assert r.returncode == 0 and "usage: ocproxy" in r.stdout
+
+
+def test_cli_10_4_init_writes_template_then_refuses(home):
+    first = run(home, "init")
+    assert first.returncode == 0, first.stderr
+    assert f"Created default config at {primary(home)}" in first.stdout
+    assert json.loads(primary(home).read_text()) == default_template()
+    assert oct(primary(home).stat().st_mode & 0o777) == "0o644"
+
+    primary(home).write_text('{"api_key": "mine"}')
+    second = run(home, "init")
+    assert second.returncode == 1
+    assert "already exists" in second.stderr and str(primary(home)) in second.stderr
+    assert primary(home).read_text() == '{"api_key": "mine"}'  # untouched
+
+
+def test_cli_10_4_init_force_overwrites(home):
+    primary(home).parent.mkdir(parents=True)
+    primary(home).write_text('{"api_key": "mine"}')
+    r = run(home, "init", "--force")
+    assert r.returncode == 0
+    assert json.loads(primary(home).read_text()) == default_template()
+
+
+def test_cli_10_4_init_honours_ocproxy_config(home):
+    target = home / "elsewhere" / "c.json"
+    r = run(home, "init", env={"OCPROXY_CONFIG": str(target)})
+    assert r.returncode == 0 and target.exists() and not primary(home).exists()
+
+
+def test_cli_10_4_init_then_validate_with_env_key(home):
+    assert run(home, "init").returncode == 0
+    r = run(home, "validate", env={"OCPROXY_API_KEY": "sk-abcdefghijklmnop"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "Configuration is valid!",
+        "  Host: 127.0.0.1",
+        "  Port: 3456",
+        "  API Key: sk-abcde...",
+        "  Base URL: https://opencode.ai/zen/go/v1/chat/completions",
+        "  Models configured: 6",
+        "  Fallback chains: 6",
+    ]
+    assert "sk-abcdefghijklmnop" not in r.stdout + r.stderr
+
+
+def test_cli_10_5_validate_example_config(home):
+    r = run(home, "validate", "-c", str(REPO / "etc/config.example.json"), env={"OCPROXY_API_KEY": "sk-1234567890"})
+    assert r.returncode == 0, r.stderr
+    assert "  Models configured: 8" in r.stdout
+
+
+def test_cli_10_5_validate_key_pool_line(home):
+    path = write_config(home, {"api_keys": ["k1-aaaaaaaa", "k2-bbbbbbbb", "k3-cccccccc"]})
+    r = run(home, "validate", "--config", path)
+    assert r.returncode == 0
+    assert "  API Keys: 3 keys (round-robin)" in r.stdout
+    assert "k1-aaaaaaaa" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    "key, shown",
+    [("sk-abcdefghijklmnop", "sk-abcde..."), ("sk-abcdefghijk", "sk-abcd..."), ("abcd", "ab..."), ("abc", "a..."), ("12345678", "1234..."), ("x", "...")],
+    ids=["§10.5-long-first-8", "§10.5-14-chars-half", "§10.5-short-half", "§10.5-odd-half-floor", "§10.5-8-chars-half", "§10.5-one-char-hidden"],
+)
+def test_cli_10_5_mask_never_more_than_half(key, shown):
+    assert mask_key(key) == shown
+    assert len(shown) - 3 <= len(key) // 2
+
+
+def test_cli_10_5_validate_invalid_lists_every_problem(home):
+    path = write_config(
+        home,
+        {
+            "port": "3456",
+            "api_keys": ["", "${NOT_SET_FOR_TEST}"],
+            "model_overrides": {"m": {"provider": "openai"}},
+        },
+    )
+    r = run(home, "validate", "-c", path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("Error: invalid config")
+    for fragment in (
+        "$.port: must be an integer",
+        "$.api_keys[0]: api_keys[0] is empty",
+        '$.api_keys[1]: api_keys[1] contains unresolved env var "${NOT_SET_FOR_TEST}"',
+        "$.model_overrides.m.model_id:",
+        "$.model_overrides.m.provider:",
+    ):
+        assert fragment in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_cli_10_5_validate_not_json(home):
+    r = run(home, "validate", "-c", write_config(home, "{oops"))
+    assert r.returncode == 2
+    assert "$: invalid JSON" in r.stderr and "line 1" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_10_5_validate_missing_key_in_file(home):
+    r = run(home, "validate", "-c", write_config(home, {"host": "127.0.0.1"}))
+    assert r.returncode == 2
+    assert "$.api_key: api_key or api_keys is required" in r.stderr
+
+
+def test_cli_10_5_validate_missing_file(home):
+    r = run(home, "validate", "-c", str(home / "nope.json"))
+    assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_cli_2_validate_without_any_file_uses_builtin_defaults(home):
+    r = run(home, "validate")
+    assert r.returncode == 0
+    assert "Configuration is valid!" in r.stdout
+    assert "OCPROXY_API_KEY" in r.stderr  # the missing key is a warning only
+
+
+def test_cli_8_validate_prints_warning_once(home):
+    path = write_config(home, {"api_key": "k", "models": {"k": {"model_id": "glm-5", "anthropic_tools_disabled": True}}})
+    r = run(home, "validate", "-c", path)
+    assert r.returncode == 0
+    assert r.stderr.count("has anthropic_tools_disabled=true") == 1
+    assert 'WARNING: config: models["k"] has anthropic_tools_disabled=true' in r.stderr
+
+
+def test_cli_10_6_models_lists_catalog(home):
+    r = run(home, "models")
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    for entry in CATALOG:
+        matching = [ln.split() for ln in lines if ln.split()[:1] == [entry.id]]
+        assert [entry.id, entry.provider, entry.endpoint] in [m[:3] for m in matching], entry
+
+
+def test_cli_10_8_systemd_unit_parses(home):
+    r = run(home, "systemd-unit", "-c", "~/conf/c.json", "-p", "4567")
+    assert r.returncode == 0
+    unit = configparser.ConfigParser(interpolation=None, strict=True)
+    unit.optionxform = str  # systemd keys are case-sensitive
+    unit.read_string(r.stdout)
+    assert unit.sections() == ["Unit", "Service", "Install"]
+    service = unit["Service"]
+    exec_start = service["ExecStart"]
+    assert exec_start.endswith(f"serve --config {home}/conf/c.json --port 4567")
+    program = exec_start.split(" serve ")[0]
+    assert os.path.isabs(program.split()[0])
+    assert program.split()[0].endswith("ocproxy") or program.endswith("-m ocproxy")
+    assert "-b" not in exec_start.split() and "--background" not in exec_start
+    assert service["Type"] == "simple"
+    assert service["Restart"] == "on-failure"
+    assert service["RestartSec"] == "5"
+    assert service["TimeoutStopSec"] == "15"
+    assert service["Environment"] == "PYTHONUNBUFFERED=1"
+    assert service["EnvironmentFile"] == "-%h/.config/ocproxy/env"
+    assert unit["Unit"]["After"] == "network-online.target"
+    assert unit["Install"]["WantedBy"] == "default.target"
+    assert "systemctl --user daemon-reload && systemctl --user enable --now ocproxy" in r.stderr
+
+
+def test_cli_10_8_systemd_unit_without_options(home):
+    r = run(home, "systemd-unit")
+    unit = configparser.ConfigParser(interpolation=None)
+    unit.read_string(r.stdout)
+    exec_start = unit["Service"]["ExecStart"]
+    assert exec_start.endswith(" serve") and "--config" not in exec_start and "--port" not in exec_start
+
+
+def test_cli_10_8_systemd_unit_via_console_script(home):
+    script = Path(sys.executable).parent / "ocproxy"
+    if not script.exists():
+        pytest.skip("console script not installed")
+    base = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([str(script), "systemd-unit"], env=base, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert f"ExecStart={script} serve" in r.stdout
+
+
+def test_cli_10_1_serve_bad_config_exits_2_without_traceback(home):
+    path = write_config(home, {"api_key": "k", "port": 0.5, "models": {"d": {"model_id": "x", "endpoint": "gemini"}}})
+    r = run(home, "serve", "-c", path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("Error: failed to load config")
+    assert "$.port" in r.stderr and "$.models.d.endpoint" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_10_1_serve_background_bad_config_exits_2_before_spawning(home):
+    r = run(home, "serve", "-b", "-c", write_config(home, "[]"))
+    assert r.returncode == 2 and "failed to load config" in r.stderr
+    assert not (home / ".config" / "ocproxy" / "ocproxy.pid").exists()
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "abc"], ids=["§10.1-port-zero", "§10.1-port-too-big", "§10.1-port-not-number"])
+def test_cli_10_1_serve_rejects_bad_port_flag(home, port):
+    r = run(home, "serve", "-p", port)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_10_unknown_command_is_usage_error(home):
+    r = run(home, "frobnicate")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
