@@ -20,8 +20,8 @@ import os
 import threading
 import time
 
-from ocproxy.config import Config, ConfigHolder
-from ocproxy.logs import set_level
+from ocproxy.config import ConfigHolder
+from ocproxy.logs import apply_config
 
 log = logging.getLogger("ocproxy.reload")
 
@@ -62,7 +62,8 @@ class Reloader:
         self._pending: list[str] = []
         self._running = False
         self._thread: threading.Thread | None = None
-        holder.add_callback(_apply_log_level)
+        # logging.level (and the secrets the log redacts) follow every reload
+        holder.add_callback(apply_config)
 
     def start(self) -> None:
         with self._cond:
@@ -129,7 +130,3 @@ class Reloader:
         except Exception:  # the watcher must outlive any bug in one reload
             log.exception("config reload failed")
 
-
-def _apply_log_level(config: Config) -> None:
-    """Reload callback: ``logging.level`` takes effect immediately (§9.3)."""
-    set_level(config.log_level)

@@ -31,7 +31,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, get_sockadd
 from ocproxy import __version__
 from ocproxy.app import ProxyApp
 from ocproxy.config import Config, ConfigHolder
-from ocproxy.logs import setup_logging
+from ocproxy.logs import secrets_of, setup_logging
 
 log = logging.getLogger("ocproxy.server")
 
@@ -197,7 +197,7 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
     """
     from ocproxy import daemon
 
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, secrets=secrets_of(config))
     if not daemon_child and daemon.check_not_running() is not None:
         return 1
     holder = ConfigHolder(config, cli_host=cli_host, cli_port=cli_port)
