@@ -367,3 +367,26 @@ def test_ops_9_log_scan_never_shows_upstream_key(box, upstream, tmp_path):
         assert secret not in everything, f"{secret!r} leaked"
     # the upstream really did get the key (so its absence above means something)
     assert upstream.calls(GO_CHAT)[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_ops_10_8_example_unit_matches_systemd_unit_command(tmp_path):
+    """etc/ocproxy.service is the `systemd-unit` output with a generic ExecStart."""
+    import configparser
+
+    from tests.procs import ROOT
+
+    env = clean_env(tmp_path)
+    printed = cli(env, "systemd-unit", "-p", "4000")
+    assert printed.returncode == 0 and "systemctl --user daemon-reload" in printed.stderr
+
+    def parse(text):
+        parser = configparser.ConfigParser(interpolation=None, strict=True)
+        parser.optionxform = str
+        parser.read_string(text)
+        return {s: dict(parser[s]) for s in parser.sections()}
+
+    example, generated = parse((ROOT / "etc" / "ocproxy.service").read_text()), parse(printed.stdout)
+    assert generated["Service"].pop("ExecStart").endswith(" serve --port 4000")
+    assert example["Service"].pop("ExecStart") == "%h/.local/bin/ocproxy serve"
+    assert example == generated
+    assert generated["Service"]["TimeoutStopSec"] == "15" and generated["Service"]["Restart"] == "on-failure"
