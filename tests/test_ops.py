@@ -172,6 +172,10 @@ def test_ops_10_3_status_stale_pid(box):
 
 def test_ops_10_1_serve_twice_already_running_and_sigterm_exit_0(box):
     b = box()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    b.state.mkdir(parents=True)
+    b.pid_file.write_text(str(dead.pid))  # stale: serve removes it and starts
     first = b.serve()
     out = first.output()
     assert out.startswith(
