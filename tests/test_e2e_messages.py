@@ -252,6 +252,19 @@ def test_contract_session_from_metadata_user_id(upstream, start_proxy, sdk):
     assert upstream.calls(GO_CHAT)[0].headers["x-opencode-session"] == "9f8e7d6c-aaaa-bbbb-cccc-123456789abc"
 
 
+def test_contract_session_from_json_shaped_metadata_user_id(upstream, start_proxy, sdk):
+    """Newer Claude Code puts a JSON object in ``metadata.user_id``; its
+    ``session_id`` is the session part (not the literal "id" of the key)."""
+    upstream.on(GO_CHAT, json_body(chat_completion("ok")))
+    proxy = start_proxy(make_config(upstream, **FAST))
+    client = sdk(proxy)
+    for session in ("5b0c2d1e-1111-4222-8333-944445555666", "0a9b8c7d-aaaa-4bbb-8ccc-dddddddddddd"):
+        user_id = json.dumps({"device_id": "d" * 64, "account_uuid": "acc-uuid", "session_id": session})
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER, metadata={"user_id": user_id})
+    sessions = [c.headers["x-opencode-session"] for c in upstream.calls(GO_CHAT)]
+    assert sessions == ["5b0c2d1e-1111-4222-8333-944445555666", "0a9b8c7d-aaaa-4bbb-8ccc-dddddddddddd"]
+
+
 def test_contract_session_stable_across_two_turns_without_session_info(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, json_body(chat_completion("Fine.")))
     proxy = start_proxy(make_config(upstream, **FAST))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import uuid
@@ -12,7 +13,9 @@ ANTHROPIC_VERSION = "2023-06-01"
 # One id per proxy process: the last resort of session_id().
 _PROCESS_SESSION = "ocproxy-" + uuid.uuid4().hex
 
-_SESSION_IN_USER_ID = re.compile(r"session_([0-9A-Za-z-]+)")
+# Legacy Claude Code user ids: ``user_<hash>_account_<uuid>_session_<uuid>``.
+# The leading ``_`` keeps a JSON key such as ``"session_id"`` from matching.
+_SESSION_IN_USER_ID = re.compile(r"(?:^|_)session_([0-9A-Za-z-]+)")
 
 
 def session_id(header_value: str | None, req: dict) -> str:
@@ -29,6 +32,9 @@ def session_id(header_value: str | None, req: dict) -> str:
     if isinstance(metadata, dict):
         user_id = metadata.get("user_id")
         if isinstance(user_id, str):
+            from_json = _session_in_json(user_id)
+            if from_json:
+                return from_json
             match = _SESSION_IN_USER_ID.search(user_id)
             if match:
                 return match.group(1)
@@ -36,6 +42,20 @@ def session_id(header_value: str | None, req: dict) -> str:
     if first:
         return "ocproxy-" + hashlib.sha256(first.encode("utf-8", "replace")).hexdigest()[:32]
     return _PROCESS_SESSION
+
+
+def _session_in_json(user_id: str) -> str:
+    """Newer Claude Code sends ``user_id`` as a JSON object in a string,
+    ``{"device_id": …, "account_uuid": …, "session_id": …}``."""
+    text = user_id.strip()
+    if not text.startswith("{"):
+        return ""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ""
+    session = value.get("session_id") if isinstance(value, dict) else None
+    return session.strip() if isinstance(session, str) else ""
 
 
 def _first_user_text(messages) -> str:
