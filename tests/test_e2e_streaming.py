@@ -183,6 +183,8 @@ def test_HX_5_client_gone_before_the_first_attempt_calls_no_upstream(upstream, s
 def test_HX_6_disconnect_mid_stream_aborts_upstream_and_tries_nothing_else(upstream, start_proxy, caplog):
     upstream.on(GO_CHAT, sse(text_chunk("Hello"), 10.0), sse(*chat_text_chunks(["never"])))
     proxy = start_proxy(two_models(upstream))
+    ocproxy_log = logging.getLogger("ocproxy")  # may not propagate to root once setup_logging ran
+    ocproxy_log.addHandler(caplog.handler)
     with caplog.at_level(logging.DEBUG, logger="ocproxy"):
         cap = post_stream(proxy.url, stream_body(), close_after=0.3)
         closed_at = time.monotonic()
@@ -197,6 +199,7 @@ def test_HX_6_disconnect_mid_stream_aborts_upstream_and_tries_nothing_else(upstr
     assert models_called(upstream) == ["model-a"]
     snap = proxy.app.metrics.snapshot()
     assert snap["requests_failed"] == 0 and snap["client_cancelled"] == 1
+    ocproxy_log.removeHandler(caplog.handler)
     records = [r for r in caplog.records if "client disconnected during stream" in r.getMessage()]
     assert records and all(r.levelno == logging.DEBUG for r in records)
     assert proxy.app.breakers.states() == {}
