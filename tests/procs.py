@@ -194,6 +194,6 @@ def parse_sse(raw: bytes) -> list[tuple[str, object]]:
     return frames
 
 
-def message_body(stream: bool, text: str = "hi", model: str = "claude-sonnet-4-5", **extra) -> dict:
+def message_body(stream: bool, text: str = "hi", model: str = "claude-sonnet-4-6", **extra) -> dict:
     return {"model": model, "max_tokens": 100, "stream": stream,
             "messages": [{"role": "user", "content": text}], **extra}

@@ -104,7 +104,7 @@ def test_ops_11_serve_background_status_request_stop(box, upstream, procs):
     import anthropic
 
     client = anthropic.Anthropic(base_url=b.url, api_key="unused", max_retries=0, timeout=20)
-    msg = client.messages.create(model="claude-sonnet-4-5", max_tokens=50,
+    msg = client.messages.create(model="claude-sonnet-4-6", max_tokens=50,
                                  messages=[{"role": "user", "content": "hi"}])
     assert msg.content[0].text == "hello from upstream"
 

@@ -78,7 +78,7 @@ def test_contract_embedding_streaming_under_host(host, tmp_path, upstream, procs
     upstream.on(GO_CHAT, sse(*chat_text_chunks(words)), sse(*chat_text_chunks(words), delay=0.3))
 
     client = anthropic.Anthropic(base_url=h.url, api_key="unused", max_retries=0, timeout=20)
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100,
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=100,
                                 messages=[{"role": "user", "content": "hi"}]) as stream:
         assert stream.get_final_text() == "".join(words)
 
