@@ -12,7 +12,7 @@ from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import anthropic, chat, gemini, responses
 from ocproxy.translate.chat_stream import ChatStreamTranslator
-from ocproxy.translate.sse import StreamTranslator, dumps
+from ocproxy.translate.sse import StreamTranslator, dumps, utf8_json
 
 
 def _json_object(data: bytes) -> dict:
@@ -27,14 +27,16 @@ def _json_object(data: bytes) -> dict:
 
 def _converted(convert: Callable[[dict, ModelConfig], dict]) -> Callable[[bytes, ModelConfig], bytes]:
     def parse(data: bytes, model: ModelConfig) -> bytes:
-        return dumps(convert(_json_object(data), model)).encode()
+        return utf8_json(dumps(convert(_json_object(data), model)))
 
     return parse
 
 
 def _built(build: Callable[[dict, ModelConfig, bool], dict]) -> Callable[[dict, bytes, ModelConfig, bool], bytes]:
     def body(req: dict, raw: bytes, model: ModelConfig, stream: bool) -> bytes:
-        return dumps(build(req, model, stream)).encode()
+        # A lone surrogate from the client ("\ud800") cannot be strict
+        # UTF-8; it goes out as its JSON escape again.
+        return utf8_json(dumps(build(req, model, stream)))
 
     return body
 

@@ -32,6 +32,10 @@ def _utf8(json_text: str) -> bytes:
     return json_text.encode("utf-8", "backslashreplace")
 
 
+#: Public name for the surrogate-safe encoder (request/response bodies too).
+utf8_json = _utf8
+
+
 def dumps(obj) -> str:
     """Compact, UTF-8-preserving JSON on one line (never raw newlines)."""
     return _dumps(obj)
