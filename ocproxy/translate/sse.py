@@ -75,23 +75,34 @@ class LineBuffer:
     """Splits a byte stream into lines as soon as each ``\\n`` arrives (ST-40).
 
     Lines are returned stripped of surrounding whitespace (``\\r`` included).
-    ``flush`` returns the unterminated last line at EOF.
+    ``flush`` returns the unterminated last line at EOF. An unfinished line
+    is kept as a list of pieces and joined once, when its end arrives, so a
+    10 MB line read in 64 kB pieces costs linear time, not quadratic.
     """
 
-    __slots__ = ("_rest",)
+    __slots__ = ("_pending",)
 
     def __init__(self) -> None:
-        self._rest = b""
+        self._pending: list[bytes] = []
 
     def feed(self, data: bytes) -> list[bytes]:
-        if self._rest:
-            data = self._rest + data
+        if b"\n" not in data:
+            if data:
+                self._pending.append(data)
+            return []
+        if self._pending:
+            self._pending.append(data)
+            data = b"".join(self._pending)
+            self._pending = []
         parts = data.split(b"\n")
-        self._rest = parts.pop()
+        rest = parts.pop()
+        if rest:
+            self._pending.append(rest)
         return [p.strip() for p in parts]
 
     def flush(self) -> list[bytes]:
-        rest, self._rest = self._rest.strip(), b""
+        rest = b"".join(self._pending).strip()
+        self._pending = []
         return [rest] if rest else []
 
 
