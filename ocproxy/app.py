@@ -27,7 +27,7 @@ from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import Route, RoutingError, build_route
 from ocproxy.routing.fallback import ChainExhausted, Trace, run_chain
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
-from ocproxy.tokens import count_tokens_endpoint
+from ocproxy.tokens import count_text, count_tokens_endpoint
 from ocproxy.translate.dialects import DIALECTS, Dialect
 from ocproxy.translate.sse import error_frame
 from ocproxy.upstream.client import Attempt, CancelScope, UpstreamClient
@@ -73,6 +73,7 @@ class ProxyApp:
         self.metrics = Metrics()
         self.heartbeat = Heartbeat()
         self.started_at = time.time()
+        count_text("warm up")  # load the encoder now, not inside the first request (~130 ms)
         self._ids = itertools.count(1)  # next() is atomic under the GIL; ids need only be unique
         self._lock = threading.Lock()  # guards _streams, _scopes, _inflight and _closing
         self._inflight = 0  # non-streaming /v1/messages requests being answered
@@ -522,9 +523,14 @@ def _client_gone_probe(environ: dict) -> Callable[[], bool]:
         return lambda: False
 
     def gone() -> bool:
+        # poll, not select: select() refuses descriptors >= 1024 (FD_SETSIZE),
+        # which every stream past the ~500th has, and the ValueError read as
+        # "gone" cancelled them. One poll object per call: a poll object
+        # refuses concurrent use, and the watcher and request thread both ask.
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if not readable:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if not poller.poll(0):
                 return False
             return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
