@@ -308,6 +308,7 @@ class ProxyApp:
         gone = _client_gone_probe(call.environ)
         scope = CancelScope()
         watcher = _ClientWatch(gone, scope)
+        self.heartbeat.watch(watcher)
 
         def attempt(model: ModelConfig) -> bytes:
             dialect, url, headers, body = call.prepare(model, stream=False)
@@ -326,7 +327,7 @@ class ProxyApp:
                                    is_cancelled=lambda: scope.cancelled or gone(), breakers=self.breakers,
                                    trace=trace)
             finally:
-                watcher.stop()
+                self.heartbeat.unwatch(watcher)
         except ClientGone:
             self.metrics.inc("client_cancelled")
             log.info("request context canceled during non-streaming fallback id=%s", call.rid)
@@ -478,26 +479,23 @@ class _ClientWatch:
     """Watches the client's socket while a non-streaming request waits on
     its upstream: when the client leaves, the attempt in flight is aborted
     at once (its upstream connection closed) instead of running on to its
-    deadline, minutes later (operations.md §8.2, routing.md §8 step 6.1)."""
+    deadline, minutes later (operations.md §8.2, routing.md §8 step 6.1).
 
-    INTERVAL = 0.05
+    Ticked by the shared heartbeat thread, so a request costs no thread of
+    its own. Only that thread calls :meth:`tick`.
+    """
+
+    interval = 0.1  # seconds between two probes
 
     def __init__(self, gone: Callable[[], bool], scope: CancelScope):
         self._gone = gone
         self._scope = scope
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ocproxy-client-watch", daemon=True)
-        self._thread.start()
+        self._fired = False
 
-    def _run(self) -> None:
-        while not self._done.wait(self.INTERVAL):
-            if self._gone():
-                self._scope.cancel(ClientGone())
-                return
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
+    def tick(self, now: float) -> None:
+        if not self._fired and self._gone():
+            self._fired = True
+            self._scope.cancel(ClientGone())
 
 
 def _read_exactly(stream, length: int) -> bytes:

@@ -169,17 +169,21 @@ class StreamWriter:
 
 
 class Heartbeat:
-    """One ticker thread for every open stream (not a thread per stream).
+    """One ticker thread for every open response (not a thread per request):
+    keep-alives for open streams, and the periodic checks of *watches* —
+    objects with ``interval`` and ``tick(now)``, such as the client-gone probe
+    of a non-streaming request.
 
-    ``_cond`` guards ``_writers`` and ``_running``. The thread is started by
-    :meth:`start` and stopped and joined by :meth:`stop` — its owner is the
-    application object.
+    ``_cond`` guards ``_writers``, ``_watches`` and ``_running``. The thread
+    is started by :meth:`start` and stopped and joined by :meth:`stop` — its
+    owner is the application object.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
         self._writers: set[StreamWriter] = set()
+        self._watches: set = set()
         self._running = False
         self._thread: threading.Thread | None = None
 
@@ -209,6 +213,16 @@ class Heartbeat:
         with self._cond:
             self._writers.discard(writer)
 
+    def watch(self, item) -> None:
+        with self._cond:
+            self._watches.add(item)
+            self._cond.notify_all()
+        self.start()
+
+    def unwatch(self, item) -> None:
+        with self._cond:
+            self._watches.discard(item)
+
     @property
     def open_streams(self) -> int:
         with self._cond:
@@ -220,17 +234,20 @@ class Heartbeat:
                 if not self._running:
                     return
                 writers = list(self._writers)
-                if writers:
-                    tick = min(w.interval for w in writers) / 4
-                    tick = min(max(tick, 0.001), 0.25)
-                else:
-                    tick = None
+                watches = list(self._watches)
+                intervals = [w.interval / 4 for w in writers] + [w.interval for w in watches]
+                tick = min(max(min(intervals), 0.001), 0.25) if intervals else None
             now = self._clock()
             for writer in writers:
                 try:
                     writer.keepalive(now)
                 except Exception:  # a broken writer must not stop every other stream's heartbeat
                     log.exception("heartbeat tick failed")
+            for item in watches:
+                try:
+                    item.tick(now)
+                except Exception:
+                    log.exception("watch tick failed")
             with self._cond:
                 if self._running:
                     self._cond.wait(tick)
