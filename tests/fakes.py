@@ -197,3 +197,84 @@ def chat_completion(text="", tool_calls=None, reasoning=None, finish="stop", usa
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
     }
+
+
+# -- scripts added for issue #7 (hardening) ------------------------------------
+
+
+def chat_auto(text: str = "ok", usage=None):
+    """Answer like a chat upstream in whichever mode the request asked for:
+    SSE chunks when ``"stream": true``, else one completion."""
+
+    def script(h: _Handler, rec: Recorded):
+        try:
+            streaming = bool(json.loads(rec.body).get("stream"))
+        except ValueError:
+            streaming = False
+        if streaming:
+            sse(*chat_text_chunks([text], usage=usage or {"prompt_tokens": 3, "completion_tokens": 1}))(h, rec)
+        else:
+            json_body(chat_completion(text, usage=usage))(h, rec)
+
+    return script
+
+
+def reset_after(*parts, delay: float = 0.0):
+    """Stream ``parts`` like :func:`sse`, then reset the connection (RST, via
+    SO_LINGER 0) instead of closing it."""
+    import struct
+
+    def script(h: _Handler, rec: Recorded):
+        h.send_head(200, content_type="text/event-stream")
+        for part in parts:
+            if isinstance(part, (int, float)):
+                if h.wait_or_peer_close(float(part), rec):
+                    return
+                continue
+            h.wfile.write(_frame(part))
+            h.wfile.flush()
+            if delay:
+                time.sleep(delay)
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.connection.close()
+
+    return script
+
+
+def raw_response(data: bytes, hold: float = 0.0):
+    """Write ``data`` verbatim (status line and headers included), optionally
+    keep the connection open ``hold`` seconds, then close."""
+
+    def script(h: _Handler, rec: Recorded):
+        h.wfile.write(data)
+        h.wfile.flush()
+        if hold:
+            h.wait_or_peer_close(hold, rec)
+
+    return script
+
+
+def endless_body(piece: bytes = b": still here\n\n", every: float = 0.05, content_type="text/event-stream",
+                 limit: float = 30.0):
+    """Headers, then ``piece`` every ``every`` seconds until the peer leaves
+    (or ``limit`` seconds): a body that never ends but is never idle."""
+
+    def script(h: _Handler, rec: Recorded):
+        h.send_head(200, content_type=content_type)
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            h.wfile.write(piece)
+            h.wfile.flush()
+            if h.wait_or_peer_close(every, rec):
+                return
+
+    return script
+
+
+def no_headers(hold: float = 30.0):
+    """Read the request, then send nothing at all until the peer leaves."""
+
+    def script(h: _Handler, rec: Recorded):
+        h.wait_or_peer_close(hold, rec)
+
+    return script
