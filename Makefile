@@ -21,8 +21,16 @@ test: $(STAMP)
 test-load: $(STAMP)
 	$(PY) -m pytest -m load $(PYTEST_ARGS)
 
+# The benchmark wants nginx (static fake upstream) and wrk (load generator);
+# as root with apt it installs them, else bench.py falls back to Python ones.
 bench: $(STAMP)
-	$(PY) bench/bench.py
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	   ! { command -v wrk >/dev/null 2>&1 && { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }; }; then \
+	  echo "make bench: installing nginx and wrk"; \
+	  { apt-get update -qq && apt-get install -y -qq nginx-light wrk >/dev/null; } || \
+	  apt-get install -y -qq nginx wrk >/dev/null || echo "make bench: install failed, using the Python fallbacks"; \
+	fi
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info
