@@ -50,9 +50,11 @@ class Baseline:
         handler thread of the fake upstream may still be finishing)."""
         best_threads, best_socks = thread_names(), open_sockets()
         end = time.monotonic() + window
-        while time.monotonic() < end:
-            time.sleep(0.05)
+        stable = 0
+        while time.monotonic() < end and stable < 2:  # two equal readings in a row: settled
+            time.sleep(0.03)
             names, socks = thread_names(), open_sockets()
+            stable = stable + 1 if (len(names), socks) == (len(best_threads), best_socks) else 0
             if len(names) < len(best_threads):
                 best_threads = names
             best_socks = min(best_socks, socks)
