@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-load bench clean
+.PHONY: run test test-load bench clean claude-code
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,20 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/ocproxy serve
 
-test: $(STAMP)
+# The real Claude Code CLI for tests/test_claude_code.py, installed from npm
+# into .cache/claude-code. `make test` installs it when npm exists; a failed
+# install does not stop make: the test then skips saying why (fails in CI).
+CLAUDE_CODE := .cache/claude-code/node_modules/.bin/claude
+HAVE_NPM := $(shell command -v npm 2>/dev/null)
+
+claude-code:
+	@if [ ! -x $(CLAUDE_CODE) ]; then \
+	  mkdir -p .cache/claude-code && \
+	  npm install --prefix .cache/claude-code --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code || \
+	  echo "make claude-code: npm install failed; tests/test_claude_code.py will report it"; \
+	fi
+
+test: $(STAMP) $(if $(HAVE_NPM),claude-code)
 	$(PY) -m pytest -m "not load" $(PYTEST_ARGS)
 
 test-load: $(STAMP)
