@@ -498,7 +498,7 @@ def convert_response(body: dict, model: ModelConfig) -> dict:
 # ---------------------------------------------------------------------------
 
 
-class GeminiStreamTranslator:
+class GeminiStreamTranslator(sse.LineTranslator):
     """``streamGenerateContent?alt=sse`` chunks → Anthropic SSE frames.
 
     Each ``data:`` line is one GenerateContentResponse. Gemini has no end
@@ -510,48 +510,15 @@ class GeminiStreamTranslator:
     a finishReason is ignored (ST-49).
     """
 
-    pauses_heartbeat = False
-
     def __init__(self, model_id: str):
-        self.emitter = sse.MessageEmitter(model_id)
-        self.done = False
-        self._lines = sse.LineBuffer()
+        super().__init__(model_id)
         self._handled = False
-        self._finished = False
-        self._failure: UpstreamDataError | None = None
         self._finish_reason = ""
         self._usage = None
         self._calls = 0
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Frames for every complete line in ``data``. A failure after frames
-        of the same call is raised by the next call, so what the client sees
-        does not depend on how the upstream's bytes were split."""
-        if self._failure is not None:
-            raise self._failure
-        out: list[bytes] = []
-        try:
-            for line in self._lines.feed(data):
-                if self._finished:
-                    break
-                out.extend(self._line(line))
-        except UpstreamDataError as exc:
-            if not out:
-                raise
-            self._failure = exc
-        return out
-
-    def close(self) -> list[bytes]:
-        if self._failure is not None:
-            raise self._failure
-        if self._finished:
-            return []
-        out: list[bytes] = []
-        for line in self._lines.flush():
-            out.extend(self._line(line))
-        if not self._finished:
-            out.extend(self._finish())
-        return out
+    def _end_of_stream(self) -> list[bytes]:
+        return self._finish()
 
     def _line(self, line: bytes) -> list[bytes]:
         payload = sse.data_payload(line)
@@ -607,6 +574,5 @@ class GeminiStreamTranslator:
             raise UpstreamDataError("empty stream")
         if not self.emitter.started and self._finish_reason not in _NORMAL_FINISH:
             raise UpstreamDataError(f"Gemini returned no content (finishReason {self._finish_reason})")
-        self._finished = True
         self.done = True
         return self.emitter.finish(_stop_reason(self._finish_reason), usage_of(self._usage))

@@ -332,7 +332,7 @@ def convert_response(body: dict, model: ModelConfig) -> dict:
 # ---------------------------------------------------------------------------
 
 
-class ResponsesStreamTranslator:
+class ResponsesStreamTranslator(sse.LineTranslator):
     """Responses API SSE events → Anthropic SSE frames.
 
     Reading follows ST-40/ST-41 (lines as they arrive, ``data:`` payloads,
@@ -345,50 +345,17 @@ class ResponsesStreamTranslator:
     the connection to close.
     """
 
-    pauses_heartbeat = False
-
     def __init__(self, model_id: str):
-        self.emitter = sse.MessageEmitter(model_id)
-        self.done = False
-        self._lines = sse.LineBuffer()
+        super().__init__(model_id)
         self._handled = False
-        self._finished = False
-        self._failure: UpstreamDataError | None = None
         self._keys: dict[str, object] = {}  # item id -> tool key
         self._args_seen: set = set()  # tool keys that got argument text
         self._summary_at: tuple | None = None  # (item id, summary index) last streamed
 
     # -- reading -----------------------------------------------------------
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Frames for every complete line in ``data``. A failure after frames
-        of the same call is raised by the next call, so what the client sees
-        does not depend on how the upstream's bytes were split."""
-        if self._failure is not None:
-            raise self._failure
-        out: list[bytes] = []
-        try:
-            for line in self._lines.feed(data):
-                if self._finished:
-                    break
-                out.extend(self._line(line))
-        except UpstreamDataError as exc:
-            if not out:
-                raise
-            self._failure = exc
-        return out
-
-    def close(self) -> list[bytes]:
-        if self._failure is not None:
-            raise self._failure
-        if self._finished:
-            return []
-        out: list[bytes] = []
-        for line in self._lines.flush():
-            out.extend(self._line(line))
-        if not self._finished:
-            out.extend(self._finish("end_turn", None))
-        return out
+    def _end_of_stream(self) -> list[bytes]:
+        return self._finish("end_turn", None)
 
     def _line(self, line: bytes) -> list[bytes]:
         payload = sse.data_payload(line)
@@ -484,7 +451,6 @@ class ResponsesStreamTranslator:
     def _finish(self, stop_reason: str, usage) -> list[bytes]:
         if not self._handled:
             raise UpstreamDataError("empty stream")
-        self._finished = True
         self.done = True
         return self.emitter.finish(stop_reason, usage_of(usage))
 

@@ -17,6 +17,8 @@ import os
 import threading
 from typing import Protocol
 
+from ocproxy.errors import UpstreamDataError
+
 KEEPALIVE = b":keepalive\n\n"
 THINKING_SIGNATURE = "proxy-thinking-placeholder"
 
@@ -136,6 +138,58 @@ class StreamTranslator(Protocol):
     def feed(self, data: bytes) -> list[bytes]: ...
 
     def close(self) -> list[bytes]: ...
+
+
+class LineTranslator:
+    """The reading loop shared by the line-oriented translators (Responses,
+    Gemini): lines as they arrive, ``_line`` for each, ``_end_of_stream`` at
+    EOF unless the upstream already said it was done.
+
+    A failure found after frames of the same read is raised by the *next*
+    call, so what the client sees does not depend on how the upstream's
+    bytes were split into reads.
+    """
+
+    pauses_heartbeat = False
+
+    def __init__(self, model_id: str):
+        self.emitter = MessageEmitter(model_id)
+        self.done = False
+        self._lines = LineBuffer()
+        self._failure: UpstreamDataError | None = None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._failure is not None:
+            raise self._failure
+        out: list[bytes] = []
+        try:
+            for line in self._lines.feed(data):
+                if self.done:
+                    break
+                out.extend(self._line(line))
+        except UpstreamDataError as exc:
+            if not out:
+                raise
+            self._failure = exc
+        return out
+
+    def close(self) -> list[bytes]:
+        if self._failure is not None:
+            raise self._failure
+        if self.done:
+            return []
+        out: list[bytes] = []
+        for line in self._lines.flush():
+            out.extend(self._line(line))
+        if not self.done:
+            out.extend(self._end_of_stream())
+        return out
+
+    def _line(self, line: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+    def _end_of_stream(self) -> list[bytes]:
+        raise NotImplementedError
 
 
 def _text_delta_template(index: int) -> tuple[bytes, bytes]:
