@@ -75,10 +75,9 @@ class ProxyApp:
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request (~130 ms)
         self._ids = itertools.count(1)  # next() is atomic under the GIL; ids need only be unique
-        self._lock = threading.Lock()  # guards _streams, _scopes, _inflight and _closing
+        self._lock = threading.Lock()  # guards _streams, _inflight and _closing
         self._inflight = 0  # non-streaming /v1/messages requests being answered
-        self._streams: set[StreamResponse] = set()
-        self._scopes: dict[StreamResponse, CancelScope] = {}
+        self._streams: dict[StreamResponse, CancelScope] = {}  # open streams and their cancel switch
         self._closing = False
         self._routes: dict[str, dict[str, Callable]] = {
             "/v1/messages": {"POST": self._messages},
@@ -114,7 +113,7 @@ class ProxyApp:
         closes the iterable, which joins the pump."""
         with self._lock:
             self._closing = True
-            open_streams = list(self._scopes.items())
+            open_streams = list(self._streams.items())
         for response, scope in open_streams:
             response.writer.finish([error_frame("server shutting down")])
             scope.cancel(ServerClosing())
@@ -418,19 +417,15 @@ class ProxyApp:
                 self.metrics.success(result.model.model_id, time.monotonic() - first_attempt)
                 call.log_done(trace, "ok", result.model.model_id)
 
-        response = StreamResponse(writer, pump, self.heartbeat, scope.cancel)
-
         def forget() -> None:
             with self._lock:
-                self._streams.discard(response)
-                self._scopes.pop(response, None)
+                self._streams.pop(response, None)
 
-        response._on_done = forget
+        response = StreamResponse(writer, pump, self.heartbeat, scope.cancel, on_done=forget)
         with self._lock:
             if self._closing:
                 raise ProxyError(529, "server is shutting down")
-            self._streams.add(response)
-            self._scopes[response] = scope
+            self._streams[response] = scope
         start_response("200 OK", [
             ("Content-Type", "text/event-stream"),
             ("Cache-Control", "no-cache"),
