@@ -278,3 +278,42 @@ def no_headers(hold: float = 30.0):
         h.wait_or_peer_close(hold, rec)
 
     return script
+
+
+def _peer_closed_within(h: _Handler, seconds: float) -> bool:
+    """Like ``_Handler.wait_or_peer_close`` but with poll(), which (unlike
+    select()) takes descriptors past 1024: load tests open thousands."""
+    poller = select.poll()
+    poller.register(h.connection, select.POLLIN | select.POLLHUP | select.POLLERR)
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        if poller.poll(max(1, int(left * 1000))):
+            try:
+                data = h.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data == b"":
+                return True
+            time.sleep(min(left, 0.01))  # pipelined bytes: not a close
+
+
+def sse_many(*parts):
+    """:func:`sse` for load tests: floats sleep watching the peer with poll()."""
+
+    def script(h: _Handler, rec: Recorded):
+        h.send_head(200, content_type="text/event-stream")
+        for part in parts:
+            if isinstance(part, (int, float)):
+                if _peer_closed_within(h, float(part)):
+                    rec.closed_by_peer_at = time.monotonic()
+                    return
+                continue
+            h.wfile.write(_frame(part))
+            h.wfile.flush()
+
+    return script
