@@ -37,6 +37,9 @@ from ocproxy.translate.gemini import GeminiStreamTranslator
 from ocproxy.translate.responses import ResponsesStreamTranslator
 from tests.sseclient import parse_frames
 
+# HUGE makes hypothesis warn about the size of a failing example's repr
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                            HealthCheck.data_too_large])
 
