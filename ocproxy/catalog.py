@@ -47,27 +47,26 @@ GO_ANTHROPIC_IDS = frozenset(
 # routing.md §3.3 rule 3 and rule 4: exact ids, not prefixes, so that an
 # unknown ``gpt-*`` or ``gemini-*`` id falls through to chat.
 ZEN_GEMINI_IDS = frozenset({"gemini-3.5-flash", "gemini-3.1-pro", "gemini-3-flash"})
-ZEN_RESPONSES_IDS = frozenset(
-    {
-        "gpt-5.5",
-        "gpt-5.5-pro",
-        "gpt-5.4",
-        "gpt-5.4-pro",
-        "gpt-5.4-mini",
-        "gpt-5.4-nano",
-        "gpt-5.3-codex",
-        "gpt-5.3-codex-spark",
-        "gpt-5.2",
-        "gpt-5.2-codex",
-        "gpt-5.1",
-        "gpt-5.1-codex",
-        "gpt-5.1-codex-max",
-        "gpt-5.1-codex-mini",
-        "gpt-5",
-        "gpt-5-codex",
-        "gpt-5-nano",
-    }
+ZEN_RESPONSES_ORDER = (
+    "gpt-5.5",
+    "gpt-5.5-pro",
+    "gpt-5.4",
+    "gpt-5.4-pro",
+    "gpt-5.4-mini",
+    "gpt-5.4-nano",
+    "gpt-5.3-codex",
+    "gpt-5.3-codex-spark",
+    "gpt-5.2",
+    "gpt-5.2-codex",
+    "gpt-5.1",
+    "gpt-5.1-codex",
+    "gpt-5.1-codex-max",
+    "gpt-5.1-codex-mini",
+    "gpt-5",
+    "gpt-5-codex",
+    "gpt-5-nano",
 )
+ZEN_RESPONSES_IDS = frozenset(ZEN_RESPONSES_ORDER)
 
 
 def catalog_endpoint(provider: str | None, model_id: str) -> str:
@@ -173,28 +172,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         )
     ),
     *(_zen(i, "200k") for i in ("qwen3.5-plus", "qwen3.6-plus", "qwen3.7-plus", "qwen3.7-max")),
-    *(
-        _zen(i, "128k", "no thinking")
-        for i in (
-            "gpt-5.5",
-            "gpt-5.5-pro",
-            "gpt-5.4",
-            "gpt-5.4-pro",
-            "gpt-5.4-mini",
-            "gpt-5.4-nano",
-            "gpt-5.3-codex",
-            "gpt-5.3-codex-spark",
-            "gpt-5.2",
-            "gpt-5.2-codex",
-            "gpt-5.1",
-            "gpt-5.1-codex",
-            "gpt-5.1-codex-max",
-            "gpt-5.1-codex-mini",
-            "gpt-5",
-            "gpt-5-codex",
-            "gpt-5-nano",
-        )
-    ),
+    *(_zen(i, "128k", "no thinking") for i in ZEN_RESPONSES_ORDER),
     *(_zen(i, "1M") for i in ("gemini-3.5-flash", "gemini-3.1-pro", "gemini-3-flash")),
     _zen("deepseek-v4-pro", "1M", "free tier"),
     _zen("deepseek-v4-flash-free", "1M", "free tier"),

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 _EPHEMERAL = {"type": "ephemeral"}
 
-# TR-63
-_STOP_REASONS = {
+# TR-63: Chat Completions finish_reason -> Anthropic stop_reason (anything else: end_turn).
+# Shared with the stream translator.
+STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
     "tool_calls": "tool_use",
@@ -462,7 +463,7 @@ def convert_response(body: dict, model: ModelConfig) -> dict:
     if not content:
         content.append({"type": "text", "text": ""})
 
-    stop_reason = _STOP_REASONS.get(_str(choice.get("finish_reason")), "end_turn")
+    stop_reason = STOP_REASONS.get(_str(choice.get("finish_reason")), "end_turn")
     if tool_used and stop_reason == "end_turn":
         stop_reason = "tool_use"
 

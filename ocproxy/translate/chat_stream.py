@@ -20,6 +20,7 @@ import json
 import re
 
 from ..errors import UpstreamDataError
+from .chat import STOP_REASONS
 from .sse import MessageEmitter
 from .usage import anthropic_usage
 
@@ -29,15 +30,6 @@ MAX_LINE_BYTES = 32 * 1024 * 1024
 
 #: ST-41 item 5: more than this many undecodable lines in a row fail the attempt.
 MAX_DECODE_FAILURES = 3
-
-# TR-63; anything not listed maps to end_turn.
-_STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "tool_use": "tool_use",
-    "content_filter": "end_turn",
-}
 
 _loads = json.loads
 _scanstring = json.decoder.scanstring
@@ -286,7 +278,7 @@ class ChatStreamTranslator:
             # Blocks close now, but message_delta waits for the end of the
             # stream: usage usually arrives in a later chunk (ST-47).
             out += emitter.close_all()
-            self._stop = _STOP_REASONS.get(finish, "end_turn")
+            self._stop = STOP_REASONS.get(finish, "end_turn")
 
     # -- fast path (ST-45) -----------------------------------------------
 
