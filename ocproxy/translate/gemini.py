@@ -18,7 +18,7 @@ from ..config import ModelConfig
 from ..errors import UpstreamDataError
 from . import request_blocks as rb
 from . import sse
-from .tools import sanitize_schema
+from .tools import named_tools, sanitize_schema
 
 #: URL suffixes after ``<gemini_base_url>/<model_id>`` (routing.md §3).
 GEMINI_GENERATE = ":generateContent"
@@ -315,12 +315,7 @@ def _contents(messages, model_id: str) -> list[dict]:
 
 def _declarations(tools) -> list[dict]:
     out = []
-    for tool in tools or ():
-        if not isinstance(tool, dict):
-            continue
-        name = tool.get("name")
-        if not isinstance(name, str) or not name.strip():
-            continue  # TR-40
+    for name, tool in named_tools(tools):
         decl: dict = {"name": name}
         if tool.get("description"):
             decl["description"] = tool["description"]

@@ -18,7 +18,7 @@ from ..config import ModelConfig
 from ..errors import UpstreamDataError
 from . import request_blocks as rb
 from . import sse
-from .tools import sanitize_schema
+from .tools import named_tools, sanitize_schema
 
 #: The Responses API rejects ``max_output_tokens`` below this value; Claude
 #: Code sometimes probes with ``max_tokens: 1``.
@@ -139,12 +139,7 @@ def _input(messages) -> list[dict]:
 
 def _tools(tools) -> list[dict]:
     out = []
-    for tool in tools or ():
-        if not isinstance(tool, dict):
-            continue
-        name = tool.get("name")
-        if not isinstance(name, str) or not name.strip():
-            continue  # TR-40
+    for name, tool in named_tools(tools):
         entry = {"type": "function", "name": name}
         if tool.get("description"):
             entry["description"] = tool["description"]

@@ -109,6 +109,18 @@ def sanitize_schema(schema) -> dict:
     return canonical_empty_schema()
 
 
+def named_tools(tools):
+    """``(name, tool)`` for each tool an upstream will take, in order:
+    objects with a non-blank name (TR-40; upstreams reject unnamed ones)."""
+    if not isinstance(tools, list):
+        return
+    for tool in tools:
+        if isinstance(tool, dict):
+            name = tool.get("name")
+            if isinstance(name, str) and name.strip():
+                yield name, tool
+
+
 def chat_tools(tools) -> list:
     """Anthropic ``tools`` → Chat Completions ``tools`` (TR-40, §2.5).
 
@@ -116,14 +128,7 @@ def chat_tools(tools) -> list:
     tool's own ``type`` (``custom``, server-tool types) means nothing here.
     """
     out: list = []
-    if not isinstance(tools, list):
-        return out
-    for tool in tools:
-        if not isinstance(tool, dict):
-            continue
-        name = tool.get("name")
-        if not isinstance(name, str) or not name.strip():
-            continue
+    for name, tool in named_tools(tools):
         function: dict = {"name": name}
         description = tool.get("description")
         if isinstance(description, str) and description:
