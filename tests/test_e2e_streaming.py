@@ -185,21 +185,26 @@ def test_HX_6_disconnect_mid_stream_aborts_upstream_and_tries_nothing_else(upstr
     proxy = start_proxy(two_models(upstream))
     ocproxy_log = logging.getLogger("ocproxy")  # may not propagate to root once setup_logging ran
     ocproxy_log.addHandler(caplog.handler)
-    with caplog.at_level(logging.DEBUG, logger="ocproxy"):
-        cap = post_stream(proxy.url, stream_body(), close_after=0.3)
-        closed_at = time.monotonic()
-        deadline = closed_at + 3
-        while time.monotonic() < deadline and upstream.calls(GO_CHAT)[0].closed_by_peer_at is None:
-            time.sleep(0.01)
-    assert b"Hello" in cap.body
-    first = upstream.calls(GO_CHAT)[0]
-    assert first.closed_by_peer_at is not None
-    assert first.closed_by_peer_at - closed_at < 1.0 + 2 * 0.1  # two heartbeat intervals + 1 s
-    time.sleep(0.3)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="ocproxy"):  # held until the pump has logged
+            cap = post_stream(proxy.url, stream_body(), close_after=0.3)
+            closed_at = time.monotonic()
+            deadline = closed_at + 3
+            while time.monotonic() < deadline and upstream.calls(GO_CHAT)[0].closed_by_peer_at is None:
+                time.sleep(0.01)
+            assert b"Hello" in cap.body
+            first = upstream.calls(GO_CHAT)[0]
+            assert first.closed_by_peer_at is not None
+            assert first.closed_by_peer_at - closed_at < 1.0 + 2 * 0.1  # two heartbeat intervals + 1 s
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and proxy.app.metrics.snapshot()["client_cancelled"] == 0:
+                time.sleep(0.01)
+            time.sleep(0.3)
+    finally:
+        ocproxy_log.removeHandler(caplog.handler)
     assert models_called(upstream) == ["model-a"]
     snap = proxy.app.metrics.snapshot()
     assert snap["requests_failed"] == 0 and snap["client_cancelled"] == 1
-    ocproxy_log.removeHandler(caplog.handler)
     records = [r for r in caplog.records if "client disconnected during stream" in r.getMessage()]
     assert records and all(r.levelno == logging.DEBUG for r in records)
     assert proxy.app.breakers.states() == {}
