@@ -335,7 +335,7 @@ class ProxyApp:
             return []
         except ChainExhausted as exc:
             self.metrics.inc("requests_failed")
-            self.metrics.inc("fallbacks", max(exc.trace.attempts, 0))
+            self.metrics.inc("fallbacks", exc.trace.attempts)
             call.log_done(trace, "all-failed")
             status = 529 if exc.only_open_breakers else 502
             return self._error(start_response, ProxyError(status, "all models failed"), call.rid)
