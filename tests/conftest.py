@@ -85,6 +85,16 @@ def upstream():
 
 
 @pytest.fixture
+def procs(tmp_path):
+    """Subprocesses a test starts (CLI servers, WSGI hosts); all killed after it."""
+    from tests.procs import Procs
+
+    owner = Procs(tmp_path)
+    yield owner
+    owner.cleanup()
+
+
+@pytest.fixture
 def start_proxy():
     running: list[RunningProxy] = []
 

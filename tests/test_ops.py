@@ -17,27 +17,13 @@ import time
 import pytest
 import requests
 
-from tests.fakes import FakeUpstream, chat_completion, chat_text_chunks, json_body, sse, status
+from tests.fakes import chat_completion, chat_text_chunks, json_body, sse, status
 from tests.procs import (
-    GO_CHAT, PYTHON, Procs, clean_env, cli, config_dict, free_port, message_body, parse_sse,
+    GO_CHAT, PYTHON, clean_env, cli, config_dict, free_port, message_body, parse_sse,
     replace_by_rename, wait_for, wait_health, write_json,
 )
 
 KEY = "sk-ops-upstream-SECRET-5f1e2d3c4b5a69788796"
-
-
-@pytest.fixture
-def upstream():
-    fake = FakeUpstream()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def procs(tmp_path):
-    owner = Procs(tmp_path)
-    yield owner
-    owner.cleanup()
 
 
 class Box:

@@ -17,8 +17,8 @@ import time
 import pytest
 import requests
 
-from tests.fakes import FakeUpstream, chat_text_chunks, sse
-from tests.procs import GO_CHAT, Procs, clean_env, config_dict, free_port, message_body, parse_sse, wait_health, write_json
+from tests.fakes import chat_text_chunks, sse
+from tests.procs import GO_CHAT, clean_env, config_dict, free_port, message_body, parse_sse, wait_health, write_json
 
 KEY = "sk-wsgi-upstream-SECRET-0a1b2c3d4e5f"
 HOSTS = ("gunicorn", "waitress")
@@ -50,20 +50,6 @@ class Host:
         env = clean_env(home, OCPROXY_CONFIG=str(config), OCPROXY_SHUTDOWN_GRACE_MS=str(grace_ms))
         self.proc = procs.start(_command(name, self.port), env, name=name)
         wait_health(self.url, self.proc, timeout=20)
-
-
-@pytest.fixture
-def upstream():
-    fake = FakeUpstream()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def procs(tmp_path):
-    owner = Procs(tmp_path)
-    yield owner
-    owner.cleanup()
 
 
 @pytest.mark.parametrize("host", HOSTS)
