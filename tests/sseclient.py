@@ -55,6 +55,29 @@ def parse_frames(body: bytes) -> list[bytes]:
     return frames
 
 
+def frame_events(frames: list[bytes]) -> list[dict]:
+    """The events of a translator's frames, each checked to be one whole
+    ``event: <type>`` / ``data: <json>`` frame whose type matches."""
+    events = []
+    for frame in frames:
+        head, data = frame.decode().rstrip("\n").split("\n")
+        event = json.loads(data[len("data: "):])
+        assert head == f"event: {event['type']}"
+        events.append(event)
+    return events
+
+
+def translate(translator, body: bytes, chunk: int | None = None) -> list[dict]:
+    """Feed ``body`` to a stream translator (whole, or in ``chunk``-byte
+    reads), close it, and return the events it produced."""
+    pieces = [body] if chunk is None else [body[i:i + chunk] for i in range(0, len(body), chunk)]
+    frames = []
+    for piece in pieces:
+        frames += translator.feed(piece)
+    frames += translator.close()
+    return frame_events(frames)
+
+
 def post_stream(base_url: str, body: dict, *, headers: dict | None = None, close_after: float | None = None,
                 timeout: float = 30.0) -> StreamCapture:
     """POST ``body`` and read the streamed answer; with ``close_after``,

@@ -17,6 +17,7 @@ import pytest
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import sse
+from tests.sseclient import frame_events as parse, translate
 from ocproxy.translate.gemini import (
     GEMINI_GENERATE,
     GEMINI_STREAM,
@@ -533,24 +534,8 @@ def sse_chunks(*chunks, sep=b"\r\n\r\n") -> bytes:
     return b"".join(b"data: " + json.dumps(c).encode() + sep for c in chunks)
 
 
-def parse(frames: list[bytes]) -> list[dict]:
-    events = []
-    for frame in frames:
-        head, data = frame.decode().rstrip("\n").split("\n")
-        event = json.loads(data[len("data: ") :])
-        assert head == f"event: {event['type']}"
-        events.append(event)
-    return events
-
-
 def run(body: bytes, chunk: int | None = None) -> list[dict]:
-    t = GeminiStreamTranslator("gemini-3-flash")
-    frames = []
-    pieces = [body] if chunk is None else [body[i : i + chunk] for i in range(0, len(body), chunk)]
-    for piece in pieces:
-        frames += t.feed(piece)
-    frames += t.close()
-    return parse(frames)
+    return translate(GeminiStreamTranslator("gemini-3-flash"), body, chunk)
 
 
 def normalised(events):

@@ -16,6 +16,7 @@ import pytest
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import sse
+from tests.sseclient import frame_events as parse, translate
 from ocproxy.translate.responses import (
     MIN_OUTPUT_TOKENS,
     ResponsesStreamTranslator,
@@ -523,24 +524,8 @@ def sse_lines(*events, done=False) -> bytes:
     return out
 
 
-def parse(frames: list[bytes]) -> list[dict]:
-    events = []
-    for frame in frames:
-        head, data = frame.decode().rstrip("\n").split("\n")
-        event = json.loads(data[len("data: ") :])
-        assert head == f"event: {event['type']}"
-        events.append(event)
-    return events
-
-
 def run(body: bytes, chunk: int | None = None) -> list[dict]:
-    t = ResponsesStreamTranslator("gpt-5.4")
-    frames = []
-    pieces = [body] if chunk is None else [body[i : i + chunk] for i in range(0, len(body), chunk)]
-    for piece in pieces:
-        frames += t.feed(piece)
-    frames += t.close()
-    return parse(frames)
+    return translate(ResponsesStreamTranslator("gpt-5.4"), body, chunk)
 
 
 def normalised(events):
