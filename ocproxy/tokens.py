@@ -17,6 +17,7 @@ encoded once.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import os
@@ -121,17 +122,41 @@ def reset_encoder() -> None:
     with _load_lock:
         _count = None
         encoder_name = None
+    with _counts_lock:
+        _counts.clear()
+
+
+#: Claude Code resends its system prompt and the whole history with every
+#: turn, so nearly every text was counted before; encoding 100 kB again costs
+#: milliseconds, a lookup well under one. Keyed by (length, hash), not by the
+#: text, so a cached entry does not keep a large prompt alive; a false hit
+#: needs two equally long texts with the same 64-bit hash. First in, first
+#: out: when full, the older half goes. ``_counts_lock`` guards ``_counts``.
+_COUNTS_MAX = 8192
+_counts_lock = threading.Lock()
+_counts: dict[tuple[int, int], int] = {}
 
 
 def count_text(text: Any) -> int:
     """cl100k_base tokens in ``text``; 0 for empty or non-string input."""
     if not isinstance(text, str) or not text:
         return 0
+    key = (len(text), hash(text))
+    with _counts_lock:
+        known = _counts.get(key)
+    if known is not None:
+        return known
     try:
-        return _counter()(text)
+        n = _counter()(text)
     except Exception:  # never fail a request because of counting
         log.debug("token counting failed", exc_info=True)
         return 0
+    with _counts_lock:
+        if len(_counts) >= _COUNTS_MAX:
+            for old in list(itertools.islice(_counts, _COUNTS_MAX // 2)):
+                del _counts[old]
+        _counts[key] = n
+    return n
 
 
 # --------------------------------------------------------------------------

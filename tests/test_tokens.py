@@ -80,6 +80,37 @@ def test_config_10_load_order_falls_back_to_cl100k_base(monkeypatch):
         tokens.reset_encoder()
 
 
+def test_a_text_is_encoded_once_then_its_count_is_remembered(monkeypatch):
+    """Claude Code resends the same prompt every turn: counted once."""
+    tokens.reset_encoder()
+    real = tokens._counter()
+    encoded = []
+
+    def spy(text):
+        encoded.append(text)
+        return real(text)
+
+    monkeypatch.setattr(tokens, "_count", spy)
+    prompt = "You are Claude Code. " * 2000
+    first = tokens.count_text(prompt)
+    assert tokens.count_text(prompt) == first == real(prompt)
+    assert tokens.count_text("".join(["You are Claude Code. "] * 2000)) == first  # equal text, new object
+    assert encoded == [prompt]
+    assert tokens.count_text(prompt + "!") == real(prompt + "!")
+    assert len(encoded) == 2
+    tokens.reset_encoder()
+
+
+def test_the_remembered_counts_stay_bounded(monkeypatch):
+    tokens.reset_encoder()
+    monkeypatch.setattr(tokens, "_COUNTS_MAX", 8)
+    for i in range(50):
+        assert tokens.count_text(f"text number {i}") == tokens._counter()(f"text number {i}")
+        assert len(tokens._counts) <= 8
+    assert tokens.count_text("text number 49") == tokens._counter()("text number 49")
+    tokens.reset_encoder()
+
+
 @pytest.mark.parametrize(
     "env, expected",
     [
