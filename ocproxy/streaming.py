@@ -174,9 +174,9 @@ class Heartbeat:
     objects with ``interval`` and ``tick(now)``, such as the client-gone probe
     of a non-streaming request.
 
-    ``_cond`` guards ``_writers``, ``_watches`` and ``_running``. The thread
-    is started by :meth:`start` and stopped and joined by :meth:`stop` — its
-    owner is the application object.
+    ``_cond`` guards ``_writers``, ``_watches``, ``_running``, ``_sleep`` and
+    ``_woken``. The thread is started by :meth:`start` and stopped and joined
+    by :meth:`stop` — its owner is the application object.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
@@ -186,6 +186,8 @@ class Heartbeat:
         self._watches: set = set()
         self._running = False
         self._thread: threading.Thread | None = None
+        self._sleep: float | None = None  # the ticker's planned wait; None: until woken
+        self._woken = False  # a wake-up asked for since the ticker planned that wait
 
     def start(self) -> None:
         with self._cond:
@@ -206,7 +208,7 @@ class Heartbeat:
     def add(self, writer: StreamWriter) -> None:
         with self._cond:
             self._writers.add(writer)
-            self._cond.notify_all()
+            self._wake_for(writer.interval / 4)
         self.start()
 
     def discard(self, writer: StreamWriter) -> None:
@@ -216,8 +218,16 @@ class Heartbeat:
     def watch(self, item) -> None:
         with self._cond:
             self._watches.add(item)
-            self._cond.notify_all()
+            self._wake_for(item.interval)
         self.start()
+
+    def _wake_for(self, period: float) -> None:
+        """Wake the ticker only when it sleeps longer than ``period``: a busy
+        proxy adds a watch per request, and waking the thread for each cost
+        two context switches a request for nothing. Called under ``_cond``."""
+        if self._sleep is None or self._sleep > period:
+            self._woken = True
+            self._cond.notify_all()
 
     def unwatch(self, item) -> None:
         with self._cond:
@@ -237,6 +247,7 @@ class Heartbeat:
                 watches = list(self._watches)
                 intervals = [w.interval / 4 for w in writers] + [w.interval for w in watches]
                 tick = min(max(min(intervals), 0.001), 0.25) if intervals else None
+                self._sleep, self._woken = tick, False
             now = self._clock()
             for writer in writers:
                 try:
@@ -249,7 +260,9 @@ class Heartbeat:
                 except Exception:
                     log.exception("watch tick failed")
             with self._cond:
-                if self._running:
+                # _woken: something needing a shorter tick arrived while this
+                # round ran; a notify sent then had no waiter to wake.
+                if self._running and not self._woken:
                     self._cond.wait(tick)
 
 

@@ -152,3 +152,53 @@ def test_ST_70_non_positive_interval_falls_back_to_default(interval_ms, expected
     from ocproxy.config import Config
 
     assert Config(heartbeat_interval_ms=interval_ms).heartbeat_interval == expected
+
+
+class _Watch:
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.ticked = threading.Event()
+
+    def tick(self, now: float) -> None:
+        self.ticked.set()
+
+
+def test_a_watch_on_an_idle_ticker_wakes_it():
+    heartbeat = Heartbeat()
+    heartbeat.start()
+    try:
+        time.sleep(0.05)  # the ticker has nothing to do and waits until woken
+        watch = _Watch(0.05)
+        heartbeat.watch(watch)
+        assert watch.ticked.wait(5)
+        heartbeat.unwatch(watch)
+    finally:
+        heartbeat.stop()
+
+
+def test_watches_the_ticker_already_serves_do_not_wake_it():
+    """One watch per non-streaming request: waking the ticker for each one
+    cost two context switches a request (issue #6 profile)."""
+    rounds = []
+
+    def clock() -> float:
+        rounds.append(1)  # the ticker reads the clock once per round
+        return time.monotonic()
+
+    heartbeat = Heartbeat(clock=clock)
+    standing = _Watch(0.2)
+    heartbeat.watch(standing)
+    try:
+        assert standing.ticked.wait(5)
+        before = len(rounds)
+        for _ in range(200):
+            item = _Watch(0.2)
+            heartbeat.watch(item)
+            heartbeat.unwatch(item)
+            time.sleep(0.001)  # a request's upstream call; the ticker gets to run
+        assert len(rounds) - before < 50  # ~1 a 0.2 s tick; once one per watch
+        urgent = _Watch(0.001)
+        heartbeat.watch(urgent)  # shorter than the ticker's wait: it is woken
+        assert urgent.ticked.wait(5)
+    finally:
+        heartbeat.stop()
