@@ -322,9 +322,12 @@ class ProxyApp:
 
         try:
             try:
+                # The socket is probed only after an attempt: before the first
+                # one the client has only just sent its request, and the watcher
+                # would abort that attempt within a tick anyway.
                 result = run_chain(call.route.chain, attempt, key_count=len(cfg.key_pool),
-                                   is_cancelled=lambda: scope.cancelled or gone(), breakers=self.breakers,
-                                   trace=trace)
+                                   is_cancelled=lambda: scope.cancelled or (trace.attempts > 0 and gone()),
+                                   breakers=self.breakers, trace=trace)
             finally:
                 self.heartbeat.unwatch(watcher)
         except ClientGone:
