@@ -42,7 +42,10 @@ log = logging.getLogger("ocproxy.upstream")
 
 _current = threading.local()  # .attempt: the Attempt the calling thread is making
 
-READ_SIZE = 65536
+#: A blocked read holds a buffer of this size for as long as the upstream is
+#: silent, for every open stream; 16 kB instead of 64 kB took ~3 MB off 1,000
+#: held streams (make bench) and costs nothing: an SSE event is far smaller.
+READ_SIZE = 16384
 MAX_ERROR_BODY = 1 << 20
 
 
