@@ -201,8 +201,10 @@ class _TrackingAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy, **proxy_kwargs):
         # Through an HTTP(S)_PROXY too, every connection must reach its Attempt.
+        # A SOCKS manager keeps its own pools: ours would bypass the proxy.
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _TRACKED_POOLS
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _TRACKED_POOLS
         return manager
 
 
