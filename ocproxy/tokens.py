@@ -128,10 +128,11 @@ def reset_encoder() -> None:
 
 #: Claude Code resends its system prompt and the whole history with every
 #: turn, so nearly every text was counted before; encoding 100 kB again costs
-#: milliseconds, a lookup well under one. Keyed by (length, hash), not by the
-#: text, so a cached entry does not keep a large prompt alive; a false hit
-#: needs two equally long texts with the same 64-bit hash. First in, first
-#: out: when full, the older half goes. ``_counts_lock`` guards ``_counts``.
+#: milliseconds, hashing it tens of microseconds. Keyed by (length, hash),
+#: not by the text, so a cached entry does not keep a large prompt alive; a
+#: false hit needs two equally long texts with the same 64-bit hash. First
+#: in, first out: when full, the older half goes. ``_counts_lock`` guards
+#: ``_counts``.
 _COUNTS_MAX = 8192
 _counts_lock = threading.Lock()
 _counts: dict[tuple[int, int], int] = {}
