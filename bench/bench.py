@@ -13,7 +13,8 @@ installs nginx and wrk when run as root), else bench/fakeup.py. Held streams
 go to bench/fakeup.py's slow upstream (one selector thread).
 
 Figures: non-streaming req/s and p50/p99 at concurrency 1, 16, 64 (wrk
-when installed, else a thread + http.client keep-alive load generator); time
+when installed, else a thread + http.client keep-alive load generator; the
+servers take turns, medians of ``--rounds`` turns each); time
 to first byte and total time of one 2,000-delta stream (median of N);
 completed 2,000-delta streams/s at concurrency 16; RSS (VmRSS from
 /proc/<pid>/status; summed over gunicorn's processes) idle and peak with 200
@@ -442,38 +443,50 @@ def start_server(kind: str, tmp: str, up: int, slow: int) -> tuple[subprocess.Po
     return p, port
 
 
-def measure(kind: str, tmp: str, up: int, slow: int, args, wrk: bool) -> dict:
+def warm_up(kind: str, p: subprocess.Popen, port: int) -> dict:
+    """A few requests of each kind (imports, pools, the token encoder), then
+    the idle RSS."""
+    for _ in range(20):
+        py_load(port, 1, 0.05)
+        stream_once(port)
+    time.sleep(0.5)
+    return {"idle_rss_mb": rss_kb(p.pid) / 1024}
+
+
+def load_points(servers: dict, results: dict, tmp: str, args, wrk: bool) -> None:
+    """Non-streaming req/s at each concurrency, the servers taking turns:
+    ``args.rounds`` rounds of one load point each, medians kept. Measured one
+    server after the other, a shared 2-core machine's drift between the two
+    phases moved the ratio by 10-20 %; interleaved, both see the same drift."""
+    for c in (1, 16, 64):
+        samples: dict = {kind: [] for kind in servers}
+        for _ in range(args.rounds):
+            for kind, (p, port) in servers.items():
+                cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
+                r = wrk_run(port, c, args.seconds, tmp) if wrk else py_load(port, c, args.seconds)
+                r["cpu_us"] = (cpu_seconds(p.pid) - cpu0) / max(1.0, r["rps"] * (time.monotonic() - t0)) * 1e6
+                samples[kind].append(r)
+        for kind, runs in samples.items():
+            results[kind][f"c{c}"] = {key: statistics.median(r[key] for r in runs)
+                                      for key in ("rps", "p50", "p99", "cpu_us")}
+            results[kind][f"c{c}"]["errors"] = sum(r["errors"] for r in runs)
+
+
+def measure_streams(kind: str, p: subprocess.Popen, port: int, args) -> dict:
     res: dict = {}
-    p, port = start_server(kind, tmp, up, slow)
-    try:
-        # warm up: a few requests of each kind (imports, pools, the token encoder)
-        for _ in range(20):
-            py_load(port, 1, 0.05)
-            stream_once(port)
-        time.sleep(0.5)
-        res["idle_rss_mb"] = rss_kb(p.pid) / 1024
-        for c in (1, 16, 64):
-            cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
-            r = wrk_run(port, c, args.seconds, tmp) if wrk else py_load(port, c, args.seconds)
-            r["cpu_us"] = (cpu_seconds(p.pid) - cpu0) / max(1.0, r["rps"] * (time.monotonic() - t0)) * 1e6
-            res[f"c{c}"] = r
-        runs = [stream_once(port) for _ in range(args.streams)]
-        cpu0 = cpu_seconds(p.pid)
-        runs += [stream_once(port) for _ in range(args.streams)]
-        res["stream_cpu_ms"] = (cpu_seconds(p.pid) - cpu0) / args.streams * 1000
-        res["ttfb_ms"] = statistics.median(r[0] for r in runs)
-        res["stream_ms"] = statistics.median(r[1] for r in runs)
-        res["stream_ok"] = all(r[2] == DELTAS and r[3] for r in runs)
-        res["streams_s"], res["streams_bad"] = streams_per_second(port, 16, args.seconds)
-        if kind == "gunicorn":
-            res["held"] = {}  # 2 workers x 64 threads cannot hold 200+ streams: each stream holds a host thread
-        else:
-            time.sleep(1.0)
-            res["idle2_rss_mb"] = rss_kb(p.pid) / 1024
-            res["held"] = {n: hold_streams(port, n, p.pid, SLOW_DELTAS * SLOW_GAP + 30) for n in args.held}
-        res["threads_idle"] = threads_of(p.pid)
-    finally:
-        stop(p)
+    runs = [stream_once(port) for _ in range(args.streams)]
+    cpu0 = cpu_seconds(p.pid)
+    runs += [stream_once(port) for _ in range(args.streams)]
+    res["stream_cpu_ms"] = (cpu_seconds(p.pid) - cpu0) / args.streams * 1000
+    res["ttfb_ms"] = statistics.median(r[0] for r in runs)
+    res["stream_ms"] = statistics.median(r[1] for r in runs)
+    res["stream_ok"] = all(r[2] == DELTAS and r[3] for r in runs)
+    res["streams_s"], res["streams_bad"] = streams_per_second(port, 16, args.seconds)
+    if kind == "gunicorn":
+        res["held"] = {}  # 2 workers x 64 threads cannot hold 200+ streams: each stream holds a host thread
+    else:
+        time.sleep(1.0)
+        res["held"] = {n: hold_streams(port, n, p.pid, SLOW_DELTAS * SLOW_GAP + 30) for n in args.held}
     return res
 
 
@@ -487,7 +500,7 @@ def fmt(x, spec=".0f"):
 def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
     kinds = [k for k in ("relay", "ocproxy", "gunicorn") if k in results]
     lines = [f"upstream: {upstream_desc}; load: {loadgen}; cpus: {os.cpu_count()}; "
-             f"{args.seconds:g}s per load point, {args.streams} streams for medians", ""]
+             f"{args.rounds} x {args.seconds:g}s per load point (servers taking turns), {args.streams} streams for medians", ""]
     head = f"{'':34}" + "".join(f"{k:>16}" for k in kinds)
     lines.append(head)
 
@@ -552,7 +565,8 @@ def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=5.0, help="duration of each load point")
+    ap.add_argument("--seconds", type=float, default=3.0, help="duration of each load point")
+    ap.add_argument("--rounds", type=int, default=3, help="turns each server takes at each load point (medians)")
     ap.add_argument("--streams", type=int, default=15, help="streams timed for the medians")
     ap.add_argument("--held", type=int, nargs="*", default=[200, 1000], help="held-stream counts")
     ap.add_argument("--only", nargs="*", default=["relay", "ocproxy", "gunicorn"])
@@ -590,9 +604,16 @@ def main() -> int:
         slow = spawn([PY, os.path.join(HERE, "fakeup.py"), "slow", "--port", str(slow_port),
                       "--deltas", str(SLOW_DELTAS), "--gap", str(SLOW_GAP)])
         wait_port(slow_port, slow)
+        servers = {}
         for kind in args.only:
-            print(f"measuring {kind} ...", file=sys.stderr, flush=True)
-            results[kind] = measure(kind, tmp, up, slow_port, args, wrk)
+            print(f"starting {kind} ...", file=sys.stderr, flush=True)
+            p, port = servers[kind] = start_server(kind, tmp, up, slow_port)
+            results[kind] = warm_up(kind, p, port)
+        print("non-streaming load points, servers taking turns ...", file=sys.stderr, flush=True)
+        load_points(servers, results, tmp, args, wrk)
+        for kind, (p, port) in servers.items():
+            print(f"streams: {kind} ...", file=sys.stderr, flush=True)
+            results[kind].update(measure_streams(kind, p, port, args))
         print(report(results, desc, "wrk" if wrk else "python threads + http.client", args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
