@@ -120,16 +120,21 @@ def wait_port(port: int, proc: subprocess.Popen, seconds: float = 20.0) -> None:
     raise RuntimeError(f"port {port} did not open")
 
 
-def rss_kb(pid: int) -> int:
-    """VmRSS of ``pid`` plus its children's (gunicorn workers)."""
-    total = 0
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (gunicorn's workers)."""
     pids = [pid]
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             pids += [int(x) for x in f.read().split()]
     except OSError:
         pass
-    for p in pids:
+    return pids
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` plus its children's (gunicorn workers)."""
+    total = 0
+    for p in with_children(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -143,14 +148,8 @@ def rss_kb(pid: int) -> int:
 def cpu_seconds(pid: int) -> float:
     """user + system CPU of ``pid`` and its children (gunicorn workers): a
     per-request cost that other load on the machine hardly moves."""
-    pids = [pid]
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            pids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
     total = 0
-    for p in pids:
+    for p in with_children(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
