@@ -457,7 +457,6 @@ class _Call:
         headers["x-opencode-session"] = self.session
         if stream:
             headers["Accept"] = "text/event-stream"
-            headers["Accept-Encoding"] = "identity"
         try:
             body = dialect.body(self.req, self.raw, model, stream)
         except Exception as exc:  # a conversion bug must fail this attempt, not the request

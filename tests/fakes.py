@@ -317,3 +317,38 @@ def sse_many(*parts):
             h.wfile.flush()
 
     return script
+
+
+# -- chunked framing and compression (issue #6: the read path waits in peek) ----
+
+
+def chunk(frame) -> bytes:
+    """One HTTP/1.1 chunk carrying ``frame`` (bytes, a dict or "[DONE]")."""
+    data = _frame(frame)
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def chunked(*parts, content_type="text/event-stream", content_encoding=None):
+    """A ``Transfer-Encoding: chunked`` answer written exactly as given:
+    bytes go out raw, so a test can split a chunk's size line, data and CRLF
+    across writes (or send a broken size line); a float sleeps, watching for
+    the peer to close. Real upstreams behind CDNs stream this way."""
+
+    def script(h: _Handler, rec: Recorded):
+        h.send_response(200)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Transfer-Encoding", "chunked")
+        if content_encoding:
+            h.send_header("Content-Encoding", content_encoding)
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.wfile.flush()
+        for part in parts:
+            if isinstance(part, (int, float)):
+                if h.wait_or_peer_close(float(part), rec):
+                    return
+                continue
+            h.wfile.write(part)
+            h.wfile.flush()
+
+    return script

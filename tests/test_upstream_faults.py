@@ -7,6 +7,7 @@ behind."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import time
@@ -15,8 +16,8 @@ import pytest
 
 from ocproxy.config import ModelConfig
 from tests.conftest import GO_CHAT, ZEN_CHAT, ZEN_MODELS, ZEN_RESPONSES, make_config
-from tests.fakes import (chat_auto, chat_completion, chat_text_chunks, endless_body, json_body, no_headers,
-                         raw_response, reset_after, sse, status)
+from tests.fakes import (chat_auto, chat_completion, chat_text_chunks, chunk, chunked, endless_body, json_body,
+                         no_headers, raw_response, reset_after, sse, status)
 from tests.resources import Baseline
 from tests.sseclient import post_stream, stream_body
 
@@ -357,3 +358,70 @@ def test_garbage_status_line_falls_back(upstream, start_proxy, sdk):
     proxy = start_proxy(fallback_config(upstream))
     assert call(sdk, proxy).content[0].text == "from b"
     assert_stream_ok(post_stream(proxy.url, stream_body()), "from b")
+
+
+# -- chunked framing and compression --------------------------------------------------
+# Real upstreams stream chunked (and may compress); a chunk split across
+# writes must arrive whole, a framing error must fail the attempt.
+
+
+def test_chunks_split_across_writes_arrive_whole(upstream, start_proxy):
+    hel = chunk(text_chunk("Hel"))
+    size_line, rest = hel.split(b"\r\n", 1)
+    upstream.on(ZEN_CHAT, chunked(
+        chunk(ROLE_ONLY),
+        size_line + b"\r\n", 0.05, rest[:-2], 0.05, b"\r\n",  # size line, data, CRLF apart
+        chunk(text_chunk("lo")) + chunk(text_chunk("!")),  # two chunks in one write
+        *[chunk(part) for part in chat_text_chunks([])[1:]], b"0\r\n", 0.05, b"\r\n"))
+    proxy = start_proxy(fallback_config(upstream))
+    assert_stream_ok(post_stream(proxy.url, stream_body()), "Hello!")
+    assert upstream.calls(GO_CHAT) == []
+
+
+def test_a_bad_chunk_size_before_payload_falls_back(upstream, start_proxy, sdk):
+    upstream.on(ZEN_CHAT, chunked(chunk(ROLE_ONLY), b"zz\r\n"))
+    upstream.on(GO_CHAT, chat_auto("from b"))
+    proxy = start_proxy(fallback_config(upstream))
+    assert_stream_ok(post_stream(proxy.url, stream_body()), "from b")
+    upstream.on(ZEN_CHAT, chunked(b"zz\r\n", content_type="application/json"))
+    assert call(sdk, proxy).content[0].text == "from b"
+
+
+def test_a_bad_chunk_size_after_payload_ends_with_one_error_event(upstream, start_proxy):
+    upstream.on(ZEN_CHAT, chunked(chunk(ROLE_ONLY), chunk(text_chunk("Hel")), 0.05, b"zz\r\n"))
+    upstream.on(GO_CHAT, chat_auto("never"))
+    proxy = start_proxy(fallback_config(upstream))
+    cap = post_stream(proxy.url, stream_body())
+    assert cap.types[-1] == "error" and cap.types.count("error") == 1, cap.types
+    assert texts_of(cap) == "Hel"
+    assert upstream.calls(GO_CHAT) == []
+
+
+def test_an_endless_chunk_size_line_falls_back(upstream, start_proxy):
+    upstream.on(ZEN_CHAT, chunked(b"1" * 70000))  # beyond http.client's line limit
+    upstream.on(GO_CHAT, chat_auto("from b"))
+    proxy = start_proxy(fallback_config(upstream))
+    assert_stream_ok(post_stream(proxy.url, stream_body()), "from b")
+
+
+def test_a_corrupt_gzip_stream_falls_back(upstream, start_proxy):
+    upstream.on(ZEN_CHAT, chunked(chunk(b"\x1f\x8b\x08\x00garbage"), b"0\r\n\r\n", content_encoding="gzip"))
+    upstream.on(GO_CHAT, chat_auto("from b"))
+    proxy = start_proxy(fallback_config(upstream))
+    assert_stream_ok(post_stream(proxy.url, stream_body()), "from b")
+
+
+def test_upstream_calls_ask_for_identity_and_a_compressed_answer_is_still_read(upstream, start_proxy, sdk):
+    """Compressed bytes once reached the JSON parser as they were: every
+    non-streaming answer from an upstream that gzips (as CDNs do when asked)
+    failed as invalid JSON."""
+    body = gzip.compress(json.dumps(chat_completion("from a")).encode())
+    upstream.on(ZEN_CHAT, chunked(chunk(body), b"0\r\n\r\n", content_type="application/json",
+                                  content_encoding="gzip"))
+    proxy = start_proxy(fallback_config(upstream))
+    assert call(sdk, proxy).content[0].text == "from a"
+    events = b"".join(chunk(part) for part in chat_text_chunks(["zipped"]))
+    upstream.on(ZEN_CHAT, chunked(chunk(gzip.compress(events)), b"0\r\n\r\n", content_encoding="gzip"))
+    assert_stream_ok(post_stream(proxy.url, stream_body()), "zipped")
+    assert upstream.calls(GO_CHAT) == []
+    assert {r.headers.get("accept-encoding") for r in upstream.calls(ZEN_CHAT)} == {"identity"}

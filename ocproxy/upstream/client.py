@@ -27,7 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.exceptions import HTTPError as Urllib3Error, ReadTimeoutError
 
 from ocproxy.errors import (
     AttemptFailure,
@@ -222,6 +222,9 @@ def _new_session(origin: str, pool_maxsize: int) -> requests.Session:
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(origin)
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    # Answers are small next to the prompts we send, and reads are cheapest
+    # uncompressed; UpstreamStream still decodes an upstream that gzips anyway.
+    session.headers["Accept-Encoding"] = "identity"
     adapter = _TrackingAdapter(pool_connections=4, pool_maxsize=pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -229,7 +232,10 @@ def _new_session(origin: str, pool_maxsize: int) -> requests.Session:
 
 
 class UpstreamStream:
-    """An open streaming response: iterate for raw byte chunks as they arrive."""
+    """An open streaming response: iterate for raw byte chunks as they arrive.
+
+    Bodies are decoded here: requests leaves ``raw`` compressed, and an
+    upstream may gzip even though we ask for identity."""
 
     def __init__(self, response: requests.Response, attempt: Attempt):
         self._response = response
@@ -241,11 +247,11 @@ class UpstreamStream:
         while True:
             attempt.set_read_timeout(attempt.next_wait())
             try:
-                data = raw.read1(READ_SIZE)
+                data = raw.read1(READ_SIZE, decode_content=True)
             except ReadTimeoutError:
                 attempt.check()
                 raise attempt.timeout_failure() from None
-            except (ProtocolError, OSError, requests.RequestException) as exc:
+            except (Urllib3Error, OSError, requests.RequestException) as exc:  # resets, bad chunks, bad gzip
                 attempt.check()
                 raise UpstreamConnectionError(f"upstream read failed: {exc}") from None
             attempt.check()  # an abort shows up as EOF: never mistake it for success
