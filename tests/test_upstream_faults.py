@@ -361,8 +361,9 @@ def test_garbage_status_line_falls_back(upstream, start_proxy, sdk):
 
 
 # -- chunked framing and compression --------------------------------------------------
-# Real upstreams stream chunked (and may compress); a chunk split across
-# writes must arrive whole, a framing error must fail the attempt.
+# Reads wait for data in the connection's own buffer before taking it (issue
+# #6); these prove that wait neither stalls on a chunk split across writes nor
+# turns a framing error into anything but a fallback or one error event.
 
 
 def test_chunks_split_across_writes_arrive_whole(upstream, start_proxy):
@@ -402,6 +403,16 @@ def test_an_endless_chunk_size_line_falls_back(upstream, start_proxy):
     upstream.on(GO_CHAT, chat_auto("from b"))
     proxy = start_proxy(fallback_config(upstream))
     assert_stream_ok(post_stream(proxy.url, stream_body()), "from b")
+
+
+def test_an_empty_answer_on_a_connection_kept_open_falls_back_at_once(upstream, start_proxy, sdk):
+    upstream.on(ZEN_CHAT, raw_response(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                       b"Content-Length: 0\r\nConnection: close\r\n\r\n", hold=10))
+    upstream.on(GO_CHAT, chat_auto("from b"))
+    proxy = start_proxy(fallback_config(upstream, timeout_ms=8000))
+    started = time.monotonic()
+    assert call(sdk, proxy).content[0].text == "from b"
+    assert time.monotonic() - started < 3  # not the 8 s read limit: there was nothing to wait for
 
 
 def test_a_corrupt_gzip_stream_falls_back(upstream, start_proxy):
