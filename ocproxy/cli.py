@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from typing import Sequence
 
 from ocproxy import __version__
@@ -219,6 +220,27 @@ def _optional_module(name: str):
         return None
 
 
+def _skip_charset_guessing() -> None:
+    """Keep requests from importing a character-set guesser in our server.
+
+    requests imports charset_normalizer (or chardet) at import time, only to
+    guess the encoding behind ``Response.text`` when a body declares none.
+    ocproxy never asks: it reads upstream bodies as bytes and decodes them
+    as UTF-8 itself, as JSON and SSE require. The import cost 3.4 MB, 25
+    modules with six CJK codec tables: over 5 % of an idle proxy (issue #6,
+    ``make bench``). requests supports running without one (text then falls
+    back to UTF-8) and says so in a warning, which is expected here.
+
+    Only the ``serve`` command's own process does this, and only before
+    requests is loaded; a WSGI host embedding ocproxy keeps its modules.
+    """
+    if "requests" in sys.modules:
+        return
+    for name in ("charset_normalizer", "chardet"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "import fails"
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection dependency")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config, os.environ)
     if args.config and path:
@@ -244,6 +266,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.host:
             child += ["--host", args.host]
         return daemon.start_background(child)
+    _skip_charset_guessing()
     server = _optional_module("server")
     if server is None:
         return EXIT_ERROR
