@@ -72,6 +72,7 @@ class ProxyApp:
         self.keys = KeyRotator()
         self.metrics = Metrics()
         self.heartbeat = Heartbeat()
+        self._client_watch = _ClientWatch(self.heartbeat)
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request (~130 ms)
         self._ids = itertools.count(1)  # next() is atomic under the GIL; ids need only be unique
@@ -306,8 +307,9 @@ class ProxyApp:
         trace = Trace()
         gone = _client_gone_probe(call.environ)
         scope = CancelScope()
-        watcher = _ClientWatch(gone, scope)
-        self.heartbeat.watch(watcher)
+        client_sock = _client_socket(call.environ)
+        if client_sock is not None:
+            self._client_watch.add(client_sock, scope)
 
         def attempt(model: ModelConfig) -> bytes:
             dialect, url, headers, body = call.prepare(model, stream=False)
@@ -329,7 +331,8 @@ class ProxyApp:
                                    is_cancelled=lambda: scope.cancelled or (trace.attempts > 0 and gone()),
                                    breakers=self.breakers, trace=trace)
             finally:
-                self.heartbeat.unwatch(watcher)
+                if client_sock is not None:
+                    self._client_watch.discard(client_sock)
         except ClientGone:
             self.metrics.inc("client_cancelled")
             log.info("request context canceled during non-streaming fallback id=%s", call.rid)
@@ -473,26 +476,55 @@ class _Call:
 
 
 class _ClientWatch:
-    """Watches the client's socket while a non-streaming request waits on
-    its upstream: when the client leaves, the attempt in flight is aborted
-    at once (its upstream connection closed) instead of running on to its
-    deadline, minutes later (operations.md §8.2, routing.md §8 step 6.1).
+    """Watches the clients of every non-streaming request that waits on its
+    upstream: when one leaves, its attempt in flight is aborted at once (the
+    upstream connection closed) instead of running on to its deadline,
+    minutes later (operations.md §8.2, routing.md §8 step 6.1).
 
     Ticked by the shared heartbeat thread, so a request costs no thread of
-    its own. Only that thread calls :meth:`tick`.
+    its own, and one ``poll`` per tick covers every socket. Probing each
+    socket on its own took and gave back the GIL twice per request per
+    tick: at 16 concurrent requests the ticker's hand-offs cost about one
+    context switch per request (issue #6 profile). It is a heartbeat watch
+    only while it has sockets, so an idle proxy's ticker sleeps.
+
+    ``_lock`` guards ``_waiting`` (each client socket -> its request's
+    cancel switch).
     """
 
     interval = 0.1  # seconds between two probes
 
-    def __init__(self, gone: Callable[[], bool], scope: CancelScope):
-        self._gone = gone
-        self._scope = scope
-        self._fired = False
+    def __init__(self, heartbeat: Heartbeat):
+        self._heartbeat = heartbeat
+        self._lock = threading.Lock()
+        self._waiting: dict[socket.socket, CancelScope] = {}
+
+    def add(self, sock: socket.socket, scope: CancelScope) -> None:
+        with self._lock:
+            first = not self._waiting
+            self._waiting[sock] = scope
+            if first:
+                self._heartbeat.watch(self)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._waiting.pop(sock, None) is not None and not self._waiting:
+                self._heartbeat.unwatch(self)
 
     def tick(self, now: float) -> None:
-        if not self._fired and self._gone():
-            self._fired = True
-            self._scope.cancel(ClientGone())
+        with self._lock:
+            waiting = list(self._waiting.items())
+        by_fd = {sock.fileno(): (sock, scope) for sock, scope in waiting}
+        by_fd.pop(-1, None)  # closed under us: its request is ending anyway
+        if not by_fd:
+            return
+        poller = select.poll()  # poll, not select: descriptors past 1023 are common here
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        for fd, _events in poller.poll(0):
+            sock, scope = by_fd[fd]
+            if _peer_closed(sock):
+                scope.cancel(ClientGone())
 
 
 def _read_exactly(stream, length: int) -> bytes:
@@ -510,26 +542,36 @@ def _peer(environ: dict) -> str:
     return f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
 
 
-def _client_gone_probe(environ: dict) -> Callable[[], bool]:
-    """True once the client closed its side. Works where the host exposes
-    the socket (werkzeug); elsewhere the client is assumed present."""
+def _client_socket(environ: dict) -> socket.socket | None:
+    """The client's socket, where the host exposes it (werkzeug, gunicorn)."""
     sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
-    if not isinstance(sock, socket.socket):
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """For a socket that polled readable: did the client close its side?
+    (Readable with data means a pipelined request: the client is there.)"""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
+        return True
+
+
+def _client_gone_probe(environ: dict) -> Callable[[], bool]:
+    """True once the client closed its side; elsewhere than werkzeug and
+    gunicorn the client is assumed present."""
+    sock = _client_socket(environ)
+    if sock is None:
         return lambda: False
 
     def gone() -> bool:
-        # poll, not select: select() refuses descriptors >= 1024 (FD_SETSIZE),
-        # which every stream past the ~500th has, and the ValueError read as
-        # "gone" cancelled them. One poll object per call: a poll object
-        # refuses concurrent use, and the watcher and request thread both ask.
+        # One poll object per call: a poll object refuses concurrent use.
         try:
             poller = select.poll()
             poller.register(sock, select.POLLIN)
-            if not poller.poll(0):
-                return False
-            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
+            return bool(poller.poll(0)) and _peer_closed(sock)
         except (OSError, ValueError):
             return True
 

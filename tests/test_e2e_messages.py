@@ -550,3 +550,36 @@ def test_routing_8_cancelled_client_gone_mid_attempt_aborts_upstream_no_failure(
     assert h["metrics"]["requests_received"] == 1 and h["metrics"]["requests_failed"] == 0
     assert h["circuit_breakers"] == {"model-a": "closed"}
     assert models_called(upstream) == ["model-a"]
+
+
+def test_routing_8_one_client_leaving_cancels_only_its_own_request(upstream, start_proxy):
+    """Every waiting non-streaming request is watched by one poll per tick
+    (issue #6): the client that leaves gets its upstream call dropped at
+    once; the two others, waiting alongside it, get their answers."""
+    upstream.on(GO_CHAT, by_model(model_a=[held(1.5)]))
+    proxy = start_proxy(make_config(upstream, **{**go_chain("model-a"), "timeout_ms": 10_000}))
+    body = json.dumps({"model": "m", "max_tokens": 10, "messages": USER}).encode()
+    request = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    clients = [socket.create_connection(("127.0.0.1", proxy.server.port)) for _ in range(3)]
+    for sock in clients:
+        sock.sendall(request)
+    deadline = time.monotonic() + 3
+    while len(upstream.calls(GO_CHAT)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(upstream.calls(GO_CHAT)) == 3
+    left_at = time.monotonic()
+    clients[1].close()
+    answers = []
+    for sock in (clients[0], clients[2]):
+        sock.settimeout(10)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        sock.close()
+        answers.append(data)
+    assert all(a.startswith(b"HTTP/1.1 200") and b"too late" in a for a in answers), answers
+    closed = [r.closed_by_peer_at for r in upstream.calls(GO_CHAT)]
+    assert sum(t is not None for t in closed) == 1
+    assert min(t for t in closed if t is not None) - left_at < 1.0
+    assert health(proxy)["metrics"]["client_cancelled"] == 1
