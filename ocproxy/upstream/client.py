@@ -47,6 +47,9 @@ _current = threading.local()  # .attempt: the Attempt the calling thread is maki
 #: ``UpstreamStream``), so this size is never held by a silent stream.
 READ_SIZE = 16384
 MAX_ERROR_BODY = 1 << 20
+#: How far past the attempt's deadline a read may be allowed to block
+#: (seconds), so that its socket timeout need not be set before every read.
+TIMEOUT_SLACK = 0.05
 
 
 class Attempt:
@@ -107,13 +110,23 @@ class Attempt:
             raise reason
 
     def set_read_timeout(self, seconds: float) -> None:
+        """Every ``settimeout`` is a syscall that lets go of the GIL (an
+        ioctl), and each needless hand-off costs context switches under
+        concurrent requests (issue #6: 2-3 per request). So the socket keeps
+        its timeout when it is the same, or longer by at most
+        ``TIMEOUT_SLACK`` -- a deadline-bound timeout shrinks by the time
+        between two reads; overshooting the deadline by that is harmless."""
         with self._lock:
             sock = self._sock
-        if sock is not None:
-            try:
-                sock.settimeout(seconds)
-            except OSError:
-                pass  # already closed: the read reports it
+        if sock is None:
+            return
+        current = sock.gettimeout()
+        if current is not None and 0 <= current - seconds <= TIMEOUT_SLACK:
+            return
+        try:
+            sock.settimeout(seconds)
+        except OSError:
+            pass  # already closed: the read reports it
 
     def timeout_failure(self) -> AttemptFailure:
         """A read timed out: was it the deadline or the idle limit (ST-84)?"""
