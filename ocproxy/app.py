@@ -482,11 +482,10 @@ class _ClientWatch:
     minutes later (operations.md §8.2, routing.md §8 step 6.1).
 
     Ticked by the shared heartbeat thread, so a request costs no thread of
-    its own, and one ``poll`` per tick covers every socket. Probing each
-    socket on its own took and gave back the GIL twice per request per
-    tick: at 16 concurrent requests the ticker's hand-offs cost about one
-    context switch per request (issue #6 profile). It is a heartbeat watch
-    only while it has sockets, so an idle proxy's ticker sleeps.
+    its own, and one ``poll`` per tick covers every socket: a tick over N
+    waiting requests is one syscall, not 2N that each let go of the GIL.
+    It is a heartbeat watch only while it has sockets, so an idle proxy's
+    ticker sleeps.
 
     ``_lock`` guards ``_waiting`` (each client socket -> its request's
     cancel switch).
@@ -567,7 +566,8 @@ def _client_gone_probe(environ: dict) -> Callable[[], bool]:
         return lambda: False
 
     def gone() -> bool:
-        # One poll object per call: a poll object refuses concurrent use.
+        # poll, not select: select() refuses descriptors past 1023. One poll
+        # object per call: a poll object refuses concurrent use.
         try:
             poller = select.poll()
             poller.register(sock, select.POLLIN)

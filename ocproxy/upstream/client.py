@@ -112,7 +112,7 @@ class Attempt:
     def set_read_timeout(self, seconds: float) -> None:
         """Every ``settimeout`` is a syscall that lets go of the GIL (an
         ioctl), and each needless hand-off costs context switches under
-        concurrent requests (issue #6: 2-3 per request). So the socket keeps
+        concurrent requests (issue #6: 2 of 5 per request). So the socket keeps
         its timeout when it is the same, or longer by at most
         ``TIMEOUT_SLACK`` -- a deadline-bound timeout shrinks by the time
         between two reads; overshooting the deadline by that is harmless."""
