@@ -150,19 +150,28 @@ def sse(*parts, delay: float = 0.0, hold_headers: float = 0.0, end_stall: float 
         if hold_headers and h.wait_or_peer_close(hold_headers, rec):
             return
         h.send_head(200, content_type="text/event-stream")
-        for part in parts:
-            if isinstance(part, (int, float)):
-                if h.wait_or_peer_close(float(part), rec):
-                    return
-                continue
-            h.wfile.write(_frame(part))
-            h.wfile.flush()
-            if delay and h.wait_or_peer_close(delay, rec):
-                return
+        if _write_parts(h, rec, parts, pause=lambda: bool(delay) and h.wait_or_peer_close(delay, rec)):
+            return
         if end_stall:
             h.wait_or_peer_close(end_stall, rec)
 
     return script
+
+
+def _write_parts(h: _Handler, rec: Recorded, parts, pause=None) -> bool:
+    """Write each part (see :func:`_frame`) and flush it; a number sleeps
+    that long, watching for the peer to close. ``pause()`` runs after each
+    write; True from it stops. True when the peer left or pause stopped."""
+    for part in parts:
+        if isinstance(part, (int, float)):
+            if h.wait_or_peer_close(float(part), rec):
+                return True
+            continue
+        h.wfile.write(_frame(part))
+        h.wfile.flush()
+        if pause is not None and pause():
+            return True
+    return False
 
 
 def _frame(part) -> bytes:
@@ -226,15 +235,8 @@ def reset_after(*parts, delay: float = 0.0):
 
     def script(h: _Handler, rec: Recorded):
         h.send_head(200, content_type="text/event-stream")
-        for part in parts:
-            if isinstance(part, (int, float)):
-                if h.wait_or_peer_close(float(part), rec):
-                    return
-                continue
-            h.wfile.write(_frame(part))
-            h.wfile.flush()
-            if delay:
-                time.sleep(delay)
+        if _write_parts(h, rec, parts, pause=lambda: time.sleep(delay) if delay else None):
+            return
         h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         h.connection.close()
 
@@ -343,12 +345,6 @@ def chunked(*parts, content_type="text/event-stream", content_encoding=None):
         h.send_header("Connection", "close")
         h.end_headers()
         h.wfile.flush()
-        for part in parts:
-            if isinstance(part, (int, float)):
-                if h.wait_or_peer_close(float(part), rec):
-                    return
-                continue
-            h.wfile.write(part)
-            h.wfile.flush()
+        _write_parts(h, rec, parts)
 
     return script
