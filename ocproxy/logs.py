@@ -60,10 +60,83 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class SharedWriterHandler(logging.Handler):
+    """A stream handler whose lines are written by whichever logging thread
+    is already writing.
+
+    Why not ``logging.StreamHandler``: it formats, writes and flushes every
+    line under one handler-wide lock. Under load the holder sits in
+    ``write()`` with the GIL released while every other request thread that
+    logs sleeps on that lock. Measured with ``wrk`` at 16 connections, the
+    three info lines of a request cost 600 us of CPU per request and 20 % of
+    the throughput (at level warn ocproxy matched the bare relay).
+
+    Here a line is formatted in the caller's thread without any shared lock,
+    then appended to ``_pending``. A thread that finds nobody writing becomes
+    the writer and writes everything pending, lines others append meanwhile
+    included, one write and flush per batch. Threads that find a writer at
+    work return at once. Lines keep their order, and none waits for a later
+    line: the writer stops only once ``_pending`` is empty. The handler
+    starts no thread, so nothing needs stopping; :meth:`flush` (which
+    ``logging.shutdown`` calls at exit) waits for a write in progress.
+    """
+
+    def __init__(self, stream) -> None:
+        super().__init__()
+        self.stream = stream
+        #: ``_cond`` guards ``_pending`` and ``_writing``; it is never held
+        #: across I/O.
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[str] = []
+        self._writing = False
+
+    def handle(self, record: logging.LogRecord):
+        # Deliberately without Handler.handle's lock: see the class docstring.
+        passed = self.filter(record)
+        if passed:
+            self.emit(record)
+        return passed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._cond:
+            self._pending.append(line)
+            if self._writing:
+                return
+            self._writing = True
+        self._write_pending(record)
+
+    def _write_pending(self, record: logging.LogRecord) -> None:
+        while True:
+            with self._cond:
+                if not self._pending:
+                    self._writing = False
+                    self._cond.notify_all()
+                    return
+                batch, self._pending = self._pending, []
+            try:
+                self.stream.write("\n".join(batch) + "\n")
+                self.stream.flush()
+            except Exception:
+                self.handleError(record)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing, timeout)
+        try:
+            self.stream.flush()
+        except Exception:
+            pass
+
+
 def setup_logging(level: str, stream=None, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger("ocproxy")
     if not any(getattr(h, "_ocproxy", False) for h in root.handlers):
-        handler = logging.StreamHandler(stream or sys.stdout)
+        handler = SharedWriterHandler(stream or sys.stdout)
         handler.setFormatter(RedactingFormatter(
             "time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"))
         handler._ocproxy = True  # type: ignore[attr-defined]
