@@ -93,6 +93,8 @@ class SharedWriterHandler(logging.Handler):
     def handle(self, record: logging.LogRecord):
         # Deliberately without Handler.handle's lock: see the class docstring.
         passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may replace the record
+            record = passed
         if passed:
             self.emit(record)
         return passed
