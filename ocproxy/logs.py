@@ -85,8 +85,9 @@ class SharedWriterHandler(logging.Handler):
         super().__init__()
         self.stream = stream
         #: ``_cond`` guards ``_pending`` and ``_writing``; it is never held
-        #: across I/O.
-        self._cond = threading.Condition(threading.Lock())
+        #: across I/O. Reentrant, like logging's own handler locks: a signal
+        #: handler that logs may run while its thread holds it.
+        self._cond = threading.Condition(threading.RLock())
         self._pending: list[str] = []
         self._writing = False
 
@@ -113,18 +114,28 @@ class SharedWriterHandler(logging.Handler):
         self._write_pending(record)
 
     def _write_pending(self, record: logging.LogRecord) -> None:
-        while True:
-            with self._cond:
-                if not self._pending:
+        done = False
+        try:
+            while True:
+                with self._cond:
+                    if not self._pending:
+                        # Seen empty and released in one step, so a line
+                        # appended from now on finds nobody writing.
+                        self._writing = False
+                        self._cond.notify_all()
+                        done = True
+                        return
+                    batch, self._pending = self._pending, []
+                try:
+                    self.stream.write("\n".join(batch) + "\n")
+                    self.stream.flush()
+                except Exception:
+                    self.handleError(record)
+        finally:
+            if not done:  # KeyboardInterrupt and the like: let the next line write
+                with self._cond:
                     self._writing = False
                     self._cond.notify_all()
-                    return
-                batch, self._pending = self._pending, []
-            try:
-                self.stream.write("\n".join(batch) + "\n")
-                self.stream.flush()
-            except Exception:
-                self.handleError(record)
 
     def flush(self, timeout: float = 5.0) -> None:
         with self._cond:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 import threading
 
 from ocproxy.logs import RedactingFormatter, SharedWriterHandler, set_secrets
@@ -127,3 +129,66 @@ def test_logs_9_secrets_are_redacted_by_the_shared_writer():
     finally:
         set_secrets([])
     assert stream.getvalue() == "MainThread upstream said: invalid api key [redacted]\n"
+
+
+def test_logs_a_line_logged_while_writing_follows_without_deadlock():
+    """A signal handler that logs runs in the thread that may be writing."""
+
+    class Reentrant(io.StringIO):
+        def write(self, text):
+            if "outer" in text:
+                log.info("inner")
+            return super().write(text)
+
+    stream = Reentrant()
+    log = logger_with(SharedWriterHandler(stream), "test.logs.reentrant")
+    log.info("outer")
+    assert stream.getvalue() == "MainThread outer\nMainThread inner\n"
+
+
+SIGNAL_WHILE_QUEUEING = r"""
+import io, logging, signal, sys
+from ocproxy.logs import SharedWriterHandler
+
+class SignalOnAppend(list):
+    def append(self, item):
+        super().append(item)
+        if item == "outer":
+            signal.raise_signal(signal.SIGUSR1)  # runs the handler inside the queueing lock
+
+stream = io.StringIO()
+handler = SharedWriterHandler(stream)
+handler._pending = SignalOnAppend()
+log = logging.getLogger("reentrant")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+signal.signal(signal.SIGUSR1, lambda *_: log.info("from the signal handler"))
+log.info("outer")
+sys.stdout.write(stream.getvalue())
+"""
+
+
+def test_logs_a_signal_handler_that_logs_while_a_line_is_queued_does_not_deadlock():
+    done = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_QUEUEING], capture_output=True, text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "outer\nfrom the signal handler\n"
+
+
+def test_logs_an_interrupted_write_hands_the_job_to_the_next_line():
+    class InterruptedOnce(io.StringIO):
+        interrupted = False
+
+        def write(self, text):
+            if not self.interrupted:
+                self.interrupted = True
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    stream = InterruptedOnce()
+    log = logger_with(SharedWriterHandler(stream), "test.logs.interrupted")
+    try:
+        log.info("interrupted")
+    except KeyboardInterrupt:
+        pass
+    log.info("next")
+    assert stream.getvalue() == "MainThread next\n"
