@@ -140,10 +140,7 @@ class SharedWriterHandler(logging.Handler):
     def flush(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._cond.wait_for(lambda: not self._writing, timeout)
-        try:
-            self.stream.flush()
-        except Exception:
-            pass
+        self.stream.flush()
 
 
 def setup_logging(level: str, stream=None, secrets: Iterable[str] = ()) -> None:
