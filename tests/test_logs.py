@@ -38,6 +38,18 @@ def logger_with(handler: logging.Handler, name: str) -> logging.Logger:
     return logger
 
 
+def stuck_writer(name: str, line: str):
+    """A handler whose thread "writer" is inside a write that blocks until
+    ``stream.gate`` opens, having logged ``line``."""
+    stream = GatedStream()
+    handler = SharedWriterHandler(stream)
+    log = logger_with(handler, name)
+    writer = threading.Thread(target=log.info, args=(line,), name="writer")
+    writer.start()
+    assert stream.entered.wait(10)
+    return stream, handler, log, writer
+
+
 def test_logs_many_threads_every_line_whole_and_in_each_threads_order():
     stream = io.StringIO()
     log = logger_with(SharedWriterHandler(stream), "test.logs.many")
@@ -62,12 +74,7 @@ def test_logs_many_threads_every_line_whole_and_in_each_threads_order():
 
 
 def test_logs_a_thread_never_waits_for_another_threads_write_and_its_line_follows():
-    stream = GatedStream()
-    handler = SharedWriterHandler(stream)
-    log = logger_with(handler, "test.logs.gated")
-    writer = threading.Thread(target=log.info, args=("first",), name="writer")
-    writer.start()
-    assert stream.entered.wait(10)
+    stream, _, log, writer = stuck_writer("test.logs.gated", "first")
 
     # The writer is stuck in write(); another thread's line is queued and
     # the call returns without touching the stream.
@@ -84,12 +91,7 @@ def test_logs_a_thread_never_waits_for_another_threads_write_and_its_line_follow
 
 
 def test_logs_flush_waits_for_the_write_in_progress():
-    stream = GatedStream()
-    handler = SharedWriterHandler(stream)
-    log = logger_with(handler, "test.logs.flush")
-    writer = threading.Thread(target=log.info, args=("last words",), name="writer")
-    writer.start()
-    assert stream.entered.wait(10)
+    stream, handler, _, writer = stuck_writer("test.logs.flush", "last words")
     flushed = threading.Event()
     flusher = threading.Thread(target=lambda: (handler.flush(), flushed.set()))
     flusher.start()
