@@ -241,6 +241,18 @@ def wrk_run(port: int, conns: int, seconds: float, tmp: str) -> dict:
             "socket_errors": errs.group(0) if errs else ""}
 
 
+def run_workers(worker, conns: int) -> float:
+    """Seconds until ``worker(i)``, run in ``conns`` threads at once, ended
+    in every one of them."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - t0
+
+
 def py_load(port: int, conns: int, seconds: float) -> dict:
     """Thread per connection, http.client keep-alive (when wrk is missing)."""
     import http.client
@@ -261,13 +273,7 @@ def py_load(port: int, conns: int, seconds: float) -> dict:
                 errors[0] += 1
         c.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.monotonic() - t0
+    took = run_workers(worker, conns)
     all_lat = sorted(x for xs in lat for x in xs)
     return {"rps": len(all_lat) / took, "p50": all_lat[len(all_lat) // 2],
             "p99": all_lat[min(len(all_lat) - 1, int(len(all_lat) * 0.99))], "errors": errors[0], "socket_errors": ""}
@@ -330,13 +336,8 @@ def streams_per_second(port: int, conns: int, seconds: float) -> tuple[float, in
                 bad[0] += 1
             done[i] += 1
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.monotonic() - t0), bad[0]
+    took = run_workers(worker, conns)
+    return sum(done) / took, bad[0]
 
 
 def hold_streams(port: int, n: int, pid: int, timeout: float) -> dict:
