@@ -22,14 +22,15 @@ from ocproxy.config import Config, ConfigHolder, ModelConfig
 from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError, error_body
 from ocproxy.metrics import Metrics
 from ocproxy.ratelimit import RateLimiter, client_key
-from ocproxy.request import parse_count_tokens_request, parse_messages_request
+from ocproxy.request import MessagesRequest, parse_count_tokens_request, parse_messages_request
 from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import Route, RoutingError, build_route
 from ocproxy.routing.fallback import ChainExhausted, Trace, run_chain
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
-from ocproxy.translate.dialects import DIALECTS, Dialect
+from ocproxy.translate.dialects import Dialect
 from ocproxy.translate.sse import error_frame
+from ocproxy.upstream import targets
 from ocproxy.upstream.client import Attempt, CancelScope, UpstreamClient
 from ocproxy.upstream.identity import KeyRotator, auth_headers, session_id
 
@@ -269,17 +270,17 @@ class ProxyApp:
         if cfg.log_requests:
             self._log_request_headers(environ, len(raw))
         req = parse_messages_request(raw)
-        streaming = req.get("stream") is True
+        streaming = req.stream
         self.metrics.inc("requests_received")
         if streaming:
             self.metrics.inc("requests_streamed")
         log.info(
             "received request id=%s model=%s streaming=%s messages=%d tools=%d max_tokens=%s",
-            rid, req.get("model"), streaming, len(req["messages"]), len(req.get("tools") or []), req.get("max_tokens"),
+            rid, req.model, streaming, len(req.messages), len(req.tools), req.max_tokens,
         )
         self.breakers.configure(cfg.breaker_threshold, cfg.breaker_recovery_ms / 1000.0)
         try:
-            route = build_route(req, cfg, streaming)
+            route = build_route(req.body, cfg, streaming)
         except RoutingError as exc:
             log.error("routing failed id=%s: %s", rid, exc)
             raise ProxyError(500, "routing failed") from None
@@ -287,7 +288,7 @@ class ProxyApp:
             "routing request id=%s scenario=%s model=%s provider=%s tokens=%d",
             rid, route.scenario, route.primary.model_id, route.primary.provider, route.token_count,
         )
-        call = _Call(self, cfg, req, raw, environ, rid, route, started)
+        call = _Call(self, cfg, req, environ, rid, route, started)
         if streaming:
             return self._stream(call, start_response)
         with self._lock:
@@ -444,24 +445,23 @@ class ProxyApp:
 class _Call:
     """What one ``/v1/messages`` request carries through its attempts."""
 
-    def __init__(self, app: ProxyApp, cfg: Config, req: dict, raw: bytes, environ: dict, rid: str,
+    def __init__(self, app: ProxyApp, cfg: Config, req: MessagesRequest, environ: dict, rid: str,
                  route: Route, started: float):
-        self.app, self.cfg, self.req, self.raw = app, cfg, req, raw
+        self.app, self.cfg, self.req = app, cfg, req
         self.environ, self.rid, self.route, self.started = environ, rid, route, started
-        self.session = session_id(environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), req)
+        self.session = session_id(environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), req.body)
 
     def prepare(self, model: ModelConfig, stream: bool) -> tuple[Dialect, str, dict, bytes]:
         """The upstream URL, headers and body for one attempt on ``model``."""
-        endpoint = catalog.endpoint_for(model)
-        dialect = DIALECTS[endpoint]
-        url = catalog.endpoint_url(self.cfg, model) + dialect.url_suffix(stream)
+        target = targets.resolve(self.cfg, model)
+        dialect, endpoint, url = target.dialect, target.endpoint, target.url(stream)
         key = self.app.keys.next_key(model.provider, self.cfg.key_pool)
         headers = auth_headers(endpoint, key)
         headers["x-opencode-session"] = self.session
         if stream:
             headers["Accept"] = "text/event-stream"
         try:
-            body = dialect.body(self.req, self.raw, model, stream)
+            body = dialect.body(self.req, model, stream)
         except Exception as exc:  # a conversion bug must fail this attempt, not the request
             log.exception("building the %s request for %s failed", endpoint, model.model_id)
             raise UpstreamDataError(f"transform error: {exc}") from None

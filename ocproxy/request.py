@@ -15,6 +15,7 @@ tell what was wrong; the status is always 400 invalid_request_error.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ProxyError
@@ -165,7 +166,39 @@ def _check_types(req: dict) -> None:
                 raise _bad(f"stop_sequences[{i}] must be a string")
 
 
-def parse_messages_request(body: bytes) -> dict:
+@dataclass(frozen=True)
+class MessagesRequest:
+    """A ``POST /v1/messages`` body, decoded and type-checked once.
+
+    ``body`` is the decoded JSON object (unknown fields kept, for the
+    translators); ``raw`` the bytes as received (passthrough forwards them).
+    """
+
+    raw: bytes
+    body: dict
+
+    @property
+    def model(self) -> str:
+        return self.body["model"]
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+    @property
+    def messages(self) -> list:
+        return self.body["messages"]
+
+    @property
+    def tools(self) -> list:
+        return self.body.get("tools") or []
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.body.get("max_tokens")
+
+
+def parse_messages_request(body: bytes) -> MessagesRequest:
     """The decoded ``POST /v1/messages`` body, or ``ProxyError(400)``.
 
     Beyond types, only ``model`` and ``messages`` are required (operations.md
@@ -177,7 +210,7 @@ def parse_messages_request(body: bytes) -> dict:
         raise ProxyError(400, "model is required", "invalid_request_error")
     if not req.get("messages"):
         raise ProxyError(400, "messages is required", "invalid_request_error")
-    return req
+    return MessagesRequest(bytes(body) if not isinstance(body, str) else body.encode(), req)
 
 
 def parse_count_tokens_request(body: bytes) -> dict:

@@ -29,12 +29,12 @@ from hypothesis import strategies as st
 
 from ocproxy.config import ModelConfig
 from ocproxy.errors import AttemptFailure
-from ocproxy.request import parse_messages_request
+from ocproxy.request import MessagesRequest, parse_messages_request
 from ocproxy.translate import chat, gemini, responses
 from ocproxy.translate.chat_stream import ChatStreamTranslator
 from ocproxy.translate.dialects import DIALECTS
-from ocproxy.translate.gemini import GeminiStreamTranslator
-from ocproxy.translate.responses import ResponsesStreamTranslator
+from ocproxy.translate.gemini_stream import GeminiStreamTranslator
+from ocproxy.translate.responses_stream import ResponsesStreamTranslator
 from tests.sseclient import parse_frames
 
 # HUGE makes hypothesis warn about the size of a failing example's repr
@@ -341,11 +341,11 @@ UPSTREAM_SCHEMAS = {"chat": CHAT_SCHEMA, "responses": RESPONSES_SCHEMA, "gemini"
 BUILDERS = {"chat": chat.build_request, "responses": responses.build_request, "gemini": gemini.build_request}
 
 
-def _decoded(req: dict) -> tuple[dict, bytes]:
+def _decoded(req: dict) -> tuple[dict, MessagesRequest]:
     """What the proxy's validator makes of the client's bytes (lone surrogates
     travel as \\ud800 escapes, which is how a JS client sends them)."""
-    raw = json.dumps(req, ensure_ascii=True).encode()
-    return parse_messages_request(raw), raw
+    parsed = parse_messages_request(json.dumps(req, ensure_ascii=True).encode())
+    return parsed.body, parsed
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "responses", "gemini"])
@@ -358,7 +358,7 @@ def test_request_builders_never_raise_and_match_the_upstream_schema(endpoint, re
     json.dumps(built, ensure_ascii=True, allow_nan=False)  # JSON-serialisable, finite
     assert json.dumps(decoded, ensure_ascii=True) == before, "the builder mutated the client's request"
     # the exact bytes the proxy sends: strict UTF-8, valid JSON, schema-valid
-    wire = DIALECTS[endpoint].body(decoded, raw, model, stream)
+    wire = DIALECTS[endpoint].body(raw, model, stream)
     body = json.loads(wire.decode("utf-8", "strict"))
     jsonschema.validate(body, UPSTREAM_SCHEMAS[endpoint])
     assert body == json.loads(json.dumps(built, ensure_ascii=True))
@@ -368,7 +368,7 @@ def test_request_builders_never_raise_and_match_the_upstream_schema(endpoint, re
 @given(req=anthropic_requests())
 def test_anthropic_passthrough_body_is_strict_utf8_json(req):
     decoded, raw = _decoded(req)
-    wire = DIALECTS["anthropic"].body(decoded, raw, ModelConfig(model_id="minimax-m2.5"), True)
+    wire = DIALECTS["anthropic"].body(raw, ModelConfig(model_id="minimax-m2.5"), True)
     body = json.loads(wire.decode("utf-8", "strict"))
     assert body["model"] == "minimax-m2.5" and body["messages"]
 
@@ -381,7 +381,7 @@ def test_lone_surrogate_request_goes_out_as_an_escape():
     decoded, raw = _decoded({"model": "m", "max_tokens": 5,
                              "messages": [{"role": "user", "content": "cut \ud83d here \u2028"}]})
     for endpoint in ("chat", "responses", "gemini"):
-        wire = DIALECTS[endpoint].body(decoded, raw, ModelConfig(model_id="kimi-k2.6"), True)
+        wire = DIALECTS[endpoint].body(raw, ModelConfig(model_id="kimi-k2.6"), True)
         assert b"\\ud83d" in wire and "\u2028".encode() in wire
         json.loads(wire.decode("utf-8"))
 

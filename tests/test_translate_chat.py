@@ -9,7 +9,8 @@ import pytest
 
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
-from ocproxy.translate.chat import build_request, convert_response, effort_of
+from ocproxy.translate.chat import build_request, effort_of
+from ocproxy.translate.chat_response import convert_response
 from ocproxy.translate.usage import anthropic_usage
 
 

@@ -22,11 +22,10 @@ from ocproxy.translate.gemini import (
     GEMINI_GENERATE,
     GEMINI_STREAM,
     SKIP_SIGNATURE,
-    GeminiStreamTranslator,
     build_request,
-    convert_response,
     gemini_schema,
 )
+from ocproxy.translate.gemini_stream import GeminiStreamTranslator, convert_response
 
 FLASH = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
 

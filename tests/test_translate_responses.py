@@ -19,10 +19,9 @@ from ocproxy.translate import sse
 from tests.sseclient import frame_events as parse, translate
 from ocproxy.translate.responses import (
     MIN_OUTPUT_TOKENS,
-    ResponsesStreamTranslator,
     build_request,
-    convert_response,
 )
+from ocproxy.translate.responses_stream import ResponsesStreamTranslator, convert_response
 from ocproxy.translate.tools import canonical_empty_schema
 
 GPT = ModelConfig(provider="opencode-zen", model_id="gpt-5.4")

@@ -20,7 +20,7 @@ import json
 import re
 
 from ..errors import UpstreamDataError
-from .chat import STOP_REASONS
+from .chat_response import STOP_REASONS
 from .sse import MessageEmitter
 from .usage import anthropic_usage
 

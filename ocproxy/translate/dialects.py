@@ -10,7 +10,8 @@ from typing import Callable
 
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
-from ocproxy.translate import anthropic, chat, gemini, responses
+from ocproxy.request import MessagesRequest
+from ocproxy.translate import anthropic, chat, chat_response, gemini, gemini_stream, responses, responses_stream
 from ocproxy.translate.chat_stream import ChatStreamTranslator
 from ocproxy.translate.sse import StreamTranslator, dumps, utf8_json
 
@@ -32,11 +33,11 @@ def _converted(convert: Callable[[dict, ModelConfig], dict]) -> Callable[[bytes,
     return parse
 
 
-def _built(build: Callable[[dict, ModelConfig, bool], dict]) -> Callable[[dict, bytes, ModelConfig, bool], bytes]:
-    def body(req: dict, raw: bytes, model: ModelConfig, stream: bool) -> bytes:
+def _built(build: Callable[[dict, ModelConfig, bool], dict]) -> Callable[[MessagesRequest, ModelConfig, bool], bytes]:
+    def body(req: MessagesRequest, model: ModelConfig, stream: bool) -> bytes:
         # A lone surrogate from the client ("\ud800") cannot be strict
         # UTF-8; it goes out as its JSON escape again.
-        return utf8_json(dumps(build(req, model, stream)))
+        return utf8_json(dumps(build(req.body, model, stream)))
 
     return body
 
@@ -44,7 +45,7 @@ def _built(build: Callable[[dict, ModelConfig, bool], dict]) -> Callable[[dict, 
 @dataclass(frozen=True)
 class Dialect:
     endpoint: str
-    body: Callable[[dict, bytes, ModelConfig, bool], bytes]
+    body: Callable[[MessagesRequest, ModelConfig, bool], bytes]
     response: Callable[[bytes, ModelConfig], bytes]
     translator: Callable[[ModelConfig], StreamTranslator]
     url_suffix: Callable[[bool], str] = lambda stream: ""
@@ -54,26 +55,26 @@ DIALECTS: dict[str, Dialect] = {
     "chat": Dialect(
         "chat",
         _built(chat.build_request),
-        _converted(chat.convert_response),
+        _converted(chat_response.convert_response),
         lambda model: ChatStreamTranslator(model.model_id),
     ),
     "anthropic": Dialect(
         "anthropic",
-        lambda req, raw, model, stream: anthropic.passthrough_body(raw, model.model_id),
+        lambda req, model, stream: anthropic.passthrough_body(req.raw, model.model_id),
         lambda data, model: anthropic.check_response(data),
         lambda model: anthropic.PassthroughStream(),
     ),
     "responses": Dialect(
         "responses",
         _built(responses.build_request),
-        _converted(responses.convert_response),
-        lambda model: responses.ResponsesStreamTranslator(model.model_id),
+        _converted(responses_stream.convert_response),
+        lambda model: responses_stream.ResponsesStreamTranslator(model.model_id),
     ),
     "gemini": Dialect(
         "gemini",
         _built(gemini.build_request),
-        _converted(gemini.convert_response),
-        lambda model: gemini.GeminiStreamTranslator(model.model_id),
+        _converted(gemini_stream.convert_response),
+        lambda model: gemini_stream.GeminiStreamTranslator(model.model_id),
         lambda stream: gemini.GEMINI_STREAM if stream else gemini.GEMINI_GENERATE,
     ),
 }
