@@ -17,11 +17,12 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from ocproxy import __version__, catalog
-from ocproxy.config import Config, ConfigHolder, ModelConfig
+from ocproxy import __version__, listing
+from ocproxy.config import Config, ModelConfig
 from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError, error_body
 from ocproxy.metrics import Metrics
 from ocproxy.ratelimit import RateLimiter, client_key
+from ocproxy.reload import ConfigHolder
 from ocproxy.request import MessagesRequest, parse_count_tokens_request, parse_messages_request
 from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import Route, RoutingError, build_route
@@ -247,7 +248,7 @@ class ProxyApp:
         return [text]
 
     def _models(self, environ, start_response):
-        return self._json(start_response, catalog.models_listing(self.config))
+        return self._json(start_response, listing.models_listing(self.config))
 
     def _count_tokens(self, environ, start_response):
         cfg = self.config

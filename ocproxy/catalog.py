@@ -1,22 +1,38 @@
-"""The model catalog: which upstream API each OpenCode model speaks.
+"""Providers, endpoint kinds and the model catalog: which upstream API each
+OpenCode model speaks.
 
-routing.md §3 is a table plus a few rules. The rules are the truth (an id
-that is not in any table still gets an endpoint); the tables exist for the
-``ocproxy models`` listing and as documentation, and the tests check that
-every listed row agrees with the rules. Keeping both as plain data here means
-the CLI, ``GET /v1/models`` and the upstream client all read one source.
+The rules in :func:`catalog_endpoint` are the truth (an id that is in no table
+still gets an endpoint); the table exists for the ``ocproxy models`` listing
+and as documentation, and the tests check that every row agrees with the
+rules. This module is a leaf: it imports nothing of ocproxy and its functions
+take plain values, so configuration, routing and the CLI can all read it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocproxy.config import GO, ZEN, Config, ModelConfig, normalise_provider
+GO = "opencode-go"
+ZEN = "opencode-zen"
+PROVIDERS = (GO, ZEN)
 
 CHAT = "chat"
 ANTHROPIC = "anthropic"
 RESPONSES = "responses"
 GEMINI = "gemini"
+ENDPOINTS = (CHAT, ANTHROPIC, RESPONSES, GEMINI)
+#: Only OpenCode Zen serves these APIs; OpenCode Go has no URL for them.
+ZEN_ONLY_ENDPOINTS = (RESPONSES, GEMINI)
+
+
+def normalise_provider(provider: str | None) -> str:
+    """Empty means OpenCode Go; ``_`` is read as ``-`` (``opencode_zen`` is Zen)."""
+    return (provider or GO).replace("_", "-")
+
+
+def provider_spellings(provider: str) -> tuple[str, ...]:
+    """Every spelling that :func:`normalise_provider` turns into ``provider``."""
+    return (provider, provider.replace("-", "_"))
 
 
 @dataclass(frozen=True)
@@ -30,8 +46,8 @@ class CatalogEntry:
     notes: str = ""
 
 
-# routing.md §3.2: on Go, only this set is Anthropic-native (ded7efd list,
-# authoritative: MiniMax/Qwen on Go reject OpenAI-format tools).
+# On Go only these ids speak the Anthropic API: MiniMax and Qwen on Go reject
+# OpenAI-format tools, every other Go model is reached through chat.
 GO_ANTHROPIC_IDS = frozenset(
     {
         "minimax-m3",
@@ -44,8 +60,8 @@ GO_ANTHROPIC_IDS = frozenset(
     }
 )
 
-# routing.md §3.3 rule 3 and rule 4: exact ids, not prefixes, so that an
-# unknown ``gpt-*`` or ``gemini-*`` id falls through to chat.
+# Exact ids, not prefixes, so that an unknown ``gpt-*`` or ``gemini-*`` id on
+# Zen falls through to chat.
 ZEN_GEMINI_IDS = frozenset({"gemini-3.5-flash", "gemini-3.1-pro", "gemini-3-flash"})
 ZEN_RESPONSES_ORDER = (
     "gpt-5.5",
@@ -70,10 +86,10 @@ ZEN_RESPONSES_IDS = frozenset(ZEN_RESPONSES_ORDER)
 
 
 def catalog_endpoint(provider: str | None, model_id: str) -> str:
-    """The catalog's choice for an id (routing.md §3.2/§3.3), before overrides.
+    """The catalog's choice of API for an id, before any per-model override.
 
-    Anything that is not ``opencode-zen`` follows the Go rules (§2): an
-    unknown provider ends up on the Go path, as in the original.
+    Anything that is not ``opencode-zen`` follows the Go rules: an unknown
+    provider ends up on the Go path, as in the original proxy.
     """
     if normalise_provider(provider) != ZEN:
         return ANTHROPIC if model_id in GO_ANTHROPIC_IDS else CHAT
@@ -86,46 +102,6 @@ def catalog_endpoint(provider: str | None, model_id: str) -> str:
     return CHAT
 
 
-def endpoint_for(model: ModelConfig) -> str:
-    """Resolve the endpoint kind of one attempt (routing.md §3.4).
-
-    Order: catalog, then the contract's ``endpoint`` override, then
-    ``anthropic_tools_disabled`` which turns anthropic into chat on the same
-    provider -- it wins even over an explicit ``endpoint: "anthropic"``,
-    because the flag says the upstream cannot take Anthropic tool format.
-    """
-    kind = model.endpoint or catalog_endpoint(model.provider, model.model_id)
-    if kind == ANTHROPIC and model.anthropic_tools_disabled:
-        return CHAT
-    return kind
-
-
-def endpoint_url(config: Config, model: ModelConfig) -> str:
-    """Upstream URL for the model's endpoint kind (routing.md §3.1).
-
-    URLs are used exactly as configured; only Gemini gets ``/<model_id>``
-    appended (the caller adds ``:generateContent`` or
-    ``:streamGenerateContent?alt=sse``). A trailing ``/`` on the Gemini base
-    is dropped so the join never produces ``//``.
-    """
-    provider = config.provider(model)
-    kind = endpoint_for(model)
-    if kind == CHAT:
-        return provider.base_url
-    if kind == ANTHROPIC:
-        return provider.anthropic_base_url
-    if kind == RESPONSES:
-        url = provider.responses_base_url
-    else:
-        url = provider.gemini_base_url.rstrip("/")
-        url = url and f"{url}/{model.model_id}"
-    if not url:
-        # The loader rejects responses/gemini on Go models; a hand-built
-        # config can still get here, and a clear error beats a request to "".
-        raise ValueError(f"provider {model.provider} has no {kind} URL configured")
-    return url
-
-
 def _go(model_id: str, context: str = "128k", notes: str = "") -> CatalogEntry:
     return CatalogEntry(model_id, GO, catalog_endpoint(GO, model_id), context, notes)
 
@@ -136,7 +112,7 @@ def _zen(model_id: str, context: str, notes: str = "") -> CatalogEntry:
 
 _DEEPSEEK_NOTE = "thinking / reasoning_effort / cache_control kept"
 
-#: routing.md §3.2 then §3.3, in the spec's order (the ``models`` listing).
+#: Go models, then Zen models, in the order ``ocproxy models`` prints them.
 CATALOG: tuple[CatalogEntry, ...] = (
     _go("glm-5.1"),
     _go("glm-5", notes="deprecated upstream later"),
@@ -199,36 +175,3 @@ def lookup(provider: str | None, model_id: str) -> CatalogEntry | None:
         if entry.provider == p and entry.id == model_id:
             return entry
     return None
-
-
-def models_listing(config: Config) -> dict:
-    """Body of ``GET /v1/models`` (operations.md §6), Anthropic list shape.
-
-    Ids are the names a client may *request*: every ``model_overrides`` key,
-    then every ``models`` key; an id in both keeps the override's provider
-    (overrides win at routing time too). Sorted, so the answer is stable.
-    """
-    owners: dict[str, str] = {}
-    for name, model in config.model_overrides.items():
-        owners.setdefault(name, normalise_provider(model.provider))
-    for name, model in config.models.items():
-        owners.setdefault(name, normalise_provider(model.provider))
-    ids = sorted(owners)
-    data = [
-        {
-            "type": "model",
-            "object": "model",
-            "id": i,
-            "display_name": i,
-            "created_at": "1970-01-01T00:00:00Z",
-            "owned_by": owners[i],
-        }
-        for i in ids
-    ]
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": False,
-        "first_id": ids[0] if ids else None,
-        "last_id": ids[-1] if ids else None,
-    }

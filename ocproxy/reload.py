@@ -1,12 +1,13 @@
-"""Hot reload triggers (config.md §9.1): a polling file watcher and SIGHUP.
+"""Hot reload: the holder that publishes the live config, and its triggers
+(a polling file watcher and SIGHUP).
 
 The watcher polls the config file's directory entry -- (mtime, size, inode)
 of the *name* -- every 0.25 s instead of using inotify, so it needs no extra
 dependency and still catches editors that save by writing a temp file and
 renaming it over the config (the inode changes). Every change restarts a
 500 ms debounce timer; a burst of saves gives one reload. SIGHUP reloads at
-once. The reload itself is :meth:`ConfigHolder.reload` (§9.2): validated
-first, so a broken file keeps the old config and logs the error.
+once. The reload itself is :meth:`ConfigHolder.reload`: validated first, so
+a broken file keeps the old config and logs the error.
 
 Both triggers run the reload on the watcher thread: a signal handler only
 records the request, because it may interrupt code holding the logging or
@@ -19,14 +20,111 @@ import logging
 import os
 import threading
 import time
+from typing import Callable, Mapping
 
-from ocproxy.config import ConfigHolder
+from ocproxy.config import Config, ConfigError, load_config
 from ocproxy.logs import apply_config
 
 log = logging.getLogger("ocproxy.reload")
 
 POLL_SECONDS = 0.25
 DEBOUNCE_SECONDS = 0.5
+
+
+# The holder logs as "ocproxy.config": its messages are about the config,
+# and that is the logger name users already filter on.
+config_log = logging.getLogger("ocproxy.config")
+
+ReloadCallback = Callable[[Config], "Config | None"]
+
+
+def _timeouts(c: Config) -> tuple[int, int, int, int]:
+    return (
+        c.opencode_go.timeout_ms,
+        c.opencode_go.streaming_timeout_ms,
+        c.opencode_zen.timeout_ms,
+        c.opencode_zen.streaming_timeout_ms,
+    )
+
+
+class ConfigHolder:
+    """The one place the live Config is published.
+
+    Readers take ``holder.current`` once per request and keep that object, so
+    a request never mixes two configs. Publishing is a single reference
+    assignment, so a reader sees the whole old or the whole new Config.
+
+    Lock: ``self._lock`` -- the holder's only lock. It serialises writers
+    (``swap`` and ``reload``: a file-watch reload and a SIGHUP reload must not
+    interleave); readers never take it.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: Mapping[str, str] | None = None,
+        cli_host: str | None = None,
+        cli_port: int | None = None,
+    ):
+        self._config = config
+        self._lock = threading.Lock()
+        self._callbacks: list[ReloadCallback] = []
+        self.path = config.source_path  # hot reload re-reads this same file
+        self._env = env  # None: the process environment at reload time
+        self.cli_host = cli_host
+        self.cli_port = cli_port
+
+    @property
+    def current(self) -> Config:
+        return self._config
+
+    def swap(self, new: Config) -> Config:
+        """Publish ``new``; returns the config it replaced."""
+        with self._lock:
+            old, self._config = self._config, new
+            return old
+
+    def add_callback(self, callback: ReloadCallback) -> None:
+        """Run on every reloaded config before it is published.
+
+        A callback may return a Config to publish instead (Configs are
+        frozen, so that is how one adjusts a value); returning None keeps it.
+        """
+        self._callbacks.append(callback)
+
+    def reload(self) -> bool:
+        """Re-run the load pipeline; publish on success, keep the old on error."""
+        with self._lock:
+            env = os.environ if self._env is None else self._env
+            try:
+                new = load_config(self.path, env, cli_host=self.cli_host, cli_port=self.cli_port)
+            except ConfigError as exc:
+                config_log.error("config reload failed: %s", "; ".join(str(p) for p in exc.problems))
+                return False
+            old = self._config
+            if (old.host, old.port) != (new.host, new.port):
+                config_log.warning(
+                    "host/port changed but requires server restart to take effect (old %s:%s, new %s:%s)",
+                    old.host, old.port, new.host, new.port,
+                )
+            if _timeouts(old) != _timeouts(new):
+                config_log.info(
+                    "timeout config updated, takes effect immediately "
+                    "(go timeout_ms=%d streaming_timeout_ms=%d, zen timeout_ms=%d streaming_timeout_ms=%d)",
+                    *_timeouts(new),
+                )
+            for callback in self._callbacks:
+                try:
+                    replaced = callback(new)
+                except Exception:  # one bad callback must not block the reload
+                    config_log.exception("config reload callback failed; skipped")
+                    continue
+                if isinstance(replaced, Config):
+                    new = replaced
+            self._config = new
+            config_log.info("config reloaded successfully")
+            return True
 
 
 def _signature(path: str) -> "tuple[int, int, int] | None":

@@ -30,8 +30,9 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, get_sockadd
 
 from ocproxy import __version__
 from ocproxy.app import ProxyApp
-from ocproxy.config import Config, ConfigHolder
+from ocproxy.config import Config
 from ocproxy.logs import secrets_of, setup_logging
+from ocproxy.reload import ConfigHolder
 
 log = logging.getLogger("ocproxy.server")
 

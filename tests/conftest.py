@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from ocproxy.config import Config, ConfigHolder, ModelConfig, ProviderConfig
+from ocproxy.config import Config, ModelConfig, ProviderConfig
+from ocproxy.reload import ConfigHolder
 from ocproxy.server import Server
 from tests.fakes import FakeUpstream
 

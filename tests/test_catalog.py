@@ -9,8 +9,10 @@ from __future__ import annotations
 import pytest
 
 from ocproxy import catalog
-from ocproxy.catalog import CATALOG, catalog_endpoint, endpoint_for, endpoint_url, lookup, models_listing
-from ocproxy.config import GO, ZEN, Config, ModelConfig, ProviderConfig
+from ocproxy.catalog import CATALOG, GO, ZEN, catalog_endpoint, lookup
+from ocproxy.config import Config, ModelConfig, ProviderConfig
+from ocproxy.listing import models_listing
+from ocproxy.upstream.targets import endpoint_for, endpoint_url
 
 # routing.md §3.2, one row per line of the table.
 GO_ROWS = [

@@ -15,14 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from ocproxy.catalog import endpoint_for, endpoint_url
 from ocproxy.config import (
     API_KEY_REQUIRED,
     GO,
     ZEN,
     Config,
     ConfigError,
-    ConfigHolder,
     ModelConfig,
     Problem,
     default_template,
@@ -31,6 +29,8 @@ from ocproxy.config import (
     load_config,
     resolve_config_path,
 )
+from ocproxy.reload import ConfigHolder
+from ocproxy.upstream.targets import endpoint_for, endpoint_url
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,9 +8,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocproxy import catalog
-from ocproxy.config import Config, ModelConfig, ProviderConfig
+from ocproxy.catalog import ANTHROPIC, CHAT, RESPONSES, catalog_endpoint
+from ocproxy.config.types import Config, ModelConfig, ProviderConfig
 from ocproxy.translate.dialects import DIALECTS, Dialect
+
+
+def endpoint_for(model: ModelConfig) -> str:
+    """The endpoint kind (API) one attempt on ``model`` uses.
+
+    Order: the catalog, then the model's ``endpoint`` setting, then
+    ``anthropic_tools_disabled``, which turns anthropic into chat on the same
+    provider -- it wins even over an explicit ``endpoint: "anthropic"``,
+    because the flag says the upstream cannot take Anthropic tool format.
+    """
+    kind = model.endpoint or catalog_endpoint(model.provider, model.model_id)
+    if kind == ANTHROPIC and model.anthropic_tools_disabled:
+        return CHAT
+    return kind
+
+
+def endpoint_url(config: Config, model: ModelConfig) -> str:
+    """Upstream URL for the model's endpoint kind.
+
+    URLs are used exactly as configured; only Gemini gets ``/<model_id>``
+    appended (the dialect adds ``:generateContent`` or
+    ``:streamGenerateContent?alt=sse``). A trailing ``/`` on the Gemini base
+    is dropped so the join never produces ``//``.
+    """
+    provider = config.provider(model)
+    kind = endpoint_for(model)
+    if kind == CHAT:
+        return provider.base_url
+    if kind == ANTHROPIC:
+        return provider.anthropic_base_url
+    if kind == RESPONSES:
+        url = provider.responses_base_url
+    else:
+        url = provider.gemini_base_url.rstrip("/")
+        url = url and f"{url}/{model.model_id}"
+    if not url:
+        # The loader rejects responses/gemini on Go models; a hand-built
+        # config can still get here, and a clear error beats a request to "".
+        raise ValueError(f"provider {model.provider} has no {kind} URL configured")
+    return url
 
 
 @dataclass(frozen=True)
@@ -28,5 +68,5 @@ class Target:
 def resolve(config: Config, model: ModelConfig) -> Target:
     """The target of ``model`` under ``config``; ``ValueError`` when its
     provider has no URL for the model's endpoint."""
-    endpoint = catalog.endpoint_for(model)
-    return Target(model, config.provider(model), endpoint, catalog.endpoint_url(config, model), DIALECTS[endpoint])
+    endpoint = endpoint_for(model)
+    return Target(model, config.provider(model), endpoint, endpoint_url(config, model), DIALECTS[endpoint])

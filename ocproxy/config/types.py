@@ -1,0 +1,140 @@
+"""The typed configuration: frozen dataclasses, each default written once.
+
+Code below the app layer only ever sees these objects, never the raw dicts
+from the file. A ``Config`` is immutable, so a hot reload swaps the whole
+object and a request keeps the one it started with.
+
+The field defaults here are the only place a default value is written: the
+loader fills unset values from them and the ``init`` template copies them.
+This module imports nothing heavy (no jsonschema, no loader), so the
+translators can use it on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from ocproxy.catalog import GO, ZEN
+
+#: Also the fallback for a timeout set to zero or less on a hand-built config.
+DEFAULT_TIMEOUT_MS = 300_000
+#: Also the fallback for a heartbeat interval of zero or less.
+DEFAULT_HEARTBEAT_MS = 3000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One entry of ``models``, ``fallbacks[*]`` or ``model_overrides``.
+
+    ``temperature``/``max_tokens``/``context_threshold`` of 0 mean "not set".
+    """
+
+    provider: str = GO
+    model_id: str = ""
+    temperature: float = 0.0
+    max_tokens: int = 0
+    context_threshold: int = 0
+    reasoning_effort: str = ""
+    thinking: Mapping | None = None
+    vision: bool = False
+    anthropic_tools_disabled: bool = False
+    endpoint: str | None = None  # overrides the catalog's choice of API
+
+    @property
+    def is_zen(self) -> bool:
+        return self.provider == ZEN
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """An OpenCode provider block (``opencode_go`` / ``opencode_zen``)."""
+
+    base_url: str
+    anthropic_base_url: str
+    responses_base_url: str = ""
+    gemini_base_url: str = ""
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    streaming_timeout_ms: int = 0
+    stream_timeout_ms: int = 0
+
+    def _or_default(self, *values: int) -> float:
+        for v in values:
+            if v and v > 0:
+                return v / 1000.0
+        return DEFAULT_TIMEOUT_MS / 1000.0
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds for one non-streaming attempt."""
+        return self._or_default(self.timeout_ms)
+
+    @property
+    def streaming_timeout(self) -> float:
+        """Seconds for one whole streaming attempt."""
+        return self._or_default(self.streaming_timeout_ms, self.timeout_ms)
+
+    @property
+    def stream_idle_timeout(self) -> float:
+        """Largest silent gap, in seconds, between two upstream reads."""
+        return self._or_default(self.stream_timeout_ms, self.timeout_ms)
+
+
+DEFAULT_GO = ProviderConfig(
+    base_url="https://opencode.ai/zen/go/v1/chat/completions",
+    anthropic_base_url="https://opencode.ai/zen/go/v1/messages",
+)
+DEFAULT_ZEN = ProviderConfig(
+    base_url="https://opencode.ai/zen/v1/chat/completions",
+    anthropic_base_url="https://opencode.ai/zen/v1/messages",
+    responses_base_url="https://opencode.ai/zen/v1/responses",
+    gemini_base_url="https://opencode.ai/zen/v1/models",
+)
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Config:
+    api_key: str = ""
+    api_keys: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 3456
+    hot_reload: bool = False
+    enable_streaming_scenario_routing: bool = False
+    respect_requested_model: bool = True  # absent in the file reads as true
+    # default_factory: Python 3.11 refuses an unhashable (mappingproxy) default
+    models: Mapping[str, ModelConfig] = field(default_factory=lambda: _EMPTY)
+    fallbacks: Mapping[str, tuple[ModelConfig, ...]] = field(default_factory=lambda: _EMPTY)
+    model_overrides: Mapping[str, ModelConfig] = field(default_factory=lambda: _EMPTY)
+    opencode_go: ProviderConfig = DEFAULT_GO
+    opencode_zen: ProviderConfig = DEFAULT_ZEN
+    log_level: str = "info"
+    log_requests: bool = False
+    # settings the original Go proxy did not have
+    heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_MS
+    breaker_threshold: int = 3
+    breaker_recovery_ms: int = 30_000
+    max_request_bytes: int = 33_554_432
+    rate_limit_per_minute: int = 0
+    client_api_keys: tuple[str, ...] = ()
+    #: the file this config came from (None: built-in defaults)
+    source_path: str | None = field(default=None, compare=False)
+
+    def provider(self, model: ModelConfig) -> ProviderConfig:
+        return self.opencode_zen if model.is_zen else self.opencode_go
+
+    @property
+    def key_pool(self) -> tuple[str, ...]:
+        """The keys to rotate through: ``api_keys`` when set, else ``api_key`` alone."""
+        return self.api_keys or (self.api_key,)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        ms = self.heartbeat_interval_ms if self.heartbeat_interval_ms > 0 else DEFAULT_HEARTBEAT_MS
+        return ms / 1000.0
+
+
+#: The built-in value of every setting; the loader fills unset values from it.
+DEFAULTS = Config()
