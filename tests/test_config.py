@@ -1,4 +1,4 @@
-"""Config loading (config.md §2-§8, §11, checklist §12; contract "Configuration").
+"""Config loading: file lookup, interpolation, overrides, defaults, validation, reload.
 
 Every test builds its own env dict and files under ``tmp_path``; the real
 HOME and process environment are never read.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -56,10 +58,10 @@ def paths_of(tmp_path: Path, data, env=None) -> list[str]:
     return [p.path for p in problems_of(tmp_path, data, env)]
 
 
-# -- §12 minimal config and §7 defaults --------------------------------------
+# -- minimal config and defaults --------------------------------------
 
 
-def test_config_12_minimal_config_gets_every_default(tmp_path):
+def test_minimal_config_gets_every_default(tmp_path):
     c = load(tmp_path, {"api_key": "${OCPROXY_API_KEY}"}, {"OCPROXY_API_KEY": "sk-test"})
     assert c.api_key == "sk-test"
     assert (c.host, c.port) == ("127.0.0.1", 3456)
@@ -80,7 +82,7 @@ def test_config_12_minimal_config_gets_every_default(tmp_path):
     assert c.log_requests is False
 
 
-def test_config_7_contract_extension_defaults(tmp_path):
+def test_defaults_of_settings_the_original_lacked(tmp_path):
     c = load(tmp_path, {"api_key": "k"})
     assert c.heartbeat_interval_ms == 3000
     assert (c.breaker_threshold, c.breaker_recovery_ms) == (3, 30000)
@@ -89,7 +91,7 @@ def test_config_7_contract_extension_defaults(tmp_path):
     assert c.client_api_keys == ()
 
 
-def test_config_6_1_contract_extensions_read(tmp_path):
+def test_settings_the_original_lacked_are_read(tmp_path):
     c = load(
         tmp_path,
         {
@@ -108,7 +110,7 @@ def test_config_6_1_contract_extensions_read(tmp_path):
     assert c.client_api_keys == ("c1", "c2")
 
 
-def test_config_6_2_model_config_fields(tmp_path):
+def test_model_config_fields(tmp_path):
     entry = {
         "provider": "opencode_zen",
         "model_id": "deepseek-v4-pro",
@@ -138,7 +140,7 @@ def test_config_6_2_model_config_fields(tmp_path):
     assert isinstance(m.temperature, float)
 
 
-def test_config_6_2_empty_model_config_defaults(tmp_path):
+def test_empty_model_config_defaults(tmp_path):
     m = load(tmp_path, {"api_key": "k", "models": {"x": {}}}).models["x"]
     assert m == ModelConfig(provider=GO)
     assert m.thinking is None and m.endpoint is None
@@ -147,9 +149,9 @@ def test_config_6_2_empty_model_config_defaults(tmp_path):
 @pytest.mark.parametrize(
     "value, expected",
     [(None, True), (True, True), (False, False)],
-    ids=["§6.1-respect-absent-true", "§6.1-respect-true", "§6.1-respect-false"],
+    ids=["respect-absent-true", "respect-true", "respect-false"],
 )
-def test_config_6_1_respect_requested_model(tmp_path, value, expected):
+def test_respect_requested_model(tmp_path, value, expected):
     data = {"api_key": "k"}
     if value is not None:
         data["respect_requested_model"] = value
@@ -159,58 +161,58 @@ def test_config_6_1_respect_requested_model(tmp_path, value, expected):
 @pytest.mark.parametrize(
     "level, expected",
     [("debug", "debug"), ("INFO", "info"), ("warn", "warn"), ("warning", "warn"), ("error", "error"), ("loud", "info"), ("", "info")],
-    ids=["§6.1-debug", "§6.1-case", "§6.1-warn", "§6.1-warning", "§6.1-error", "§6.1-unknown-is-info", "§7-empty-is-info"],
+    ids=["debug", "case", "warn", "warning", "error", "unknown-is-info", "empty-is-info"],
 )
-def test_config_6_1_logging_level(tmp_path, level, expected):
+def test_logging_level(tmp_path, level, expected):
     assert load(tmp_path, {"api_key": "k", "logging": {"level": level, "requests": True}}).log_level == expected
 
 
-def test_config_6_1_logging_requests(tmp_path):
+def test_logging_requests(tmp_path):
     assert load(tmp_path, {"api_key": "k", "logging": {"requests": True}}).log_requests is True
 
 
-def test_config_7_null_maps_become_empty(tmp_path):
+def test_null_maps_become_empty(tmp_path):
     c = load(tmp_path, {"api_key": "k", "models": None, "fallbacks": None, "model_overrides": None})
     assert dict(c.models) == dict(c.fallbacks) == dict(c.model_overrides) == {}
 
 
-def test_config_3_unknown_keys_ignored(tmp_path):
+def test_unknown_keys_ignored(tmp_path):
     c = load(tmp_path, {"api_key": "k", "mystery": [1, 2], "models": {"x": {"model_id": "glm-5", "colour": "red"}}})
     assert c.models["x"].model_id == "glm-5"
 
 
-def test_config_6_frozen_maps(tmp_path):
+def test_frozen_maps(tmp_path):
     c = load(tmp_path, {"api_key": "k", "fallbacks": {"default": [{"model_id": "glm-5"}]}})
     with pytest.raises(TypeError):
         c.models["x"] = ModelConfig()  # type: ignore[index]
     assert isinstance(c.fallbacks["default"], tuple)
 
 
-# -- §6.4 the three timeouts ---------------------------------------------------
+# -- the three timeouts ---------------------------------------------------
 
 TIMEOUTS = [
-    ("§6.4-empty", {}, (300, 300, 300)),
-    ("§6.4-timeout-only", {"timeout_ms": 120000}, (120, 120, 120)),
-    ("§6.4-streaming-set-idle-from-timeout", {"timeout_ms": 300000, "streaming_timeout_ms": 600000}, (300, 600, 300)),
+    ("empty", {}, (300, 300, 300)),
+    ("timeout-only", {"timeout_ms": 120000}, (120, 120, 120)),
+    ("streaming-set-idle-from-timeout", {"timeout_ms": 300000, "streaming_timeout_ms": 600000}, (300, 600, 300)),
     (
-        "§6.4-all-three",
+        "all-three",
         {"timeout_ms": 300000, "streaming_timeout_ms": 600000, "stream_timeout_ms": 90000},
         (300, 600, 90),
     ),
-    ("§6.4-negative-means-default", {"timeout_ms": -1, "streaming_timeout_ms": -5}, (300, 300, 300)),
+    ("negative-means-default", {"timeout_ms": -1, "streaming_timeout_ms": -5}, (300, 300, 300)),
 ]
 
 
 @pytest.mark.parametrize("block, expected", [t[1:] for t in TIMEOUTS], ids=[t[0] for t in TIMEOUTS])
 @pytest.mark.parametrize("provider", ["opencode_go", "opencode_zen"])
-def test_config_6_4_timeout_table(tmp_path, provider, block, expected):
+def test_timeout_table(tmp_path, provider, block, expected):
     c = load(tmp_path, {"api_key": "k", provider: block})
     model = ModelConfig(provider=provider.replace("_", "-"))
     p = c.provider(model)
     assert (p.request_timeout, p.streaming_timeout, p.stream_idle_timeout) == expected
 
 
-def test_config_6_4_zen_timeout_applies_to_zen_model_only(tmp_path):
+def test_zen_timeout_applies_to_zen_model_only(tmp_path):
     c = load(tmp_path, {"api_key": "k", "opencode_zen": {"timeout_ms": 60000}})
     zen = c.provider(ModelConfig(provider=ZEN))
     go = c.provider(ModelConfig(provider=GO))
@@ -218,7 +220,7 @@ def test_config_6_4_zen_timeout_applies_to_zen_model_only(tmp_path):
     assert (go.request_timeout, go.streaming_timeout, go.stream_idle_timeout) == (300, 300, 300)
 
 
-def test_config_12_streaming_timeouts_per_provider(tmp_path):
+def test_streaming_timeouts_per_provider(tmp_path):
     c = load(
         tmp_path,
         {
@@ -231,24 +233,24 @@ def test_config_12_streaming_timeouts_per_provider(tmp_path):
     assert (c.opencode_go.stream_idle_timeout, c.opencode_zen.stream_idle_timeout) == (300, 300)
 
 
-def test_config_7_stream_timeout_defaults_to_own_timeout_ms(tmp_path):
+def test_stream_timeout_defaults_to_own_timeout_ms(tmp_path):
     c = load(tmp_path, {"api_key": "k", "opencode_go": {"timeout_ms": 45000}, "opencode_zen": {"timeout_ms": 70000}})
     assert (c.opencode_go.stream_timeout_ms, c.opencode_zen.stream_timeout_ms) == (45000, 70000)
 
 
-# -- §4 interpolation ----------------------------------------------------------
+# -- interpolation ----------------------------------------------------------
 
 INTERP = [
-    ("§4-resolved", "${TEST_SECRET}", "my-secret-value"),
-    ("§4-default-syntax-literal", "${UNSET_VAR:-fallback}", "${UNSET_VAR:-fallback}"),
-    ("§4-unset-literal", "${UNSET_VAR}", "${UNSET_VAR}"),
-    ("§4-dollar-without-braces-literal", "$TEST_SECRET", "$TEST_SECRET"),
-    ("§4-dotted-literal", "${A.B}", "${A.B}"),
-    ("§4-inside-text", "Bearer ${TEST_SECRET}!", "Bearer my-secret-value!"),
-    ("§4-two-placeholders", "${TEST_SECRET}/${TEST_SECRET}", "my-secret-value/my-secret-value"),
-    ("§4-empty-var-is-unset", "${EMPTY_VAR}", "${EMPTY_VAR}"),
-    ("§4-alias-group-legacy-member", "${ROUTATIC_PROXY_API_KEY}", "legacy-key"),
-    ("§4-alias-group-newest-first", "${OC_GO_CC_HOST}", "new-host"),
+    ("resolved", "${TEST_SECRET}", "my-secret-value"),
+    ("default-syntax-literal", "${UNSET_VAR:-fallback}", "${UNSET_VAR:-fallback}"),
+    ("unset-literal", "${UNSET_VAR}", "${UNSET_VAR}"),
+    ("dollar-without-braces-literal", "$TEST_SECRET", "$TEST_SECRET"),
+    ("dotted-literal", "${A.B}", "${A.B}"),
+    ("inside-text", "Bearer ${TEST_SECRET}!", "Bearer my-secret-value!"),
+    ("two-placeholders", "${TEST_SECRET}/${TEST_SECRET}", "my-secret-value/my-secret-value"),
+    ("empty-var-is-unset", "${EMPTY_VAR}", "${EMPTY_VAR}"),
+    ("alias-group-legacy-member", "${ROUTATIC_PROXY_API_KEY}", "legacy-key"),
+    ("alias-group-newest-first", "${OC_GO_CC_HOST}", "new-host"),
 ]
 INTERP_ENV = {
     "TEST_SECRET": "my-secret-value",
@@ -260,68 +262,68 @@ INTERP_ENV = {
 
 
 @pytest.mark.parametrize("text, expected", [t[1:] for t in INTERP], ids=[t[0] for t in INTERP])
-def test_config_4_interpolation_table(text, expected):
+def test_interpolation_table(text, expected):
     assert interpolate(text, INTERP_ENV) == expected
 
 
-def test_config_4_only_string_values_keys_untouched():
+def test_only_string_values_keys_untouched():
     data = {"${TEST_SECRET}": "${TEST_SECRET}", "n": 5, "b": True, "l": ["${TEST_SECRET}", None]}
     assert interpolate(data, INTERP_ENV) == {"${TEST_SECRET}": "my-secret-value", "n": 5, "b": True, "l": ["my-secret-value", None]}
 
 
-def test_config_4_value_with_quote_cannot_break_json(tmp_path):
+def test_value_with_quote_cannot_break_json(tmp_path):
     c = load(tmp_path, {"api_key": "${Q}", "host": "${Q}"}, {"Q": 'a"b,}'})
     assert c.api_key == 'a"b,}' and c.host == 'a"b,}'
 
 
-def test_config_12_routatic_placeholder_resolved_from_oc_go_cc(tmp_path):
+def test_routatic_placeholder_resolved_from_oc_go_cc(tmp_path):
     c = load(tmp_path, {"api_key": "${ROUTATIC_PROXY_API_KEY}"}, {"OC_GO_CC_API_KEY": "legacy-key"})
     assert c.api_key == "legacy-key"
 
 
-def test_config_4_unset_in_api_keys_fails_validation(tmp_path):
+def test_unset_in_api_keys_fails_validation(tmp_path):
     problems = problems_of(tmp_path, {"api_keys": ["k1", "${UNSET_VAR}"]})
     assert [p.path for p in problems] == ["$.api_keys[1]"]
     assert '"${UNSET_VAR}"' in problems[0].message
 
 
-# -- §5 environment overrides --------------------------------------------------
+# -- environment overrides --------------------------------------------------
 
 
-def test_config_12_env_legacy_key_replaces_pool(tmp_path):
+def test_env_legacy_key_replaces_pool(tmp_path):
     c = load(tmp_path, {"api_keys": ["a", "b"]}, {"OC_GO_CC_API_KEY": "env-key"})
     assert c.key_pool == ("env-key",)
     assert c.api_keys == ()
 
 
 HOSTS = [
-    ("§5-host-ocproxy-wins", {"OCPROXY_HOST": "1.1.1.1", "ROUTATIC_PROXY_HOST": "2.2.2.2", "OC_GO_CC_HOST": "3.3.3.3"}, "1.1.1.1"),
-    ("§5-host-routatic-beats-oc-go-cc", {"ROUTATIC_PROXY_HOST": "2.2.2.2", "OC_GO_CC_HOST": "3.3.3.3"}, "2.2.2.2"),
-    ("§5-host-oc-go-cc", {"OC_GO_CC_HOST": "3.3.3.3"}, "3.3.3.3"),
-    ("§5-host-empty-ignored", {"OCPROXY_HOST": "", "OC_GO_CC_HOST": "3.3.3.3"}, "3.3.3.3"),
-    ("§5-host-none-file-wins", {}, "10.0.0.1"),
+    ("host-ocproxy-wins", {"OCPROXY_HOST": "1.1.1.1", "ROUTATIC_PROXY_HOST": "2.2.2.2", "OC_GO_CC_HOST": "3.3.3.3"}, "1.1.1.1"),
+    ("host-routatic-beats-oc-go-cc", {"ROUTATIC_PROXY_HOST": "2.2.2.2", "OC_GO_CC_HOST": "3.3.3.3"}, "2.2.2.2"),
+    ("host-oc-go-cc", {"OC_GO_CC_HOST": "3.3.3.3"}, "3.3.3.3"),
+    ("host-empty-ignored", {"OCPROXY_HOST": "", "OC_GO_CC_HOST": "3.3.3.3"}, "3.3.3.3"),
+    ("host-none-file-wins", {}, "10.0.0.1"),
 ]
 
 
 @pytest.mark.parametrize("env, expected", [h[1:] for h in HOSTS], ids=[h[0] for h in HOSTS])
-def test_config_12_env_host_precedence(tmp_path, env, expected):
+def test_env_host_precedence(tmp_path, env, expected):
     assert load(tmp_path, {"api_key": "k", "host": "10.0.0.1"}, env).host == expected
 
 
 PORTS = [
-    ("§12-port-abc-ignored", "abc", 4000),
-    ("§5-port-set", "5000", 5000),
-    ("§5-port-zero-then-default", "0", 3456),
-    ("§5-port-float-ignored", "12.5", 4000),
+    ("port-abc-ignored", "abc", 4000),
+    ("port-set", "5000", 5000),
+    ("port-zero-then-default", "0", 3456),
+    ("port-float-ignored", "12.5", 4000),
 ]
 
 
 @pytest.mark.parametrize("value, expected", [p[1:] for p in PORTS], ids=[p[0] for p in PORTS])
-def test_config_12_env_port(tmp_path, value, expected):
+def test_env_port(tmp_path, value, expected):
     assert load(tmp_path, {"api_key": "k", "port": 4000}, {"OCPROXY_PORT": value}).port == expected
 
 
-def test_config_5_env_urls_and_log_level(tmp_path):
+def test_env_urls_and_log_level(tmp_path):
     env = {
         "ROUTATIC_PROXY_OPENCODE_URL": "http://127.0.0.1:1/go",
         "OC_GO_CC_OPENCODE_ZEN_URL": "http://127.0.0.1:1/zen",
@@ -334,57 +336,72 @@ def test_config_5_env_urls_and_log_level(tmp_path):
     assert c.log_level == "debug"
 
 
-def test_config_5_env_key_satisfies_required_key(tmp_path):
+def test_env_key_satisfies_required_key(tmp_path):
     assert load(tmp_path, {}, {"ROUTATIC_PROXY_API_KEY": "rk"}).api_key == "rk"
 
 
-def test_config_10_1_cli_host_port_beat_env_and_file(tmp_path):
+def test_cli_host_port_beat_env_and_file(tmp_path):
     c = load(tmp_path, {"api_key": "k", "port": 4000, "host": "h"}, {"OCPROXY_PORT": "5000"}, cli_host="0.0.0.0", cli_port=6000)
     assert (c.host, c.port) == ("0.0.0.0", 6000)
 
 
-# -- §8 validation ---------------------------------------------------------------
+def test_override_never_hides_a_type_mistake_in_the_file(tmp_path):
+    problems = problems_of(tmp_path, {"api_key": "k", "host": 1, "port": "x"}, {"OCPROXY_HOST": "h"}, cli_port=5000)
+    assert [p.path for p in problems] == ["$.host", "$.port"]
+
+
+def test_rules_judge_the_values_in_effect(tmp_path):
+    assert load(tmp_path, {"api_key": "k", "port": 70000}, {"OCPROXY_PORT": "5000"}).port == 5000
+    assert paths_of(tmp_path, {"api_key": "k", "port": 4000}, {"OCPROXY_PORT": "70000"}) == ["$.port"]
+    assert load(tmp_path, {"api_keys": ["", "${NOPE_W}"]}, {"OCPROXY_API_KEY": "env"}).key_pool == ("env",)
+
+
+def test_port_zero_means_the_default_port(tmp_path):
+    assert load(tmp_path, {"api_key": "k", "port": 0}).port == 3456
+
+
+# -- validation ---------------------------------------------------------------
 
 INVALID = [
-    ("§8-api_key-required", {}, ["$.api_key"]),
-    ("§8-api_key-empty-and-api_keys-empty", {"api_key": "", "api_keys": []}, ["$.api_key"]),
-    ("§8-api_keys-empty-entry", {"api_keys": ["a", ""]}, ["$.api_keys[1]"]),
-    ("§8-api_keys-unresolved", {"api_keys": ["${NOT_SET_ANYWHERE}"]}, ["$.api_keys[0]"]),
-    ("§8-override-missing-model_id", {"api_key": "k", "model_overrides": {"m": {"provider": "opencode-zen"}}}, ["$.model_overrides.m.model_id"]),
-    ("§8-override-empty-model_id", {"api_key": "k", "model_overrides": {"m": {"model_id": ""}}}, ["$.model_overrides.m.model_id"]),
+    ("api_key-required", {}, ["$.api_key"]),
+    ("api_key-empty-and-api_keys-empty", {"api_key": "", "api_keys": []}, ["$.api_key"]),
+    ("api_keys-empty-entry", {"api_keys": ["a", ""]}, ["$.api_keys[1]"]),
+    ("api_keys-unresolved", {"api_keys": ["${NOT_SET_ANYWHERE}"]}, ["$.api_keys[0]"]),
+    ("override-missing-model_id", {"api_key": "k", "model_overrides": {"m": {"provider": "opencode-zen"}}}, ["$.model_overrides.m.model_id"]),
+    ("override-empty-model_id", {"api_key": "k", "model_overrides": {"m": {"model_id": ""}}}, ["$.model_overrides.m.model_id"]),
     (
-        "§8-override-invalid-provider",
+        "override-invalid-provider",
         {"api_key": "k", "model_overrides": {"m": {"model_id": "x", "provider": "openai"}}},
         ["$.model_overrides.m.provider"],
     ),
-    ("§8-rec-api_key-unresolved", {"api_key": "${NOT_SET_ANYWHERE}"}, ["$.api_key"]),
-    ("§8-rec-port-too-big", {"api_key": "k", "port": 70000}, ["$.port"]),
-    ("§8-rec-port-negative", {"api_key": "k", "port": -1}, ["$.port"]),
+    ("api_key-unresolved", {"api_key": "${NOT_SET_ANYWHERE}"}, ["$.api_key"]),
+    ("port-too-big", {"api_key": "k", "port": 70000}, ["$.port"]),
+    ("port-negative", {"api_key": "k", "port": -1}, ["$.port"]),
     (
-        "§3.4-responses-on-go-model",
+        "responses-on-go-model",
         {"api_key": "k", "models": {"default": {"model_id": "gpt-5", "endpoint": "responses"}}},
         ["$.models.default.endpoint"],
     ),
     (
-        "§3.4-gemini-on-go-fallback",
+        "gemini-on-go-fallback",
         {"api_key": "k", "fallbacks": {"fast": [{"model_id": "a"}, {"provider": "opencode-go", "model_id": "g", "endpoint": "gemini"}]}},
         ["$.fallbacks.fast[1].endpoint"],
     ),
     (
-        "§3.4-gemini-on-go-override",
+        "gemini-on-go-override",
         {"api_key": "k", "model_overrides": {"g": {"model_id": "g", "endpoint": "gemini"}}},
         ["$.model_overrides.g.endpoint"],
     ),
-    ("§8-client_api_keys-unresolved", {"api_key": "k", "client_api_keys": ["${NOT_SET_ANYWHERE}"]}, ["$.client_api_keys[0]"]),
+    ("client_api_keys-unresolved", {"api_key": "k", "client_api_keys": ["${NOT_SET_ANYWHERE}"]}, ["$.client_api_keys[0]"]),
 ]
 
 
 @pytest.mark.parametrize("data, paths", [r[1:] for r in INVALID], ids=[r[0] for r in INVALID])
-def test_config_12_validation_row_fails(tmp_path, data, paths):
+def test_invalid_config_names_the_path(tmp_path, data, paths):
     assert paths_of(tmp_path, data) == paths
 
 
-def test_config_8_messages_use_go_wording(tmp_path):
+def test_messages_use_go_wording(tmp_path):
     data = {
         "api_keys": ["", "${NOPE_X}"],
         "model_overrides": {"m": {"provider": "bogus"}},
@@ -401,40 +418,40 @@ def test_config_8_messages_use_go_wording(tmp_path):
 
 
 SCHEMA = [
-    ("§3-wrong-type-port-string", {"port": "3456"}, "$.port", "integer"),
-    ("§3-wrong-type-host", {"host": 1}, "$.host", "string"),
-    ("§3-wrong-type-api_keys", {"api_keys": "a,b"}, "$.api_keys", "array"),
-    ("§3-wrong-type-api_keys-item", {"api_keys": ["a", 2]}, "$.api_keys[1]", "string"),
-    ("§3-wrong-type-hot_reload", {"hot_reload": "yes"}, "$.hot_reload", "boolean"),
-    ("§3-wrong-type-models", {"models": []}, "$.models", "object"),
-    ("§3-wrong-type-model-entry", {"models": {"default": "glm-5"}}, "$.models.default", "object"),
-    ("§3-wrong-type-temperature", {"models": {"default": {"temperature": "hot"}}}, "$.models.default.temperature", "number"),
-    ("§3-wrong-type-max_tokens-float", {"models": {"default": {"max_tokens": 1.5}}}, "$.models.default.max_tokens", "integer"),
-    ("§3-wrong-type-vision", {"models": {"x": {"vision": 1}}}, "$.models.x.vision", "boolean"),
-    ("§3-wrong-type-thinking", {"models": {"x": {"thinking": "on"}}}, "$.models.x.thinking", "object"),
-    ("§3-wrong-type-fallback-chain", {"fallbacks": {"default": {"model_id": "x"}}}, "$.fallbacks.default", "array"),
-    ("§3-wrong-type-fallback-item", {"fallbacks": {"default": [3]}}, "$.fallbacks.default[0]", "object"),
-    ("§3-wrong-type-override-key-with-dot", {"model_overrides": {"a.b": {"model_id": 5}}}, '$.model_overrides["a.b"].model_id', "string"),
-    ("§3-wrong-type-timeout", {"opencode_go": {"timeout_ms": "300000"}}, "$.opencode_go.timeout_ms", "integer"),
-    ("§3-wrong-type-zen-url", {"opencode_zen": {"gemini_base_url": 1}}, "$.opencode_zen.gemini_base_url", "string"),
-    ("§3-wrong-type-logging", {"logging": "debug"}, "$.logging", "object"),
-    ("§3-wrong-type-logging-requests", {"logging": {"requests": "yes"}}, "$.logging.requests", "boolean"),
-    ("contract-endpoint-enum", {"models": {"x": {"endpoint": "openai"}}}, "$.models.x.endpoint", "one of"),
-    ("contract-heartbeat-type", {"heartbeat_interval_ms": "3s"}, "$.heartbeat_interval_ms", "integer"),
-    ("contract-heartbeat-negative", {"heartbeat_interval_ms": -1}, "$.heartbeat_interval_ms", ">= 0"),
-    ("contract-breaker-threshold", {"circuit_breaker": {"threshold": "3"}}, "$.circuit_breaker.threshold", "integer"),
-    ("contract-breaker-recovery", {"circuit_breaker": {"recovery_timeout_ms": 1.5}}, "$.circuit_breaker.recovery_timeout_ms", "integer"),
-    ("contract-breaker-object", {"circuit_breaker": 3}, "$.circuit_breaker", "object"),
-    ("contract-max_request_bytes", {"max_request_bytes": "big"}, "$.max_request_bytes", "integer"),
-    ("contract-rate_limit", {"rate_limit_per_minute": -5}, "$.rate_limit_per_minute", ">= 0"),
-    ("contract-client_api_keys-type", {"client_api_keys": "secret"}, "$.client_api_keys", "array"),
-    ("contract-client_api_keys-empty-item", {"client_api_keys": [""]}, "$.client_api_keys[0]", "empty"),
-    ("§3-top-level-not-object", [], "$", "object"),
+    ("wrong-type-port-string", {"port": "3456"}, "$.port", "integer"),
+    ("wrong-type-host", {"host": 1}, "$.host", "string"),
+    ("wrong-type-api_keys", {"api_keys": "a,b"}, "$.api_keys", "array"),
+    ("wrong-type-api_keys-item", {"api_keys": ["a", 2]}, "$.api_keys[1]", "string"),
+    ("wrong-type-hot_reload", {"hot_reload": "yes"}, "$.hot_reload", "boolean"),
+    ("wrong-type-models", {"models": []}, "$.models", "object"),
+    ("wrong-type-model-entry", {"models": {"default": "glm-5"}}, "$.models.default", "object"),
+    ("wrong-type-temperature", {"models": {"default": {"temperature": "hot"}}}, "$.models.default.temperature", "number"),
+    ("wrong-type-max_tokens-float", {"models": {"default": {"max_tokens": 1.5}}}, "$.models.default.max_tokens", "integer"),
+    ("wrong-type-vision", {"models": {"x": {"vision": 1}}}, "$.models.x.vision", "boolean"),
+    ("wrong-type-thinking", {"models": {"x": {"thinking": "on"}}}, "$.models.x.thinking", "object"),
+    ("wrong-type-fallback-chain", {"fallbacks": {"default": {"model_id": "x"}}}, "$.fallbacks.default", "array"),
+    ("wrong-type-fallback-item", {"fallbacks": {"default": [3]}}, "$.fallbacks.default[0]", "object"),
+    ("wrong-type-override-key-with-dot", {"model_overrides": {"a.b": {"model_id": 5}}}, '$.model_overrides["a.b"].model_id', "string"),
+    ("wrong-type-timeout", {"opencode_go": {"timeout_ms": "300000"}}, "$.opencode_go.timeout_ms", "integer"),
+    ("wrong-type-zen-url", {"opencode_zen": {"gemini_base_url": 1}}, "$.opencode_zen.gemini_base_url", "string"),
+    ("wrong-type-logging", {"logging": "debug"}, "$.logging", "object"),
+    ("wrong-type-logging-requests", {"logging": {"requests": "yes"}}, "$.logging.requests", "boolean"),
+    ("endpoint-enum", {"models": {"x": {"endpoint": "openai"}}}, "$.models.x.endpoint", "one of"),
+    ("heartbeat-type", {"heartbeat_interval_ms": "3s"}, "$.heartbeat_interval_ms", "integer"),
+    ("heartbeat-negative", {"heartbeat_interval_ms": -1}, "$.heartbeat_interval_ms", ">= 0"),
+    ("breaker-threshold", {"circuit_breaker": {"threshold": "3"}}, "$.circuit_breaker.threshold", "integer"),
+    ("breaker-recovery", {"circuit_breaker": {"recovery_timeout_ms": 1.5}}, "$.circuit_breaker.recovery_timeout_ms", "integer"),
+    ("breaker-object", {"circuit_breaker": 3}, "$.circuit_breaker", "object"),
+    ("max_request_bytes", {"max_request_bytes": "big"}, "$.max_request_bytes", "integer"),
+    ("rate_limit", {"rate_limit_per_minute": -5}, "$.rate_limit_per_minute", ">= 0"),
+    ("client_api_keys-type", {"client_api_keys": "secret"}, "$.client_api_keys", "array"),
+    ("client_api_keys-empty-item", {"client_api_keys": [""]}, "$.client_api_keys[0]", "empty"),
+    ("top-level-not-object", [], "$", "object"),
 ]
 
 
 @pytest.mark.parametrize("data, path, word", [r[1:] for r in SCHEMA], ids=[r[0] for r in SCHEMA])
-def test_config_3_wrong_type_names_the_key(tmp_path, data, path, word):
+def test_wrong_type_names_the_key(tmp_path, data, path, word):
     if isinstance(data, dict):
         data = {"api_key": "k", **data}
     problems = problems_of(tmp_path, data)
@@ -442,13 +459,13 @@ def test_config_3_wrong_type_names_the_key(tmp_path, data, path, word):
     assert word in problems[0].message
 
 
-def test_config_8_type_error_never_echoes_a_key_value(tmp_path):
+def test_type_error_never_echoes_a_key_value(tmp_path):
     problems = problems_of(tmp_path, {"api_key": ["sk-very-secret"]})
     assert [p.path for p in problems] == ["$.api_key"]
     assert "sk-very-secret" not in str(ConfigError(problems))
 
 
-def test_config_8_every_problem_listed_at_once(tmp_path):
+def test_every_problem_listed_at_once(tmp_path):
     data = {
         "port": "x",
         "api_keys": ["", "${NOPE_Y}"],
@@ -471,82 +488,82 @@ def test_config_8_every_problem_listed_at_once(tmp_path):
 
 
 NOT_JSON = [
-    ("§3-not-json", "{not json", "line 1"),
-    ("§3-trailing-comma", '{"api_key": "k",}', "line 1"),
-    ("§3-comment", '{"api_key": "k" // key\n}', "line 1"),
-    ("§3-empty-file", "", "line 1 column 1"),
-    ("§3-nan-not-strict-json", '{"api_key": "k", "port": NaN}', "NaN"),
+    ("not-json", "{not json", "line 1"),
+    ("trailing-comma", '{"api_key": "k",}', "line 1"),
+    ("comment", '{"api_key": "k" // key\n}', "line 1"),
+    ("empty-file", "", "line 1 column 1"),
+    ("nan-not-strict-json", '{"api_key": "k", "port": NaN}', "NaN"),
 ]
 
 
 @pytest.mark.parametrize("text, where", [r[1:] for r in NOT_JSON], ids=[r[0] for r in NOT_JSON])
-def test_config_3_invalid_json_has_location(tmp_path, text, where):
+def test_invalid_json_has_location(tmp_path, text, where):
     problems = problems_of(tmp_path, text)
     assert len(problems) == 1 and problems[0].path == "$"
     assert "invalid JSON" in problems[0].message and where in problems[0].message
 
 
-def test_config_3_missing_explicit_file_is_an_error(tmp_path):
+def test_missing_explicit_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(str(tmp_path / "absent.json"), {"HOME": str(tmp_path), "OCPROXY_API_KEY": "k"})
     assert "cannot read" in str(info.value)
 
 
 VALID = [
-    ("§12-override-empty-provider-passes", {"model_overrides": {"m": {"provider": "", "model_id": "x"}}}, GO),
-    ("§12-override-provider-opencode-go", {"model_overrides": {"m": {"provider": "opencode-go", "model_id": "x"}}}, GO),
-    ("§12-override-provider-opencode-zen", {"model_overrides": {"m": {"provider": "opencode-zen", "model_id": "x"}}}, ZEN),
-    ("§12-override-provider-opencode_zen", {"model_overrides": {"m": {"provider": "opencode_zen", "model_id": "x"}}}, ZEN),
+    ("override-empty-provider-passes", {"model_overrides": {"m": {"provider": "", "model_id": "x"}}}, GO),
+    ("override-provider-opencode-go", {"model_overrides": {"m": {"provider": "opencode-go", "model_id": "x"}}}, GO),
+    ("override-provider-opencode-zen", {"model_overrides": {"m": {"provider": "opencode-zen", "model_id": "x"}}}, ZEN),
+    ("override-provider-opencode_zen", {"model_overrides": {"m": {"provider": "opencode_zen", "model_id": "x"}}}, ZEN),
 ]
 
 
 @pytest.mark.parametrize("data, provider", [r[1:] for r in VALID], ids=[r[0] for r in VALID])
-def test_config_12_valid_override_provider(tmp_path, data, provider):
+def test_valid_override_provider(tmp_path, data, provider):
     assert load(tmp_path, {"api_key": "k", **data}).model_overrides["m"].provider == provider
 
 
 ACCEPTED = [
-    ("§8-api_keys-alone-is-enough", {"api_keys": ["a", "b"]}),
-    ("§8-api_key-placeholder-unused-when-pool-set", {"api_key": "${NOPE_Z}", "api_keys": ["a"]}),
-    ("§8-models-not-validated", {"api_key": "k", "models": {"x": {}}, "fallbacks": {"x": [{}]}}),
-    ("§8-empty-models-legal", {"api_key": "k", "models": {}}),
-    ("§8-zen-responses-endpoint-ok", {"api_key": "k", "models": {"x": {"provider": "opencode-zen", "model_id": "a", "endpoint": "responses"}}}),
-    ("§8-port-bounds", {"api_key": "k", "port": 65535}),
-    ("§8-null-values-read-as-absent", {"api_key": "k", "host": None, "opencode_go": {"timeout_ms": None}, "logging": None}),
-    ("§8-integral-float-is-integer", {"api_key": "k", "port": 4000.0}),
+    ("api_keys-alone-is-enough", {"api_keys": ["a", "b"]}),
+    ("api_key-placeholder-unused-when-pool-set", {"api_key": "${NOPE_Z}", "api_keys": ["a"]}),
+    ("models-not-validated", {"api_key": "k", "models": {"x": {}}, "fallbacks": {"x": [{}]}}),
+    ("empty-models-legal", {"api_key": "k", "models": {}}),
+    ("zen-responses-endpoint-ok", {"api_key": "k", "models": {"x": {"provider": "opencode-zen", "model_id": "a", "endpoint": "responses"}}}),
+    ("port-bounds", {"api_key": "k", "port": 65535}),
+    ("null-values-read-as-absent", {"api_key": "k", "host": None, "opencode_go": {"timeout_ms": None}, "logging": None}),
+    ("integral-float-is-integer", {"api_key": "k", "port": 4000.0}),
 ]
 
 
 @pytest.mark.parametrize("data", [r[1] for r in ACCEPTED], ids=[r[0] for r in ACCEPTED])
-def test_config_8_accepted(tmp_path, data):
+def test_valid_config_accepted(tmp_path, data):
     c = load(tmp_path, data)
     assert isinstance(c, Config) and isinstance(c.port, int)
 
 
-# -- §8 warnings -------------------------------------------------------------------
+# -- warnings -------------------------------------------------------------------
 
 WARN = [
     (
-        "§8-warn-tools-disabled-on-chat-model",
+        "warn-tools-disabled-on-chat-model",
         {"models": {"k": {"model_id": "glm-5", "anthropic_tools_disabled": True}}},
         'models["k"] has anthropic_tools_disabled=true',
     ),
     (
-        "§8-warn-tools-disabled-on-zen-chat-override",
+        "warn-tools-disabled-on-zen-chat-override",
         {"model_overrides": {"o": {"provider": "opencode-zen", "model_id": "big-pickle", "anthropic_tools_disabled": True}}},
         'model_overrides["o"] has anthropic_tools_disabled=true',
     ),
     (
-        "§8-warn-tools-disabled-endpoint-chat",
+        "warn-tools-disabled-endpoint-chat",
         {"models": {"k": {"model_id": "minimax-m3", "endpoint": "chat", "anthropic_tools_disabled": True}}},
         "only effective on models routing to the Anthropic endpoint",
     ),
-    ("§6.2-warn-unknown-provider", {"models": {"k": {"provider": "acme", "model_id": "x"}}}, 'unknown provider "acme"'),
+    ("warn-unknown-provider", {"models": {"k": {"provider": "acme", "model_id": "x"}}}, 'unknown provider "acme"'),
 ]
 
 
 @pytest.mark.parametrize("data, text", [r[1:] for r in WARN], ids=[r[0] for r in WARN])
-def test_config_8_warnings_do_not_fail(tmp_path, caplog, data, text):
+def test_warnings_do_not_fail(tmp_path, caplog, data, text):
     warnings: list[str] = []
     with caplog.at_level(logging.WARNING, logger="ocproxy.config"):
         load(tmp_path, {"api_key": "k", **data}, warnings=warnings)
@@ -555,21 +572,21 @@ def test_config_8_warnings_do_not_fail(tmp_path, caplog, data, text):
 
 
 NO_WARN = [
-    ("§8-no-warn-tools-disabled-go-anthropic", {"models": {"k": {"model_id": "minimax-m3", "anthropic_tools_disabled": True}}}),
-    ("§8-no-warn-tools-disabled-zen-claude", {"models": {"k": {"provider": "opencode-zen", "model_id": "claude-sonnet-4-5", "anthropic_tools_disabled": True}}}),
-    ("§8-no-warn-tools-disabled-endpoint-anthropic", {"models": {"k": {"model_id": "glm-5", "endpoint": "anthropic", "anthropic_tools_disabled": True}}}),
-    ("§8-no-warn-plain", {"models": {"k": {"model_id": "glm-5"}}}),
+    ("no-warn-tools-disabled-go-anthropic", {"models": {"k": {"model_id": "minimax-m3", "anthropic_tools_disabled": True}}}),
+    ("no-warn-tools-disabled-zen-claude", {"models": {"k": {"provider": "opencode-zen", "model_id": "claude-sonnet-4-5", "anthropic_tools_disabled": True}}}),
+    ("no-warn-tools-disabled-endpoint-anthropic", {"models": {"k": {"model_id": "glm-5", "endpoint": "anthropic", "anthropic_tools_disabled": True}}}),
+    ("no-warn-plain", {"models": {"k": {"model_id": "glm-5"}}}),
 ]
 
 
 @pytest.mark.parametrize("data", [r[1] for r in NO_WARN], ids=[r[0] for r in NO_WARN])
-def test_config_8_no_warning(tmp_path, data):
+def test_no_warning_for_fine_models(tmp_path, data):
     warnings: list[str] = []
     load(tmp_path, {"api_key": "k", **data}, warnings=warnings)
     assert warnings == []
 
 
-# -- §2 resolution and built-in defaults -------------------------------------------
+# -- resolution and built-in defaults -------------------------------------------
 
 
 def _touch(path: Path) -> str:
@@ -578,7 +595,7 @@ def _touch(path: Path) -> str:
     return str(path)
 
 
-def test_config_2_resolution_order(tmp_path):
+def test_config_file_lookup_order(tmp_path):
     home = tmp_path / "home"
     env = {"HOME": str(home)}
     assert resolve_config_path(None, env) is None
@@ -600,9 +617,9 @@ def test_config_2_resolution_order(tmp_path):
 @pytest.mark.parametrize(
     "cli, env_value, expected",
     [("~/x.json", None, "home/x.json"), (None, "~/y.json", "home/y.json"), ("rel.json", None, "CWD/rel.json")],
-    ids=["§2-tilde-in-flag", "§2-tilde-in-env", "§2-relative-made-absolute"],
+    ids=["tilde-in-flag", "tilde-in-env", "relative-made-absolute"],
 )
-def test_config_2_paths_expanded(tmp_path, monkeypatch, cli, env_value, expected):
+def test_paths_expanded(tmp_path, monkeypatch, cli, env_value, expected):
     monkeypatch.chdir(tmp_path)
     env = {"HOME": str(tmp_path / "home")}
     if env_value:
@@ -611,11 +628,11 @@ def test_config_2_paths_expanded(tmp_path, monkeypatch, cli, env_value, expected
     assert got == os.path.join(str(tmp_path), expected.replace("CWD/", ""))
 
 
-def test_config_2_explicit_path_returned_even_if_missing(tmp_path):
+def test_explicit_path_returned_even_if_missing(tmp_path):
     assert resolve_config_path(None, {"HOME": str(tmp_path), "OCPROXY_CONFIG": "/no/such.json"}) == "/no/such.json"
 
 
-def test_config_2_builtin_defaults_are_init_template_with_env_key(tmp_path):
+def test_builtin_defaults_are_init_template_with_env_key(tmp_path):
     c = load_config(None, {"HOME": str(tmp_path), "OC_GO_CC_API_KEY": "sk-env"})
     assert c.api_key == "sk-env" and c.source_path is None
     assert sorted(c.models) == ["background", "complex", "default", "fast", "long_context", "think"]
@@ -624,26 +641,26 @@ def test_config_2_builtin_defaults_are_init_template_with_env_key(tmp_path):
     assert "big-pickle" in c.model_overrides
 
 
-def test_config_2_builtin_defaults_without_key_only_warn(tmp_path):
+def test_builtin_defaults_without_key_only_warn(tmp_path):
     warnings: list[str] = []
     c = load_config(None, {"HOME": str(tmp_path)}, warnings=warnings)
     assert c.api_key == ""  # never the literal placeholder
     assert len(warnings) == 1 and "OCPROXY_API_KEY" in warnings[0]
 
 
-def test_config_2_explicit_file_without_key_is_error(tmp_path):
+def test_explicit_file_without_key_is_error(tmp_path):
     assert paths_of(tmp_path, default_template()) == ["$.api_key"]
 
 
-def test_config_2_source_path_kept(tmp_path):
+def test_source_path_kept(tmp_path):
     path = write(tmp_path, {"api_key": "k"})
     assert load_config(path, {"HOME": str(tmp_path)}).source_path == path
 
 
-# -- §11 examples ---------------------------------------------------------------
+# -- examples ---------------------------------------------------------------
 
 
-def test_config_11_2_example_file_loads():
+def test_example_file_loads():
     c = load_config(str(REPO / "etc/config.example.json"), {"HOME": "/nonexistent", "OCPROXY_API_KEY": "sk-x"})
     assert c.respect_requested_model is False
     assert len(c.models) == 8 and len(c.fallbacks) == 6 and len(c.model_overrides) == 5
@@ -654,13 +671,13 @@ def test_config_11_2_example_file_loads():
     assert c.log_requests is True
 
 
-def test_config_11_2_example_file_needs_the_key():
+def test_example_file_needs_the_key():
     with pytest.raises(ConfigError) as info:
         load_config(str(REPO / "etc/config.example.json"), {"HOME": "/nonexistent"})
     assert [p.path for p in info.value.problems] == ["$.api_key"]
 
 
-def test_config_11_3_init_template():
+def test_init_template():
     t = default_template()
     assert t["api_key"] == "${OCPROXY_API_KEY}" and t["respect_requested_model"] is True
     assert {k: (m["model_id"], m["temperature"], m["max_tokens"]) for k, m in t["models"].items()} == {
@@ -694,8 +711,8 @@ def _seed_entry(model_id: str, **extra) -> dict:
     return {"provider": "opencode-go", "model_id": model_id, "reasoning_effort": "high", "thinking": {"type": "enabled"}, **extra}
 
 
-# config.md §11.4: the PR #80 investigation config, rebuilt from its description.
-SEED_PR80 = {
+# A real-world config: DeepSeek/MiMo/MiniMax chains with thinking on, key from the legacy env var.
+REAL_WORLD_CONFIG = {
     "api_key": "${OC_GO_CC_API_KEY}",
     "hot_reload": True,
     "models": {
@@ -717,9 +734,9 @@ SEED_PR80 = {
 }
 
 
-@pytest.mark.parametrize("var", ["OC_GO_CC_API_KEY", "OCPROXY_API_KEY"], ids=["§11.4-key-from-oc-go-cc", "§11.4-key-from-ocproxy"])
-def test_config_11_4_seed_pr80_loads(tmp_path, var):
-    c = load(tmp_path, SEED_PR80, {var: "seed-key"})
+@pytest.mark.parametrize("var", ["OC_GO_CC_API_KEY", "OCPROXY_API_KEY"], ids=["key-from-oc-go-cc", "key-from-ocproxy"])
+def test_real_world_config_loads(tmp_path, var):
+    c = load(tmp_path, REAL_WORLD_CONFIG, {var: "seed-key"})
     assert c.api_key == "seed-key" and c.hot_reload is True
     assert len(c.fallbacks) == 6
     long_context = c.models["long_context"]
@@ -729,10 +746,10 @@ def test_config_11_4_seed_pr80_loads(tmp_path, var):
     assert all(m.thinking == {"type": "enabled"} and m.reasoning_effort for m in c.models.values())
 
 
-# -- §9.2 reload through ConfigHolder ------------------------------------------------
+# -- reload through ConfigHolder ------------------------------------------------
 
 
-def test_config_12_reload_valid_file_new_values(tmp_path):
+def test_reload_valid_file_new_values(tmp_path):
     path = write(tmp_path, {"api_key": "k", "opencode_go": {"timeout_ms": 1000}})
     holder = ConfigHolder(load_config(path, {"HOME": str(tmp_path)}), env={"HOME": str(tmp_path)})
     write(tmp_path, {"api_key": "k2", "opencode_go": {"timeout_ms": 2000}})
@@ -740,7 +757,7 @@ def test_config_12_reload_valid_file_new_values(tmp_path):
     assert holder.current.api_key == "k2" and holder.current.opencode_go.timeout_ms == 2000
 
 
-def test_config_12_reload_invalid_json_keeps_old(tmp_path, caplog):
+def test_reload_invalid_json_keeps_old(tmp_path, caplog):
     path = write(tmp_path, {"api_key": "k"})
     holder = ConfigHolder(load_config(path, {"HOME": str(tmp_path)}), env={"HOME": str(tmp_path)})
     before = holder.current
@@ -751,7 +768,7 @@ def test_config_12_reload_invalid_json_keeps_old(tmp_path, caplog):
     assert any("config reload failed" in r.getMessage() for r in caplog.records)
 
 
-def test_config_12_reload_callbacks_all_run_and_cli_port_survives(tmp_path, caplog):
+def test_reload_callbacks_all_run_and_cli_port_survives(tmp_path, caplog):
     path = write(tmp_path, {"api_key": "k", "port": 4000})
     env = {"HOME": str(tmp_path)}
     holder = ConfigHolder(load_config(path, env, cli_port=9999), env=env, cli_port=9999)
@@ -777,7 +794,7 @@ def test_config_12_reload_callbacks_all_run_and_cli_port_survives(tmp_path, capl
     assert "config reloaded successfully" in messages
 
 
-def test_config_9_2_host_port_change_warns(tmp_path, caplog):
+def test_host_port_change_warns(tmp_path, caplog):
     path = write(tmp_path, {"api_key": "k", "port": 4000})
     env = {"HOME": str(tmp_path)}
     holder = ConfigHolder(load_config(path, env), env=env)
@@ -787,7 +804,7 @@ def test_config_9_2_host_port_change_warns(tmp_path, caplog):
     assert any("requires server restart" in r.getMessage() for r in caplog.records)
 
 
-def test_config_12_holder_swap_atomic_with_concurrent_readers():
+def test_holder_swap_atomic_with_concurrent_readers():
     """Readers see whole configs only: each pair of fields always agrees."""
     configs = [Config(port=1000 + i, heartbeat_interval_ms=1000 + i, api_key=f"k{i}") for i in range(4)]
     holder = ConfigHolder(configs[0])
@@ -815,7 +832,7 @@ def test_config_12_holder_swap_atomic_with_concurrent_readers():
     assert torn == [] and reads[0] > 0
 
 
-def test_config_12_reload_concurrent_with_readers(tmp_path):
+def test_reload_concurrent_with_readers(tmp_path):
     """File reloads racing readers: every config read is one whole file."""
     env = {"HOME": str(tmp_path)}
     versions = [{"api_key": f"k{i}", "port": 2000 + i, "opencode_go": {"timeout_ms": 2000 + i}} for i in range(2)]
@@ -856,6 +873,24 @@ JSON_PATHS = [
 ]
 
 
-@pytest.mark.parametrize("parts, expected", [r[1:] for r in JSON_PATHS], ids=[f"§8-json-path-{r[0]}" for r in JSON_PATHS])
-def test_config_8_json_path(parts, expected):
+@pytest.mark.parametrize("parts, expected", [r[1:] for r in JSON_PATHS], ids=[f"json-path-{r[0]}" for r in JSON_PATHS])
+def test_json_path(parts, expected):
     assert json_path(parts) == expected
+
+
+# -- the package's shape ------------------------------------------------------------
+
+
+def test_types_import_without_jsonschema():
+    """Translators import the config types; that must not pull in the validator."""
+    code = "import sys, ocproxy.config.types, ocproxy.config; print('jsonschema' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_template_takes_its_defaults_from_the_types():
+    t, d = default_template(), Config()
+    assert (t["host"], t["port"], t["respect_requested_model"]) == (d.host, d.port, d.respect_requested_model)
+    assert t["opencode_go"]["timeout_ms"] == d.opencode_go.timeout_ms
+    assert t["opencode_zen"]["gemini_base_url"] == d.opencode_zen.gemini_base_url
+    assert t["logging"]["level"] == d.log_level
