@@ -149,23 +149,25 @@ _MISSING_MODEL_ID = "{owner} is missing required field model_id"
 # A model override names the model a client asks for, so it must say which
 # model that is, on a provider that exists (elsewhere an unknown provider is
 # only a warning: it is sent to Go).
-_OVERRIDE_SCHEMA = _rule(
-    "model_overrides",
-    _MISSING_MODEL_ID,
-    allOf=[{"$ref": "#/$defs/model"}],
-    required=["model_id"],
-    properties={
-        "model_id": _rule("model_overrides", _MISSING_MODEL_ID, **{"not": {"enum": [None, ""]}}),
-        "provider": {
-            "if": {"type": "string"},
-            "then": _rule(
-                "model_overrides",
-                '{owner} has invalid provider "{value}" (must be "opencode-go" or "opencode-zen")',
-                enum=_KNOWN_PROVIDERS,
-            ),
+_OVERRIDE_SCHEMA = {
+    "allOf": [
+        {"$ref": "#/$defs/model"},
+        _rule("model_overrides", _MISSING_MODEL_ID, required=["model_id"]),
+        {
+            "properties": {
+                "model_id": _rule("model_overrides", _MISSING_MODEL_ID, **{"not": {"enum": [None, ""]}}),
+                "provider": {
+                    "if": {"type": "string"},
+                    "then": _rule(
+                        "model_overrides",
+                        '{owner} has invalid provider "{value}" (must be "opencode-go" or "opencode-zen")',
+                        enum=_KNOWN_PROVIDERS,
+                    ),
+                },
+            }
         },
-    },
-)
+    ]
+}
 
 _PROVIDER_SCHEMA = {
     "type": ["object", "null"],
@@ -250,7 +252,7 @@ CONFIG_SCHEMA: dict = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator() -> "jsonschema.Draft202012Validator":
     # Imported on first use, not with this module: importing the config
     # package (for its types) must stay cheap.
