@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import sse
-from ocproxy.translate.chat_stream import MAX_LINE_BYTES, ChatStreamTranslator
+from ocproxy.translate.chat_stream import ChatStreamTranslator
+from ocproxy.translate.ids import sequential
 
 MODEL = "kimi-k2.6"
-MID = "msg_test01"
+MID = "msg_test000001"  # the first id sequential("test") gives
 ZERO = {"input_tokens": 0, "output_tokens": 0}
 
 # -- building upstream bodies ------------------------------------------------
@@ -78,12 +79,12 @@ def usage(**u):
 
 # -- running a translator ----------------------------------------------------
 
-_GENERATED_TOOL_ID = re.compile(rb"toolu_" + sse._id_prefix.encode() + rb"[0-9a-f]+")
+_GENERATED_TOOL_ID = re.compile(rb"toolu_test[0-9a-f]+")
 
 
 def translate(pieces, fast_path=True):
     """Frames (generated tool ids normalised) and the failure text or None."""
-    t = ChatStreamTranslator(MODEL, MID, fast_path=fast_path)
+    t = ChatStreamTranslator(MODEL, sequential("test"), fast_path=fast_path)
     frames: list[bytes] = []
     error = None
     try:
@@ -282,8 +283,9 @@ def test_SX_1_exact_framing():
 
 
 def test_ST_12_generated_message_id_is_unique():
-    a = ChatStreamTranslator(MODEL)
-    b = ChatStreamTranslator(MODEL)
+    ids = sequential()
+    a = ChatStreamTranslator(MODEL, ids)
+    b = ChatStreamTranslator(MODEL, ids)
     ids = []
     for t in (a, b):
         frames = t.feed(body(text("x"))) + t.close()
@@ -581,7 +583,7 @@ def test_ST_41_46_attempt_failures(data, message):
 def test_ST_41_6_frames_before_failure_are_not_lost():
     """Frames from earlier lines of the same read are returned; the failure
     follows on the next call, so the result matches line-by-line reads."""
-    t = ChatStreamTranslator(MODEL, MID)
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     frames = t.feed(body(text("Hello"), {"error": {"message": "boom"}}))
     assert notation(parse_frames(frames)) == [S, start(0, "text"), T(0, "Hello")]
     with pytest.raises(UpstreamDataError, match="boom"):
@@ -591,7 +593,7 @@ def test_ST_41_6_frames_before_failure_are_not_lost():
 
 
 def test_ST_42_message_start_is_lazy():
-    t = ChatStreamTranslator(MODEL, MID)
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     assert t.feed(b": OPENROUTER PROCESSING\n\n") == []
     assert t.feed(body('{"choices":[{"delta":{"role":"assistant","content":""}}]}', done=False)) == []
     assert t.feed(body(usage(prompt_tokens=5), done=False)) == []
@@ -602,14 +604,14 @@ def test_ST_42_message_start_is_lazy():
 def test_ST_40_line_handled_at_its_newline():
     """No waiting for a blank line, a buffer to fill or more data (SX-22 at
     translator level)."""
-    t = ChatStreamTranslator(MODEL, MID)
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     line = b"data: " + enc(text("now"))
     assert t.feed(line) == []
     assert len(t.feed(b"\r\n")) == 3  # S, start, text
 
 
 def test_ST_41_4_DONE_sets_done_and_stops_reading():
-    t = ChatStreamTranslator(MODEL, MID)
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     t.feed(body(text("x"), done=False))
     assert not t.done
     assert t.feed(b"data: [DONE]\n\ndata: {bad\n\n") == []
@@ -620,7 +622,7 @@ def test_ST_41_4_DONE_sets_done_and_stops_reading():
 
 
 def test_ST_40_line_over_32_MiB_fails():
-    t = ChatStreamTranslator(MODEL, MID)
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     t.feed(b"data: " + b"x" * (1 << 20))
     with pytest.raises(UpstreamDataError, match="32 MiB"):
         for _ in range(40):
@@ -706,7 +708,7 @@ def test_ST_45_fast_path_edge_cases(payloads):
 
 
 def test_ST_45_fast_path_is_taken_for_plain_text():
-    t = ChatStreamTranslator(MODEL, MID)
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     for s in ("a", "b\\n", "c\\u00e9", "d"):
         t.feed(b"data: " + OPENAI_LIKE.format(f'"{s}"').encode() + b"\n\n")
     assert t._fast_hits == 4

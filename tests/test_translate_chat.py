@@ -11,6 +11,7 @@ from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate.chat import build_request, effort_of
 from ocproxy.translate.chat_response import convert_response
+from ocproxy.translate.ids import sequential
 from ocproxy.translate.usage import anthropic_usage
 
 
@@ -604,7 +605,7 @@ TX_13A = {
 
 
 def test_TX_13a():
-    assert convert_response(TX_13A, M("kimi-k2.6")) == {
+    assert convert_response(TX_13A, M("kimi-k2.6"), sequential(), []) == {
         "id": "chatcmpl_456",
         "type": "message",
         "role": "assistant",
@@ -624,19 +625,19 @@ def _answer(message, finish_reason="stop", **extra):
 
 
 def test_TX_13b_empty_reasoning_one_text_block():
-    out = convert_response(_answer({"content": "Hello there.", "reasoning_content": ""}), M("glm-5"))
+    out = convert_response(_answer({"content": "Hello there.", "reasoning_content": ""}), M("glm-5"), sequential(), [])
     assert out["content"] == [{"type": "text", "text": "Hello there."}]
 
 
 def test_TX_13b_reasoning_then_text():
-    out = convert_response(_answer({"content": "The answer is 42.", "reasoning_content": "hmm"}), M("glm-5"))
+    out = convert_response(_answer({"content": "The answer is 42.", "reasoning_content": "hmm"}), M("glm-5"), sequential(), [])
     assert out["content"] == [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "The answer is 42."}]
 
 
 def test_TX_13c_round_trip_reasoning_content():
     model = M("deepseek-v4-flash")
     answer = convert_response(
-        _answer({"content": "The answer is 42", "reasoning_content": "Let me think step by step"}), model
+        _answer({"content": "The answer is 42", "reasoning_content": "Let me think step by step"}), model, sequential(), []
     )
     assert [b["type"] for b in answer["content"]] == ["thinking", "text"]
     history = [USER, {"role": "assistant", "content": answer["content"]}, {"role": "user", "content": "Explain why?"}]
@@ -659,12 +660,12 @@ def test_TX_13c_round_trip_reasoning_content():
     ids=["TR-63-stop", "TR-63-length", "TR-63-tool_calls", "TR-63-tool_use", "TR-63-content_filter", "TR-63-other", "TR-63-missing"],
 )
 def test_TR_63_stop_reason(finish_reason, expected):
-    assert convert_response(_answer({"content": "x"}, finish_reason), M("glm-5"))["stop_reason"] == expected
+    assert convert_response(_answer({"content": "x"}, finish_reason), M("glm-5"), sequential(), [])["stop_reason"] == expected
 
 
 def test_TR_63_stop_with_tool_calls_becomes_tool_use():
     msg = {"content": "ok", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]}
-    out = convert_response(_answer(msg, "stop"), M("glm-5"))
+    out = convert_response(_answer(msg, "stop"), M("glm-5"), sequential(), [])
     assert out["stop_reason"] == "tool_use"
     assert [b["type"] for b in out["content"]] == ["text", "tool_use"]
 
@@ -683,19 +684,19 @@ def test_TR_63_stop_with_tool_calls_becomes_tool_use():
 )
 def test_TR_62_tool_input(arguments, expected):
     msg = {"content": None, "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": arguments}}]}
-    assert convert_response(_answer(msg), M("glm-5"))["content"] == [
+    assert convert_response(_answer(msg), M("glm-5"), sequential(), [])["content"] == [
         {"type": "tool_use", "id": "c", "name": "f", "input": expected}
     ]
 
 
 def test_TR_62_array_content_and_empty_fallback():
     parts = {"content": [{"type": "text", "text": "a"}, {"type": "image", "x": 1}, {"type": "text", "text": "b"}]}
-    assert convert_response(_answer(parts), M("glm-5"))["content"] == [{"type": "text", "text": "ab"}]
-    assert convert_response(_answer({"content": None}), M("glm-5"))["content"] == [{"type": "text", "text": ""}]
+    assert convert_response(_answer(parts), M("glm-5"), sequential(), [])["content"] == [{"type": "text", "text": "ab"}]
+    assert convert_response(_answer({"content": None}), M("glm-5"), sequential(), [])["content"] == [{"type": "text", "text": ""}]
 
 
 def test_TR_61_missing_id_gets_msg_id_and_usage_defaults():
-    out = convert_response({"choices": [{"message": {"content": "x"}}]}, M("glm-5"))
+    out = convert_response({"choices": [{"message": {"content": "x"}}]}, M("glm-5"), sequential(), [])
     assert out["id"].startswith("msg_")
     assert out["usage"] == {"input_tokens": 0, "output_tokens": 0}
 
@@ -712,7 +713,7 @@ def test_TR_61_missing_id_gets_msg_id_and_usage_defaults():
 )
 def test_TR_60_no_choices_is_attempt_failure(body):
     with pytest.raises(UpstreamDataError):
-        convert_response(body, M("glm-5"))
+        convert_response(body, M("glm-5"), sequential(), [])
 
 
 # ---------------------------------------------------------------------------

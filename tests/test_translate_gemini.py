@@ -25,7 +25,9 @@ from ocproxy.translate.gemini import (
     build_request,
     gemini_schema,
 )
+from ocproxy.translate.dialects import DIALECTS
 from ocproxy.translate.gemini_stream import GeminiStreamTranslator, convert_response
+from ocproxy.translate.ids import sequential
 
 FLASH = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
 
@@ -452,7 +454,7 @@ RECORDED_TOOL_CALL = {
 
 
 def test_convert_text_response():
-    out = convert_response(RECORDED_TEXT, FLASH)
+    out = convert_response(RECORDED_TEXT, FLASH, sequential(), [])
     assert out["id"].startswith("gemini_")
     assert {k: v for k, v in out.items() if k != "id"} == {
         "type": "message",
@@ -466,7 +468,7 @@ def test_convert_text_response():
 
 
 def test_convert_thoughts_and_function_calls():
-    out = convert_response(RECORDED_TOOL_CALL, FLASH)
+    out = convert_response(RECORDED_TOOL_CALL, FLASH, sequential(), [])
     thinking, call1, call2 = out["content"]
     assert thinking == {
         "type": "thinking",
@@ -490,12 +492,12 @@ def test_finish_reason(finish, stop):
     candidate = {"content": {"parts": [{"text": "x"}]}}
     if finish:
         candidate["finishReason"] = finish
-    assert convert_response({"candidates": [candidate]}, FLASH)["stop_reason"] == stop
+    assert convert_response({"candidates": [candidate]}, FLASH, sequential(), [])["stop_reason"] == stop
 
 
 def test_empty_parts_give_one_empty_text_block():
     body = {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}]}
-    out = convert_response(body, FLASH)
+    out = convert_response(body, FLASH, sequential(), [])
     assert out["content"] == [{"type": "text", "text": ""}]
     assert out["usage"] == {"input_tokens": 0, "output_tokens": 0}
 
@@ -521,7 +523,7 @@ def test_empty_parts_give_one_empty_text_block():
 )
 def test_unusable_response_is_an_upstream_data_error(body, words):
     with pytest.raises(UpstreamDataError, match=words):
-        convert_response(body, FLASH)
+        convert_response(body, FLASH, sequential(), [])
 
 
 # ---------------------------------------------------------------------------
@@ -534,7 +536,7 @@ def sse_chunks(*chunks, sep=b"\r\n\r\n") -> bytes:
 
 
 def run(body: bytes, chunk: int | None = None) -> list[dict]:
-    return translate(GeminiStreamTranslator("gemini-3-flash"), body, chunk)
+    return translate(GeminiStreamTranslator("gemini-3-flash", sequential()), body, chunk)
 
 
 def normalised(events):
@@ -700,14 +702,14 @@ def test_usage_only_chunk_is_a_valid_empty_message():
     ],
 )
 def test_stream_failures(body, words):
-    t = GeminiStreamTranslator("gemini-3-flash")
+    t = GeminiStreamTranslator("gemini-3-flash", sequential())
     with pytest.raises(UpstreamDataError, match=words):
         t.feed(body)
         t.close()
 
 
 def test_failure_after_frames_in_one_read_is_raised_next_call():
-    t = GeminiStreamTranslator("gemini-3-flash")
+    t = GeminiStreamTranslator("gemini-3-flash", sequential())
     frames = t.feed(
         sse_chunks(
             {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]},
@@ -720,8 +722,8 @@ def test_failure_after_frames_in_one_read_is_raised_next_call():
 
 
 def test_translator_protocol_flags_and_idempotent_close():
-    t = GeminiStreamTranslator("gemini-3-flash")
-    assert t.pauses_heartbeat is False and t.done is False
+    t = GeminiStreamTranslator("gemini-3-flash", sequential())
+    assert DIALECTS["gemini"].pauses_heartbeat is False and t.done is False
     assert t.feed(sse_chunks({"usageMetadata": {"promptTokenCount": 1}})) == []  # ST-42
     frames = t.close()
     assert [e["type"] for e in parse(frames)] == ["message_start", "message_delta", "message_stop"]

@@ -21,6 +21,8 @@ from ocproxy.translate.responses import (
     MIN_OUTPUT_TOKENS,
     build_request,
 )
+from ocproxy.translate.dialects import DIALECTS
+from ocproxy.translate.ids import sequential
 from ocproxy.translate.responses_stream import ResponsesStreamTranslator, convert_response
 from ocproxy.translate.tools import canonical_empty_schema
 
@@ -406,7 +408,7 @@ RECORDED_TOOL_CALL = {
 
 
 def test_convert_text_response():
-    out = convert_response(RECORDED_TEXT, GPT)
+    out = convert_response(RECORDED_TEXT, GPT, sequential(), [])
     assert out["id"].startswith("msg_")
     assert {k: v for k, v in out.items() if k != "id"} == {
         "type": "message",
@@ -420,7 +422,7 @@ def test_convert_text_response():
 
 
 def test_convert_reasoning_and_function_call():
-    out = convert_response(RECORDED_TOOL_CALL, GPT)
+    out = convert_response(RECORDED_TOOL_CALL, GPT, sequential(), [])
     assert out["content"] == [
         {
             "type": "thinking",
@@ -447,7 +449,7 @@ ARGUMENTS = [
 @pytest.mark.parametrize("arguments, parsed", ARGUMENTS)
 def test_function_call_arguments(arguments, parsed):
     body = {"output": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": arguments}]}
-    assert convert_response(body, GPT)["content"] == [{"type": "tool_use", "id": "c", "name": "f", "input": parsed}]
+    assert convert_response(body, GPT, sequential(), [])["content"] == [{"type": "tool_use", "id": "c", "name": "f", "input": parsed}]
 
 
 def test_text_then_tool_keeps_output_order():
@@ -457,7 +459,7 @@ def test_text_then_tool_keeps_output_order():
             {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
         ]
     }
-    assert [b["type"] for b in convert_response(body, GPT)["content"]] == ["text", "tool_use"]
+    assert [b["type"] for b in convert_response(body, GPT, sequential(), [])["content"]] == ["text", "tool_use"]
 
 
 # (status, incomplete_details, output) -> stop_reason
@@ -477,19 +479,19 @@ def test_stop_reason(status, details, kind, stop):
         else {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}
     )
     body = {"status": status, "incomplete_details": details, "output": [item]}
-    assert convert_response(body, GPT)["stop_reason"] == stop
+    assert convert_response(body, GPT, sequential(), [])["stop_reason"] == stop
 
 
 def test_reasoning_only_or_empty_text_message():
     body = {"output": [{"type": "message", "content": [{"type": "output_text", "text": ""}]}]}
-    assert convert_response(body, GPT)["content"] == [{"type": "text", "text": ""}]
+    assert convert_response(body, GPT, sequential(), [])["content"] == [{"type": "text", "text": ""}]
     body = {"output": [{"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "raw"}]}]}
-    assert convert_response(body, GPT)["content"][0]["thinking"] == "raw"
+    assert convert_response(body, GPT, sequential(), [])["content"][0]["thinking"] == "raw"
 
 
 def test_refusal_becomes_text():
     body = {"output": [{"type": "message", "content": [{"type": "refusal", "refusal": "I can't help with that."}]}]}
-    assert convert_response(body, GPT)["content"] == [{"type": "text", "text": "I can't help with that."}]
+    assert convert_response(body, GPT, sequential(), [])["content"] == [{"type": "text", "text": "I can't help with that."}]
 
 
 @pytest.mark.parametrize(
@@ -506,7 +508,7 @@ def test_refusal_becomes_text():
 )
 def test_unusable_response_is_an_upstream_data_error(body, words):
     with pytest.raises(UpstreamDataError, match=words):
-        convert_response(body, GPT)
+        convert_response(body, GPT, sequential(), [])
 
 
 # ---------------------------------------------------------------------------
@@ -524,7 +526,7 @@ def sse_lines(*events, done=False) -> bytes:
 
 
 def run(body: bytes, chunk: int | None = None) -> list[dict]:
-    return translate(ResponsesStreamTranslator("gpt-5.4"), body, chunk)
+    return translate(ResponsesStreamTranslator("gpt-5.4", sequential()), body, chunk)
 
 
 def normalised(events):
@@ -761,7 +763,7 @@ def test_eof_or_done_before_completed_closes_with_zero_usage(end):
 
 
 def test_completed_sets_done_and_later_bytes_are_ignored():
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     frames = t.feed(TEXT_STREAM)
     assert t.done
     assert t.feed(sse_lines({"type": "response.output_text.delta", "delta": "late"}, done=True)) == []
@@ -802,14 +804,14 @@ def test_crlf_and_data_without_space_and_junk_lines():
     ],
 )
 def test_empty_stream_is_an_upstream_data_error(body):
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     with pytest.raises(UpstreamDataError, match="empty stream"):
         t.feed(body)
         t.close()
 
 
 def test_completed_with_no_output_and_nothing_written_fails():
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     with pytest.raises(UpstreamDataError, match="empty Responses output"):
         t.feed(sse_lines(CREATED, {"type": "response.completed", "response": {"status": "completed", "output": []}}))
 
@@ -830,7 +832,7 @@ def test_completed_with_no_output_and_nothing_written_fails():
     ],
 )
 def test_failure_events_raise(event, words):
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     with pytest.raises(UpstreamDataError, match=words):
         t.feed(sse_lines(CREATED, event))
 
@@ -838,7 +840,7 @@ def test_failure_events_raise(event, words):
 def test_failure_after_frames_in_one_read_is_raised_next_call():
     """Frames already produced are delivered; the failure follows, so the
     client sees the same thing however the bytes were split."""
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     frames = t.feed(sse_lines({"type": "response.output_text.delta", "delta": "hi"}, {"type": "error", "message": "overloaded"}))
     assert [e["type"] for e in parse(frames)] == ["message_start", "content_block_start", "content_block_delta"]
     with pytest.raises(UpstreamDataError, match="overloaded"):
@@ -846,6 +848,6 @@ def test_failure_after_frames_in_one_read_is_raised_next_call():
 
 
 def test_translator_protocol_flags():
-    t = ResponsesStreamTranslator("gpt-5.4")
-    assert t.pauses_heartbeat is False and t.done is False
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
+    assert DIALECTS["responses"].pauses_heartbeat is False and t.done is False
     assert t.feed(sse_lines(CREATED)) == []  # ST-42: nothing written before real output
