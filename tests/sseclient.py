@@ -40,7 +40,7 @@ class StreamCapture:
 
 
 def parse_frames(body: bytes) -> list[bytes]:
-    """Split an SSE body into frames and check each one is whole (ST-10)."""
+    """Split an SSE body into frames and check each one is whole."""
     assert body.endswith(b"\n\n") or body == b"", f"body ends mid-frame: {body[-80:]!r}"
     frames = [f for f in body.split(b"\n\n") if f]
     for frame in frames:

@@ -559,8 +559,8 @@ def tool_input(events, index) -> dict:
 
 
 def check_grammar(events):
-    """ST-30…ST-35 and ST-49: one message_start first, indices from 0 without
-    gaps, every block stopped before the single message_delta, stop last."""
+    """One message_start first, indices from 0 without gaps, every block
+    stopped before the single message_delta, stop last."""
     types = [e["type"] for e in events]
     assert types[0] == "message_start" and types.count("message_start") == 1
     assert types[-2:] == ["message_delta", "message_stop"] and types.count("message_delta") == 1
@@ -582,7 +582,7 @@ TEXT_STREAM = sse_chunks(
 )
 
 
-def test_ST_49_text_stream():
+def test_text_stream():
     events = run(TEXT_STREAM)
     check_grammar(events)
     assert [e["type"] for e in events] == [
@@ -621,7 +621,7 @@ TOOL_STREAM = sse_chunks(
 )
 
 
-def test_ST_49_thought_text_and_function_calls():
+def test_thought_text_and_function_calls_stream():
     events = run(TOOL_STREAM)
     check_grammar(events)
     starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
@@ -724,7 +724,7 @@ def test_failure_after_frames_in_one_read_is_raised_next_call():
 def test_translator_protocol_flags_and_idempotent_close():
     t = GeminiStreamTranslator("gemini-3-flash", sequential())
     assert DIALECTS["gemini"].pauses_heartbeat is False and t.done is False
-    assert t.feed(sse_chunks({"usageMetadata": {"promptTokenCount": 1}})) == []  # ST-42
+    assert t.feed(sse_chunks({"usageMetadata": {"promptTokenCount": 1}})) == []  # nothing written before real output
     frames = t.close()
     assert [e["type"] for e in parse(frames)] == ["message_start", "message_delta", "message_stop"]
     assert t.done and t.close() == []

@@ -432,7 +432,7 @@ def test_convert_reasoning_and_function_call():
         {"type": "tool_use", "id": "call_12345xyz", "name": "get_weather", "input": {"city": "Paris"}},
     ]
     assert out["stop_reason"] == "tool_use"
-    # cached prompt tokens are moved out of input_tokens (TR-70, B11)
+    # cached prompt tokens are moved out of input_tokens, so they count once
     assert out["usage"] == {"input_tokens": 86, "output_tokens": 300, "cache_read_input_tokens": 1920}
 
 
@@ -548,7 +548,7 @@ def tool_input(events, index) -> dict:
 
 
 def check_grammar(events):
-    """ST-30…ST-35: one message_start first, indices 0.. without gaps, every
+    """One message_start first, indices 0.. without gaps, every
     block stopped once before message_delta, message_stop last."""
     types = [e["type"] for e in events]
     assert types[0] == "message_start" and types.count("message_start") == 1
@@ -601,7 +601,7 @@ TEXT_STREAM = sse_lines(
 )
 
 
-def test_ST_48_text_stream():
+def test_text_stream():
     events = run(TEXT_STREAM)
     check_grammar(events)
     assert [e["type"] for e in events] == [
@@ -670,7 +670,7 @@ TOOL_STREAM = sse_lines(
 )
 
 
-def test_ST_48_reasoning_and_function_call_stream():
+def test_reasoning_and_function_call_stream():
     events = run(TOOL_STREAM)
     check_grammar(events)
     starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
@@ -680,7 +680,7 @@ def test_ST_48_reasoning_and_function_call_stream():
     ]
     thinking = "".join(e["delta"].get("thinking", "") for e in events if e["type"] == "content_block_delta")
     assert thinking == "**Plan**\n\nCall the tool."
-    # the thinking block is signed and closed before the tool block opens (ST-32, ST-34)
+    # the thinking block is signed and closed before the tool block opens
     sig = next(i for i, e in enumerate(events) if e.get("delta", {}).get("type") == "signature_delta")
     assert events[sig + 1] == {"type": "content_block_stop", "index": 0}
     assert events.index({"type": "content_block_stop", "index": 0}) < [e["type"] for e in events].index("content_block_start", 2)
@@ -850,4 +850,4 @@ def test_failure_after_frames_in_one_read_is_raised_next_call():
 def test_translator_protocol_flags():
     t = ResponsesStreamTranslator("gpt-5.4", sequential())
     assert DIALECTS["responses"].pauses_heartbeat is False and t.done is False
-    assert t.feed(sse_lines(CREATED)) == []  # ST-42: nothing written before real output
+    assert t.feed(sse_lines(CREATED)) == []  # nothing written before real output
