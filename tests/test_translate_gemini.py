@@ -17,7 +17,8 @@ import pytest
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import sse
-from tests.sseclient import frame_events as parse, translate
+from tests.sseclient import check_grammar, tool_input, translate
+from tests.sseclient import frame_events as parse
 from ocproxy.translate.gemini import (
     GEMINI_GENERATE,
     GEMINI_STREAM,
@@ -547,29 +548,6 @@ def normalised(events):
         if ev["type"] == "content_block_start" and ev["content_block"]["type"] == "tool_use":
             ev["content_block"]["id"] = "toolu_X"
     return out
-
-
-def tool_input(events, index) -> dict:
-    parts = [
-        e["delta"]["partial_json"]
-        for e in events
-        if e["type"] == "content_block_delta" and e["index"] == index and e["delta"]["type"] == "input_json_delta"
-    ]
-    return json.loads("".join(parts))
-
-
-def check_grammar(events):
-    """One message_start first, indices from 0 without gaps, every block
-    stopped before the single message_delta, stop last."""
-    types = [e["type"] for e in events]
-    assert types[0] == "message_start" and types.count("message_start") == 1
-    assert types[-2:] == ["message_delta", "message_stop"] and types.count("message_delta") == 1
-    starts = [e["index"] for e in events if e["type"] == "content_block_start"]
-    stops = [e["index"] for e in events if e["type"] == "content_block_stop"]
-    assert starts == list(range(len(starts)))
-    assert sorted(stops) == starts
-    delta_at = types.index("message_delta")
-    assert all(i < delta_at for i, t in enumerate(types) if t == "content_block_stop")
 
 
 TEXT_STREAM = sse_chunks(
