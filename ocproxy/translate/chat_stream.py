@@ -29,7 +29,10 @@ _loads = json.loads
 _scanstring = json.decoder.scanstring
 
 # The fast path: most chunks of a long answer only carry text, so their
-# shape ("skeleton") is proven once and later chunks skip json.loads.
+# shape ("skeleton") is proven once and later chunks skip json.loads. It
+# stays because it cuts the server CPU of a long stream by about a third
+# (make bench, 2,000-delta stream); with it off ocproxy is slower than the
+# plain relay.
 _CONTENT_KEY = b'"content":'
 # A byte that makes a raw string body differ from its own decoded-and-
 # re-encoded form: a backslash (escape) or a raw control byte (invalid JSON).
