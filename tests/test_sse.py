@@ -117,3 +117,33 @@ def test_frames_before_the_failure_are_returned_first():
     assert frames == [b"event: ping\ndata: {}\n\n"]
     with pytest.raises(UpstreamDataError, match="32 MiB"):
         translator.feed(b"x")
+
+
+# -- translators are deterministic given their ids ------------------------
+
+STREAMS = {
+    "chat": b'data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]}}]}\n\n'
+            b"data: [DONE]\n\n",
+    "responses": b'data: {"type":"response.output_item.added","output_index":0,'
+                 b'"item":{"type":"function_call","name":"f","arguments":"{}"}}\n\n'
+                 b'data: {"type":"response.completed","response":{"status":"completed"}}\n\n',
+    "gemini": b'data: {"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]}\n\n',
+    "anthropic": b"event: ping\ndata: {}\n\n",
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(STREAMS))
+def test_same_ids_same_bytes(endpoint):
+    def run() -> bytes:
+        translator = DIALECTS[endpoint].translator(ModelConfig(model_id="m"), sequential("t"))
+        return b"".join(translator.feed(STREAMS[endpoint]) + translator.close())
+
+    first = run()
+    assert first == run()
+    if endpoint != "anthropic":
+        assert b'"id":"msg_t000001"' in first and b'"id":"toolu_t000002"' in first
+
+
+def test_sequential_ids():
+    ids = sequential("ab")
+    assert [ids("msg_"), ids("toolu_"), ids("msg_")] == ["msg_ab000001", "toolu_ab000002", "msg_ab000003"]
