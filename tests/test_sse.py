@@ -56,6 +56,13 @@ def test_a_line_is_returned_at_its_line_end():
     assert decoder.feed(b"data: b\r\n") == [b"data: b"]
 
 
+def test_a_held_CR_ends_its_line_when_anything_else_follows():
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"data: b") == [b"data: a"]
+    assert decoder.close() == [b"data: b"]
+
+
 def test_a_final_CR_waits_for_the_next_byte():
     decoder = SSEDecoder(whole_events=True)
     assert decoder.feed(b"data: a\r\n\r") == []

@@ -85,7 +85,8 @@ class SSEDecoder:
     def feed(self, data: bytes) -> list:
         """Complete lines (or events), then an ``UpstreamDataError`` as the
         last item once the cap is passed: what came before it still counts."""
-        if b"\n" not in data and b"\r" not in data:
+        held_cr = self._pending and self._pending[-1][-1:] == b"\r"
+        if b"\n" not in data and b"\r" not in data and not held_cr:
             return self._hold(data, []) if data else []
         if self._pending:
             self._pending.append(data)
