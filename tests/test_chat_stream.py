@@ -200,12 +200,15 @@ def notation(events: list[dict]) -> list[tuple]:
                 out.append(("start", e["index"], b["type"]))
         elif kind == "content_block_delta":
             d = e["delta"]
-            out.append({
-                "text_delta": lambda: ("text", e["index"], d["text"]),
-                "thinking_delta": lambda: ("think", e["index"], d["thinking"]),
-                "signature_delta": lambda: ("sig", e["index"]),
-                "input_json_delta": lambda: ("json", e["index"], d["partial_json"]),
-            }[d["type"]]())
+            if d["type"] == "text_delta":
+                out.append(("text", e["index"], d["text"]))
+            elif d["type"] == "thinking_delta":
+                out.append(("think", e["index"], d["thinking"]))
+            elif d["type"] == "signature_delta":
+                out.append(("sig", e["index"]))
+            else:
+                assert d["type"] == "input_json_delta", d
+                out.append(("json", e["index"], d["partial_json"]))
         elif kind == "content_block_stop":
             out.append(("stop", e["index"]))
         elif kind == "message_delta":
@@ -227,11 +230,11 @@ def D(reason, usage=None):
     return ("D", reason, usage or ZERO)
 
 
-T = lambda i, s: ("text", i, s)  # noqa: E731
-TH = lambda i, s: ("think", i, s)  # noqa: E731
-J = lambda i, s: ("json", i, s)  # noqa: E731
-SIG = lambda i: ("sig", i)  # noqa: E731
-STOP = lambda i: ("stop", i)  # noqa: E731
+T = lambda i, s: ("text", i, s)
+TH = lambda i, s: ("think", i, s)
+J = lambda i, s: ("json", i, s)
+SIG = lambda i: ("sig", i)
+STOP = lambda i: ("stop", i)
 GEN = "toolu_GENERATED"
 
 
@@ -576,7 +579,7 @@ FAILURES = [
 
 @pytest.mark.parametrize("data, message", FAILURES)
 def test_attempt_failures(data, message):
-    events, error = run(data)
+    _, error = run(data)
     assert error == message
 
 
