@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import select
 import socket
 import threading
@@ -30,6 +31,7 @@ from ocproxy.routing.fallback import ChainExhausted, Trace, run_chain
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
 from ocproxy.translate.dialects import Dialect
+from ocproxy.translate.ids import sequential
 from ocproxy.translate.sse import error_frame
 from ocproxy.upstream import targets
 from ocproxy.upstream.client import Attempt, CancelScope, UpstreamClient
@@ -322,7 +324,11 @@ class ProxyApp:
                 data = self.client.post(url, headers, body, handle)
             finally:
                 scope.bind(None)
-            return dialect.response(data, model)
+            warnings: list[str] = []
+            message = dialect.response(data, model, sequential(os.urandom(8).hex()), warnings)
+            for warning in warnings:
+                log.warning("%s id=%s", warning, call.rid)
+            return message
 
         try:
             try:
@@ -368,8 +374,8 @@ class ProxyApp:
             scope.bind(upstream_attempt)
             try:
                 upstream = self.client.open_stream(url, headers, body, upstream_attempt)
-                translator = dialect.translator(model)
-                if translator.pauses_heartbeat:
+                translator = dialect.translator(model, sequential(os.urandom(8).hex()))
+                if dialect.pauses_heartbeat:
                     writer.pause(True)
                 try:
                     for chunk in upstream:
@@ -381,7 +387,7 @@ class ProxyApp:
                     final = translator.close()
                 finally:
                     upstream.close()
-                    if translator.pauses_heartbeat:
+                    if dialect.pauses_heartbeat:
                         writer.pause(False)
                 if writer.gone:
                     raise ClientGone()

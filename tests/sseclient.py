@@ -40,7 +40,7 @@ class StreamCapture:
 
 
 def parse_frames(body: bytes) -> list[bytes]:
-    """Split an SSE body into frames and check each one is whole (ST-10)."""
+    """Split an SSE body into frames and check each one is whole."""
     assert body.endswith(b"\n\n") or body == b"", f"body ends mid-frame: {body[-80:]!r}"
     frames = [f for f in body.split(b"\n\n") if f]
     for frame in frames:
@@ -114,3 +114,27 @@ def stream_body(**extra) -> dict:
             "messages": [{"role": "user", "content": "hi"}]}
     body.update(extra)
     return body
+
+
+def tool_input(events: list[dict], index: int) -> dict:
+    """The arguments streamed into tool block ``index``, parsed."""
+    parts = [
+        e["delta"]["partial_json"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["index"] == index and e["delta"]["type"] == "input_json_delta"
+    ]
+    return json.loads("".join(parts))
+
+
+def check_grammar(events: list[dict]) -> None:
+    """One message_start first, indices from 0 without gaps, every block
+    stopped once before the single message_delta, message_stop last."""
+    types = [e["type"] for e in events]
+    assert types[0] == "message_start" and types.count("message_start") == 1
+    assert types[-2:] == ["message_delta", "message_stop"] and types.count("message_delta") == 1
+    starts = [e["index"] for e in events if e["type"] == "content_block_start"]
+    stops = [e["index"] for e in events if e["type"] == "content_block_stop"]
+    assert starts == list(range(len(starts)))
+    assert sorted(stops) == starts
+    delta_at = types.index("message_delta")
+    assert all(i < delta_at for i, t in enumerate(types) if t == "content_block_stop")

@@ -1,10 +1,10 @@
-"""Chat Completions stream → Anthropic SSE: streaming.md §3–§6 (ST-10…ST-47,
-SX-1…SX-21).
+"""Chat Completions stream → Anthropic SSE frames.
 
 Every example runs through ``run``, which feeds the upstream body whole, byte
 by byte and in random splits (the output must not depend on how reads split
-the bytes), with and without the ST-45 fast path (it must change nothing but
-speed), and checks the ST-10/ST-30…ST-35 invariants on every result.
+the bytes), with and without the fast path for plain text chunks (it must
+change nothing but speed), and checks the framing and block-order invariants
+on every result.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import sse
-from ocproxy.translate.chat_stream import MAX_LINE_BYTES, ChatStreamTranslator
+from ocproxy.translate.chat_stream import ChatStreamTranslator
+from ocproxy.translate.ids import sequential
 
 MODEL = "kimi-k2.6"
-MID = "msg_test01"
+MID = "msg_test000001"  # the first id sequential("test") gives
 ZERO = {"input_tokens": 0, "output_tokens": 0}
 
 # -- building upstream bodies ------------------------------------------------
@@ -78,12 +79,12 @@ def usage(**u):
 
 # -- running a translator ----------------------------------------------------
 
-_GENERATED_TOOL_ID = re.compile(rb"toolu_" + sse._id_prefix.encode() + rb"[0-9a-f]+")
+_GENERATED_TOOL_ID = re.compile(rb"toolu_test[0-9a-f]+")
 
 
 def translate(pieces, fast_path=True):
     """Frames (generated tool ids normalised) and the failure text or None."""
-    t = ChatStreamTranslator(MODEL, MID, fast_path=fast_path)
+    t = ChatStreamTranslator(MODEL, sequential("test"), fast_path=fast_path)
     frames: list[bytes] = []
     error = None
     try:
@@ -121,7 +122,7 @@ _FRAME = re.compile(rb"event: ([a-z_]+)\ndata: ([^\n]+)\n\n")
 
 
 def parse_frames(frames: list[bytes]) -> list[dict]:
-    """ST-10: each frame is exactly one ``event:``/``data:`` pair with the
+    """Each frame is exactly one ``event:``/``data:`` pair with the
     event name equal to the JSON type, JSON on one line."""
     events = []
     for frame in frames:
@@ -134,7 +135,7 @@ def parse_frames(frames: list[bytes]) -> list[dict]:
 
 
 def check_invariants(events: list[dict], complete: bool) -> None:
-    """ST-30…ST-35 and ST-16 on one translated response."""
+    """The block-order rules on one translated response."""
     if not events:
         assert not complete
         return
@@ -148,44 +149,44 @@ def check_invariants(events: list[dict], complete: bool) -> None:
     for n, e in enumerate(events[1:], 1):
         kind = e["type"]
         if kind == "content_block_start":
-            assert e["index"] == next_index, "ST-30: indices 0, 1, 2… without gaps or reuse"
+            assert e["index"] == next_index, "indices 0, 1, 2… without gaps or reuse"
             next_index += 1
             block = e["content_block"]
             required = {"text": {"type", "text"}, "thinking": {"type", "thinking", "signature"},
                         "tool_use": {"type", "id", "name", "input"}}[block["type"]]
-            assert set(block) == required, "ST-16"
+            assert set(block) == required, "every block carries its required fields"
             if block["type"] != "tool_use":
-                assert not any(k != "tool_use" for k in open_.values()), "ST-32: one text/thinking block"
+                assert not any(k != "tool_use" for k in open_.values()), "at most one text/thinking block open"
             else:
                 assert block["input"] == {} and block["id"]
             open_[e["index"]] = block["type"]
         elif kind == "content_block_delta":
-            assert e["index"] in open_, "ST-31: delta only for an open block"
+            assert e["index"] in open_, "delta only for an open block"
             want = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"},
                     "tool_use": {"input_json_delta"}}[open_[e["index"]]]
             assert e["delta"]["type"] in want
         elif kind == "content_block_stop":
             index = e["index"]
-            assert index in open_ and index not in stopped, "ST-31: exactly one stop per block"
+            assert index in open_ and index not in stopped, "exactly one stop per block"
             if open_[index] == "thinking":
                 prev = events[n - 1]
                 assert prev["type"] == "content_block_delta" and prev["index"] == index
-                assert prev["delta"] == {"type": "signature_delta", "signature": sse.THINKING_SIGNATURE}, "ST-34"
+                assert prev["delta"] == {"type": "signature_delta", "signature": sse.THINKING_SIGNATURE}, "thinking closes with its signature"
             del open_[index]
             stopped.add(index)
         elif kind == "message_delta":
-            assert not open_, "ST-35: message_delta after every content_block_stop"
+            assert not open_, "message_delta after every content_block_stop"
             assert events[n + 1:] == [{"type": "message_stop"}]
             assert set(e["usage"]) >= {"input_tokens", "output_tokens"}
         else:
             assert kind == "message_stop" and n == len(events) - 1
     if complete:
         assert [e["type"] for e in events[-2:]] == ["message_delta", "message_stop"]
-        assert len(stopped) == next_index, "ST-31: every started block stopped"
+        assert len(stopped) == next_index, "every started block stopped"
 
 
 def notation(events: list[dict]) -> list[tuple]:
-    """streaming.md §6 notation: S, start, text, think, sig, json, stop, D, E."""
+    """Short names for events: S, start, text, think, sig, json, stop, D, E."""
     out = []
     for e in events:
         kind = e["type"]
@@ -199,12 +200,15 @@ def notation(events: list[dict]) -> list[tuple]:
                 out.append(("start", e["index"], b["type"]))
         elif kind == "content_block_delta":
             d = e["delta"]
-            out.append({
-                "text_delta": lambda: ("text", e["index"], d["text"]),
-                "thinking_delta": lambda: ("think", e["index"], d["thinking"]),
-                "signature_delta": lambda: ("sig", e["index"]),
-                "input_json_delta": lambda: ("json", e["index"], d["partial_json"]),
-            }[d["type"]]())
+            if d["type"] == "text_delta":
+                out.append(("text", e["index"], d["text"]))
+            elif d["type"] == "thinking_delta":
+                out.append(("think", e["index"], d["thinking"]))
+            elif d["type"] == "signature_delta":
+                out.append(("sig", e["index"]))
+            else:
+                assert d["type"] == "input_json_delta", d
+                out.append(("json", e["index"], d["partial_json"]))
         elif kind == "content_block_stop":
             out.append(("stop", e["index"]))
         elif kind == "message_delta":
@@ -226,15 +230,15 @@ def D(reason, usage=None):
     return ("D", reason, usage or ZERO)
 
 
-T = lambda i, s: ("text", i, s)  # noqa: E731
-TH = lambda i, s: ("think", i, s)  # noqa: E731
-J = lambda i, s: ("json", i, s)  # noqa: E731
-SIG = lambda i: ("sig", i)  # noqa: E731
-STOP = lambda i: ("stop", i)  # noqa: E731
+T = lambda i, s: ("text", i, s)
+TH = lambda i, s: ("think", i, s)
+J = lambda i, s: ("json", i, s)
+SIG = lambda i: ("sig", i)
+STOP = lambda i: ("stop", i)
 GEN = "toolu_GENERATED"
 
 
-# -- SX-1: exact framing -------------------------------------------------------
+# -- exact framing -------------------------------------------------------
 
 SX1_OUT = """\
 event: message_start
@@ -261,7 +265,7 @@ data: {"type":"message_stop"}
 """
 
 
-def test_SX_1_exact_framing():
+def test_exact_framing():
     data = body(
         '{"choices":[{"delta":{"content":"Hello"}}]}',
         '{"choices":[{"delta":{"content":" world"}}]}',
@@ -281,9 +285,10 @@ def test_SX_1_exact_framing():
         assert g_data.startswith("data: ") and json.loads(g_data[6:]) == json.loads(w_data[6:])
 
 
-def test_ST_12_generated_message_id_is_unique():
-    a = ChatStreamTranslator(MODEL)
-    b = ChatStreamTranslator(MODEL)
+def test_generated_message_id_is_unique():
+    ids = sequential()
+    a = ChatStreamTranslator(MODEL, ids)
+    b = ChatStreamTranslator(MODEL, ids)
     ids = []
     for t in (a, b):
         frames = t.feed(body(text("x"))) + t.close()
@@ -291,7 +296,7 @@ def test_ST_12_generated_message_id_is_unique():
     assert all(i.startswith("msg_") for i in ids) and ids[0] != ids[1]
 
 
-# -- SX-2…SX-21: event sequences ---------------------------------------------
+# -- event sequences -----------------------------------------------------------
 
 ARGS = '{"path":"/tmp/x"}'
 
@@ -300,7 +305,7 @@ CASES = [
         body(think("Thinking..."), text("Hello"), text(" world"), finish("stop")),
         [S, start(0, "thinking"), TH(0, "Thinking..."), SIG(0), STOP(0), start(1, "text"),
          T(1, "Hello"), T(1, " world"), STOP(1), D("end_turn"), E],
-        id="SX-2",
+        id="thinking-then-text",
     ),
     pytest.param(
         body(
@@ -310,7 +315,7 @@ CASES = [
         ),
         [S, start(0, "thinking"), TH(0, "Thinking..."), SIG(0), STOP(0),
          D("end_turn", {"input_tokens": 100, "output_tokens": 20}), E],
-        id="SX-3",
+        id="thinking-only-with-usage",
     ),
     pytest.param(
         body(
@@ -319,34 +324,34 @@ CASES = [
             '{"choices":[{"delta":{},"finish_reason":"tool_use"}]}',
         ),
         [S, start(0, "tool_use", "toolu_abc", "read_file"), J(0, ARGS), STOP(0), D("tool_use"), E],
-        id="SX-4",
+        id="tool-call-args-in-second-chunk",
     ),
     pytest.param(
         body(call(0, "call_1", "get_weather", ""), call(0, args='{"loc'), call(0, args='ation":"NYC"}'),
              finish("tool_calls")),
         [S, start(0, "tool_use", "call_1", "get_weather"), J(0, '{"loc'), J(0, 'ation":"NYC"}'), STOP(0),
          D("tool_use"), E],
-        id="SX-5",
+        id="tool-args-in-fragments",
     ),
     pytest.param(
         body(text("Let me check that for you."), call(0, "toolu_x", "get_data"), call(0, args='{"id":1}'),
              finish("tool_use")),
         [S, start(0, "text"), T(0, "Let me check that for you."), STOP(0),
          start(1, "tool_use", "toolu_x", "get_data"), J(1, '{"id":1}'), STOP(1), D("tool_use"), E],
-        id="SX-6",
+        id="text-then-tool",
     ),
     pytest.param(
         body(think("hmm"), call(0, "toolu_y", "f", '{"a":1}'), finish("tool_calls")),
         [S, start(0, "thinking"), TH(0, "hmm"), SIG(0), STOP(0), start(1, "tool_use", "toolu_y", "f"),
          J(1, '{"a":1}'), STOP(1), D("tool_use"), E],
-        id="SX-7",
+        id="thinking-then-tool",
     ),
     pytest.param(
         body(call(0, "call_s", "search"), call(1, "call_l", "lookup"), call(0, args='{"q'),
              call(1, args='{"id'), call(0, args='uery":"go"}'), call(1, args='":"42"}'), finish("tool_use")),
         [S, start(0, "tool_use", "call_s", "search"), start(1, "tool_use", "call_l", "lookup"),
          J(0, '{"q'), J(1, '{"id'), J(0, 'uery":"go"}'), J(1, '":"42"}'), STOP(0), STOP(1), D("tool_use"), E],
-        id="SX-8",
+        id="two-tools-interleaved",
     ),
     pytest.param(
         body(
@@ -358,55 +363,55 @@ CASES = [
             call(0, args='{"late":1}'),  # ghost with arguments: still ignored
         ),
         [S, start(0, "tool_use", "toolu_abc", "read_file"), J(0, ARGS), STOP(0), D("tool_use"), E],
-        id="SX-9",
+        id="continuation-and-ghost-fragments",
     ),
     pytest.param(
         body(call(0, "c0", "a", "{}"), call(1, "c1", "b", "{}"), finish("tool_use"),
              '{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}'),
         [S, start(0, "tool_use", "c0", "a"), J(0, "{}"), start(1, "tool_use", "c1", "b"), J(1, "{}"),
          STOP(0), STOP(1), D("tool_use", {"input_tokens": 10, "output_tokens": 5}), E],
-        id="SX-10",
+        id="two-tools-then-usage",
     ),
     pytest.param(
         body('{"choices":[{"delta":{"content":"Hello"},"finish_reason":"stop"}]}'),
         [S, start(0, "text"), T(0, "Hello"), STOP(0), D("end_turn"), E],
-        id="SX-11-text",
+        id="text-and-finish-in-one-chunk",
     ),
     pytest.param(
         body(call(0, "call_w", "weather", ""),
              {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"loc":"Beijing"}'}}]},
                            "finish_reason": "tool_calls"}]}),
         [S, start(0, "tool_use", "call_w", "weather"), J(0, '{"loc":"Beijing"}'), STOP(0), D("tool_use"), E],
-        id="SX-11-args",
+        id="args-and-finish-in-one-chunk",
     ),
     pytest.param(
         body(call(0, "call_r", "read_file", ""), call(0, args='{"path":"/tmp/test"}'), done=False),
         [S, start(0, "tool_use", "call_r", "read_file"), J(0, '{"path":"/tmp/test"}'), STOP(0), D("tool_use"), E],
-        id="SX-12",
+        id="tool-call-cut-by-EOF",
     ),
     pytest.param(
         body(text("Hello"), done=False),
         [S, start(0, "text"), T(0, "Hello"), STOP(0), D("end_turn", ZERO), E],
-        id="SX-13",
+        id="text-cut-by-EOF",
     ),
     pytest.param(
         body('{"choices":[{"delta":{"reasoning_content":"Thinking...","content":"Hello"}}]}', text(" world"),
              finish("stop")),
         [S, start(0, "thinking"), TH(0, "Thinking..."), SIG(0), STOP(0), start(1, "text"), T(1, "Hello"),
          T(1, " world"), STOP(1), D("end_turn"), E],
-        id="SX-14-reasoning-first",
+        id="reasoning-and-content-reasoning-key-first",
     ),
     pytest.param(
         body('{"choices":[{"delta":{"content":"Hello","reasoning_content":"Thinking..."}}]}', text(" world"),
              finish("stop")),
         [S, start(0, "thinking"), TH(0, "Thinking..."), SIG(0), STOP(0), start(1, "text"), T(1, "Hello"),
          T(1, " world"), STOP(1), D("end_turn"), E],
-        id="SX-14-reasoning-second",
+        id="reasoning-and-content-content-key-first",
     ),
     pytest.param(
         body('{"choices":[{"delta":{"reasoning_content":""}}]}', text("Only text"), finish("stop")),
         [S, start(0, "text"), T(0, "Only text"), STOP(0), D("end_turn"), E],
-        id="SX-15",
+        id="empty-reasoning-ignored",
     ),
     pytest.param(
         body('{"choices":[{"delta":{"content":[{"type":"text","text":"Vedo uno screenshot."}]}}]}',
@@ -414,14 +419,14 @@ CASES = [
                                                  {"type": "text", "text": "b"}]}}]},
              finish("stop")),
         [S, start(0, "text"), T(0, "Vedo uno screenshot."), T(0, "ab"), STOP(0), D("end_turn"), E],
-        id="SX-16",
+        id="content-as-list-of-parts",
     ),
     pytest.param(
         body(usage(prompt_tokens=123, completion_tokens=45, prompt_cache_hit_tokens=100,
                    prompt_cache_miss_tokens=23), text("x")),
         [S, start(0, "text"), T(0, "x"), STOP(0),
          D("end_turn", {"input_tokens": 23, "output_tokens": 45, "cache_read_input_tokens": 100}), E],
-        id="SX-18-row1",
+        id="cache-hit-and-miss-make-the-prompt",
     ),
     pytest.param(
         body(text("x"), finish("stop"), usage(prompt_tokens=100, completion_tokens=5, prompt_cache_hit_tokens=60,
@@ -429,112 +434,112 @@ CASES = [
         [S, start(0, "text"), T(0, "x"), STOP(0),
          D("end_turn", {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 60,
                         "cache_creation_input_tokens": 30}), E],
-        id="SX-18-row2",
+        id="cache-counts-apart-from-the-prompt",
     ),
     pytest.param(
         body("{garbage", "{garbage", "{garbage", text("ok"), finish("stop")),
         [S, start(0, "text"), T(0, "ok"), STOP(0), D("end_turn"), E],
-        id="SX-19-three-failures",
+        id="three-decode-failures-are-skipped",
     ),
     pytest.param(
         body("{garbage", "42", "[1]", text("a"), b"\xff\xfe{}", "nul", '"s"', text("b")),
         [S, start(0, "text"), T(0, "a"), T(0, "b"), STOP(0), D("end_turn"), E],
-        id="SX-19-count-resets",
+        id="decode-failure-count-resets",
     ),
     pytest.param(
         body(text("A"), call(0, "call_f", "f"), text("B"), finish("stop")),
         [S, start(0, "text"), T(0, "A"), STOP(0), start(1, "tool_use", "call_f", "f"), start(2, "text"),
          T(2, "B"), STOP(1), STOP(2), D("tool_use"), E],
-        id="SX-20",
+        id="text-after-tool-opens-a-new-block",
     ),
     pytest.param(
         b'data:{"choices":[{"delta":{"content":"x"}}]}\r\n\r\n: keep-alive\n: OPENROUTER PROCESSING\n'
         b"event: foo\nid: 7\nretry: 100\ndata:\ndata: \n\ndata:[DONE]\r\n",
         [S, start(0, "text"), T(0, "x"), STOP(0), D("end_turn"), E],
-        id="SX-21",
+        id="comments-fields-empty-data-and-CRLF",
     ),
-    # rules without their own SX example
+    # more rules
     pytest.param(
         body(text("cut"), finish("length")),
         [S, start(0, "text"), T(0, "cut"), STOP(0), D("max_tokens"), E],
-        id="ST-43-6-length",
+        id="length-is-max_tokens",
     ),
     pytest.param(
         body(text("x"), finish("content_filter")),
         [S, start(0, "text"), T(0, "x"), STOP(0), D("end_turn"), E],
-        id="ST-43-6-content_filter",
+        id="content_filter-is-end_turn",
     ),
     pytest.param(
         body(text("x"), finish("stop"), text("y"), finish("length")),
         [S, start(0, "text"), T(0, "x"), STOP(0), start(1, "text"), T(1, "y"), STOP(1), D("max_tokens"), E],
-        id="ST-43-6-later-finish-overwrites",
+        id="later-finish-overwrites",
     ),
     pytest.param(
         body(call(0, "c", "f", "{}"), finish("stop")),
         [S, start(0, "tool_use", "c", "f"), J(0, "{}"), STOP(0), D("tool_use"), E],
-        id="ST-46-stop-with-tool-is-tool_use",
+        id="stop-with-tool-is-tool_use",
     ),
     pytest.param(
         body(call(0, None, "f", "{}")),
         [S, start(0, "tool_use", GEN, "f"), J(0, "{}"), STOP(0), D("tool_use"), E],
-        id="ST-15-missing-tool-id",
+        id="missing-tool-id-is-generated",
     ),
     pytest.param(
         body({"choices": [{"delta": {"tool_calls": [{"id": "c9", "function": {"name": "f", "arguments": "{"}}]}}]},
              {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": "}"}}]}}]}),
         [S, start(0, "tool_use", "c9", "f"), J(0, "{"), J(0, "}"), STOP(0), D("tool_use"), E],
-        id="ST-43-5-index-absent-is-0",
+        id="tool-index-absent-is-0",
     ),
     pytest.param(
         body(text("a"), think("b"), text("c")),
         [S, start(0, "text"), T(0, "a"), STOP(0), start(1, "thinking"), TH(1, "b"), SIG(1), STOP(1),
          start(2, "text"), T(2, "c"), STOP(2), D("end_turn"), E],
-        id="ST-32-text-thinking-alternate",
+        id="text-thinking-alternate",
     ),
     pytest.param(
         body(call(0, "c", "f"), think("r"), call(0, args="{}")),
         [S, start(0, "tool_use", "c", "f"), start(1, "thinking"), TH(1, "r"), J(0, "{}"), STOP(0), SIG(1),
          STOP(1), D("tool_use"), E],
-        id="ST-33-thinking-while-tool-open",
+        id="thinking-while-tool-open",
     ),
     pytest.param(
         body(usage(prompt_tokens=1, completion_tokens=1), text("x"),
              {"choices": [{"delta": {}}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}},
              {"choices": [{"delta": {}}], "usage": None}),
         [S, start(0, "text"), T(0, "x"), STOP(0), D("end_turn", {"input_tokens": 7, "output_tokens": 3}), E],
-        id="ST-43-1-last-usage-wins",
+        id="last-usage-wins",
     ),
     pytest.param(
         body({"error": {"message": "ignored"}, "choices": [{"delta": {"content": "x"}}]}),
         [S, start(0, "text"), T(0, "x"), STOP(0), D("end_turn"), E],
-        id="ST-41-6-error-with-choices-is-a-chunk",
+        id="error-with-choices-is-a-chunk",
     ),
     pytest.param(
         body('{"choices":[{"delta":{"role":"assistant","content":""}}]}'),
         [S, D("end_turn"), E],
-        id="ST-46-role-only-chunk-is-handled",
+        id="role-only-chunk-is-handled",
     ),
     pytest.param(
         body(text("x"), done=False).rstrip(b"\n"),
         [S, start(0, "text"), T(0, "x"), STOP(0), D("end_turn"), E],
-        id="ST-40-last-line-without-newline",
+        id="last-line-without-newline",
     ),
     pytest.param(
         body(text("x")) + body(text("after done"), "{bad", "{bad", "{bad", "{bad", done=False),
         [S, start(0, "text"), T(0, "x"), STOP(0), D("end_turn"), E],
-        id="ST-41-4-nothing-read-after-DONE",
+        id="nothing-read-after-DONE",
     ),
 ]
 
 
 @pytest.mark.parametrize("data, expected", CASES)
-def test_ST_4x_stream_examples(data, expected):
+def test_stream_examples(data, expected):
     events, error = run(data)
     assert error is None
     assert notation(events) == expected
 
 
-SX17 = [
+ESCAPES = [
     ('{"choices":[{"delta":{"content":"say \\"hi\\" now"}}]}', 'say "hi" now'),
     ('{"choices":[{"delta":{"content":"line1\\nline2"}}]}', "line1\nline2"),
     ('{"choices":[{"delta":{"content":"C:\\\\dir\\\\"}}]}', "C:\\dir\\"),
@@ -543,8 +548,8 @@ SX17 = [
 ]
 
 
-@pytest.mark.parametrize("payload, want", SX17, ids=[f"SX-17-row{i}" for i in range(1, 6)])
-def test_SX_17_escapes(payload, want):
+@pytest.mark.parametrize("payload, want", ESCAPES, ids=[f"escapes-row{i}" for i in range(1, 6)])
+def test_escapes(payload, want):
     events, error = run(body(payload, finish("stop")))
     assert error is None
     assert notation(events) == [S, start(0, "text"), T(0, want), STOP(0), D("end_turn"), E]
@@ -557,31 +562,31 @@ def test_SX_17_escapes(payload, want):
 
 FAILURES = [
     pytest.param(body("{garbage", "{garbage", "{garbage", "{garbage", text("late")),
-                 "too many consecutive SSE decode failures", id="SX-19-four-failures"),
+                 "too many consecutive SSE decode failures", id="four-decode-failures"),
     pytest.param(body("{x", "1", "null", b"\xc3\x28"), "too many consecutive SSE decode failures",
-                 id="ST-41-5-non-objects-and-bad-utf8-count"),
-    pytest.param(b"", "empty stream", id="ST-46-empty-body"),
-    pytest.param(b": comment\nevent: x\n\n", "empty stream", id="ST-46-only-comments"),
-    pytest.param(b"data: [DONE]\n\n", "empty stream", id="ST-46-only-DONE"),
-    pytest.param(b'{"error":{"message":"bad key"}}\n', "empty stream", id="ST-46-non-SSE-error-body"),
-    pytest.param(body("{bad", done=False), "empty stream", id="ST-46-only-undecodable"),
+                 id="non-objects-and-bad-utf8-count"),
+    pytest.param(b"", "empty stream", id="empty-body"),
+    pytest.param(b": comment\nevent: x\n\n", "empty stream", id="only-comments"),
+    pytest.param(b"data: [DONE]\n\n", "empty stream", id="only-DONE"),
+    pytest.param(b'{"error":{"message":"bad key"}}\n', "empty stream", id="non-SSE-error-body"),
+    pytest.param(body("{bad", done=False), "empty stream", id="only-undecodable"),
     pytest.param(body({"error": {"message": "rate limited", "code": 429}}),
-                 "upstream error in stream: rate limited", id="ST-41-6-error-chunk"),
+                 "upstream error in stream: rate limited", id="error-chunk"),
     pytest.param(body({"error": "overloaded", "choices": []}), "upstream error in stream: overloaded",
-                 id="ST-41-6-error-chunk-empty-choices"),
+                 id="error-chunk-empty-choices"),
 ]
 
 
 @pytest.mark.parametrize("data, message", FAILURES)
-def test_ST_41_46_attempt_failures(data, message):
-    events, error = run(data)
+def test_attempt_failures(data, message):
+    _, error = run(data)
     assert error == message
 
 
-def test_ST_41_6_frames_before_failure_are_not_lost():
+def test_frames_before_failure_are_not_lost():
     """Frames from earlier lines of the same read are returned; the failure
     follows on the next call, so the result matches line-by-line reads."""
-    t = ChatStreamTranslator(MODEL, MID)
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     frames = t.feed(body(text("Hello"), {"error": {"message": "boom"}}))
     assert notation(parse_frames(frames)) == [S, start(0, "text"), T(0, "Hello")]
     with pytest.raises(UpstreamDataError, match="boom"):
@@ -590,8 +595,8 @@ def test_ST_41_6_frames_before_failure_are_not_lost():
         t.close()
 
 
-def test_ST_42_message_start_is_lazy():
-    t = ChatStreamTranslator(MODEL, MID)
+def test_message_start_is_lazy():
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     assert t.feed(b": OPENROUTER PROCESSING\n\n") == []
     assert t.feed(body('{"choices":[{"delta":{"role":"assistant","content":""}}]}', done=False)) == []
     assert t.feed(body(usage(prompt_tokens=5), done=False)) == []
@@ -599,17 +604,16 @@ def test_ST_42_message_start_is_lazy():
     assert notation(parse_frames(frames)) == [S, start(0, "text"), T(0, "hi")]
 
 
-def test_ST_40_line_handled_at_its_newline():
-    """No waiting for a blank line, a buffer to fill or more data (SX-22 at
-    translator level)."""
-    t = ChatStreamTranslator(MODEL, MID)
+def test_line_handled_at_its_newline():
+    """No waiting for a blank line, a buffer to fill or more data."""
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     line = b"data: " + enc(text("now"))
     assert t.feed(line) == []
     assert len(t.feed(b"\r\n")) == 3  # S, start, text
 
 
-def test_ST_41_4_DONE_sets_done_and_stops_reading():
-    t = ChatStreamTranslator(MODEL, MID)
+def test_DONE_sets_done_and_stops_reading():
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     t.feed(body(text("x"), done=False))
     assert not t.done
     assert t.feed(b"data: [DONE]\n\ndata: {bad\n\n") == []
@@ -619,8 +623,8 @@ def test_ST_41_4_DONE_sets_done_and_stops_reading():
     assert t.close() == []
 
 
-def test_ST_40_line_over_32_MiB_fails():
-    t = ChatStreamTranslator(MODEL, MID)
+def test_line_over_32_MiB_fails():
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     t.feed(b"data: " + b"x" * (1 << 20))
     with pytest.raises(UpstreamDataError, match="32 MiB"):
         for _ in range(40):
@@ -630,7 +634,7 @@ def test_ST_40_line_over_32_MiB_fails():
 # -- big lines ---------------------------------------------------------------
 
 
-def test_ST_40_ten_MB_tool_argument_in_one_line():
+def test_ten_MB_tool_argument_in_one_line():
     arguments = json.dumps({"content": "line \"quoted\"\n" * 700_000 + "é"})
     assert len(arguments) > 10_000_000
     data = body(call(0, "call_big", "write_file", ""), call(0, args=arguments), finish("tool_calls"))
@@ -645,7 +649,7 @@ def test_ST_40_ten_MB_tool_argument_in_one_line():
     assert elapsed < 5, f"{elapsed:.2f}s for a 10 MB line"
 
 
-def test_ST_40_ten_MB_line_in_small_reads_is_linear():
+def test_ten_MB_line_in_small_reads_is_linear():
     content = "x" * 10_000_000
     data = body(text(content), done=False)
     t0 = time.perf_counter()
@@ -655,7 +659,7 @@ def test_ST_40_ten_MB_line_in_small_reads_is_linear():
     assert elapsed < 5, f"{elapsed:.2f}s: quadratic buffering?"
 
 
-# -- ST-45 fast path -------------------------------------------------------------
+# -- fast path -------------------------------------------------------------------
 
 OPENAI_LIKE = '{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"k","choices":[{{"index":0,"delta":{{"content":{0}}},"finish_reason":null}}]}}'
 SPACED = '{{"choices": [{{"index": 0, "delta": {{"role": "assistant", "content": {0}}}, "finish_reason": null}}]}}'
@@ -699,14 +703,14 @@ EDGE = [
 
 
 @pytest.mark.parametrize("payloads", EDGE)
-def test_ST_45_fast_path_edge_cases(payloads):
+def test_fast_path_edge_cases(payloads):
     data = body(*payloads, *payloads)
     assert translate([data]) == translate([data], fast_path=False)
     run(data)
 
 
-def test_ST_45_fast_path_is_taken_for_plain_text():
-    t = ChatStreamTranslator(MODEL, MID)
+def test_fast_path_is_taken_for_plain_text():
+    t = ChatStreamTranslator(MODEL, sequential("test"))
     for s in ("a", "b\\n", "c\\u00e9", "d"):
         t.feed(b"data: " + OPENAI_LIKE.format(f'"{s}"').encode() + b"\n\n")
     assert t._fast_hits == 4
@@ -723,7 +727,7 @@ _texts = st.text(alphabet=st.one_of(_specials, st.characters(exclude_categories=
     ensure_ascii=st.booleans(),
     template=st.sampled_from([BARE, OPENAI_LIKE, SPACED]),
 )
-def test_ST_45_fast_path_equivalence(texts, ensure_ascii, template):
+def test_fast_path_equivalence(texts, ensure_ascii, template):
     """Generated text, encoded with and without ensure_ascii (lone surrogates
     then become invalid UTF-8: a decode failure on both paths) → the same
     frames and outcome as the full parse."""
@@ -746,15 +750,15 @@ _END = [{"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_seq
 
 
 @pytest.mark.parametrize("events", [
-    pytest.param([_MS, {**_TEXT0, "index": 1}, {"type": "content_block_stop", "index": 1}, *_END], id="ST-30-gap"),
+    pytest.param([_MS, {**_TEXT0, "index": 1}, {"type": "content_block_stop", "index": 1}, *_END], id="index-gap"),
     pytest.param([_MS, _TEXT0, {"type": "content_block_stop", "index": 0},
-                  {"type": "content_block_stop", "index": 0}, *_END], id="ST-31-double-stop"),
-    pytest.param([_MS, _TEXT0, *_END], id="ST-35-delta-before-stop"),
-    pytest.param([_MS, _THINK0, {"type": "content_block_stop", "index": 0}, *_END], id="ST-34-no-signature"),
+                  {"type": "content_block_stop", "index": 0}, *_END], id="double-stop"),
+    pytest.param([_MS, _TEXT0, *_END], id="message_delta-before-block-stop"),
+    pytest.param([_MS, _THINK0, {"type": "content_block_stop", "index": 0}, *_END], id="thinking-without-signature"),
     pytest.param([_MS, {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
-                  {"type": "content_block_stop", "index": 0}, *_END], id="ST-16-missing-text"),
-    pytest.param([_MS, _MS, *_END], id="ST-35-two-message_starts"),
+                  {"type": "content_block_stop", "index": 0}, *_END], id="text-block-missing-text"),
+    pytest.param([_MS, _MS, *_END], id="two-message_starts"),
 ])
-def test_ST_30_35_invariant_helper_rejects(events):
+def test_invariant_helper_rejects(events):
     with pytest.raises(AssertionError):
         check_invariants(events, complete=True)

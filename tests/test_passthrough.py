@@ -10,6 +10,7 @@ import pytest
 
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate.anthropic import PassthroughStream, check_response, passthrough_body
+from ocproxy.translate.dialects import DIALECTS
 from ocproxy.translate.sse import THINKING_SIGNATURE
 
 
@@ -205,7 +206,7 @@ def run(chunks):
 
 def test_ST_52_protocol_flags():
     stream = PassthroughStream()
-    assert stream.pauses_heartbeat is True and stream.done is False
+    assert DIALECTS["anthropic"].pauses_heartbeat is True and stream.done is False
     stream.feed(STREAM)
     assert stream.done is False
 

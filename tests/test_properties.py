@@ -34,6 +34,7 @@ from ocproxy.translate import chat, gemini, responses
 from ocproxy.translate.chat_stream import ChatStreamTranslator
 from ocproxy.translate.dialects import DIALECTS
 from ocproxy.translate.gemini_stream import GeminiStreamTranslator
+from ocproxy.translate.ids import sequential
 from ocproxy.translate.responses_stream import ResponsesStreamTranslator
 from tests.sseclient import parse_frames
 
@@ -619,15 +620,15 @@ STREAM_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_chec
 @STREAM_SETTINGS
 @given(data=chat_streams(), cuts=cut_points, fast=st.booleans())
 def test_chat_stream_translator_gives_a_well_formed_message(data, cuts, fast):
-    frames, finished = run_translator(ChatStreamTranslator("kimi-k2.6", fast_path=fast), data, cuts)
+    frames, finished = run_translator(ChatStreamTranslator("kimi-k2.6", sequential(), fast_path=fast), data, cuts)
     check_anthropic_stream(frames, finished)
 
 
 @STREAM_SETTINGS
 @given(data=chat_streams(), cuts=cut_points)
 def test_chat_stream_output_does_not_depend_on_read_boundaries(data, cuts):
-    whole, ok1 = run_translator(ChatStreamTranslator("m", message_id="msg_x"), data, [])
-    split, ok2 = run_translator(ChatStreamTranslator("m", message_id="msg_x"), data, cuts + list(range(0, 64, 3)))
+    whole, ok1 = run_translator(ChatStreamTranslator("m", sequential()), data, [])
+    split, ok2 = run_translator(ChatStreamTranslator("m", sequential()), data, cuts + list(range(0, 64, 3)))
     assert ok1 == ok2
     assert b"".join(whole) == b"".join(split)
 
@@ -635,14 +636,14 @@ def test_chat_stream_output_does_not_depend_on_read_boundaries(data, cuts):
 @STREAM_SETTINGS
 @given(data=responses_streams(), cuts=cut_points)
 def test_responses_stream_translator_gives_a_well_formed_message(data, cuts):
-    frames, finished = run_translator(ResponsesStreamTranslator("gpt-5.1"), data, cuts)
+    frames, finished = run_translator(ResponsesStreamTranslator("gpt-5.1", sequential()), data, cuts)
     check_anthropic_stream(frames, finished)
 
 
 @STREAM_SETTINGS
 @given(data=gemini_streams(), cuts=cut_points)
 def test_gemini_stream_translator_gives_a_well_formed_message(data, cuts):
-    frames, finished = run_translator(GeminiStreamTranslator("gemini-3-pro"), data, cuts)
+    frames, finished = run_translator(GeminiStreamTranslator("gemini-3-pro", sequential()), data, cuts)
     check_anthropic_stream(frames, finished)
 
 
@@ -657,7 +658,7 @@ def test_tool_arguments_split_at_every_byte_reassemble_exactly(args):
     chunks += [{"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"]
     data = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" if c != "[DONE]" else b"data: [DONE]\n\n"
                     for c in chunks)
-    t = ChatStreamTranslator("m")
+    t = ChatStreamTranslator("m", sequential())
     frames = []
     for i in range(len(data)):
         frames += t.feed(data[i:i + 1])

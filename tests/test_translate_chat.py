@@ -11,6 +11,7 @@ from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate.chat import build_request, effort_of
 from ocproxy.translate.chat_response import convert_response
+from ocproxy.translate.ids import sequential
 from ocproxy.translate.usage import anthropic_usage
 
 
@@ -582,9 +583,9 @@ def test_build_request_does_not_mutate_input():
 
 
 # ---------------------------------------------------------------------------
-# TX-13 response conversion
+# response conversion
 
-TX_13A = {
+TOOL_CALL_ANSWER = {
     "id": "chatcmpl_456",
     "choices": [
         {
@@ -603,8 +604,8 @@ TX_13A = {
 }
 
 
-def test_TX_13a():
-    assert convert_response(TX_13A, M("kimi-k2.6")) == {
+def test_reasoning_and_tool_call_answer():
+    assert convert_response(TOOL_CALL_ANSWER, M("kimi-k2.6"), sequential(), []) == {
         "id": "chatcmpl_456",
         "type": "message",
         "role": "assistant",
@@ -623,20 +624,20 @@ def _answer(message, finish_reason="stop", **extra):
     return {"id": "c1", "choices": [{"message": message, "finish_reason": finish_reason}], **extra}
 
 
-def test_TX_13b_empty_reasoning_one_text_block():
-    out = convert_response(_answer({"content": "Hello there.", "reasoning_content": ""}), M("glm-5"))
+def test_empty_reasoning_gives_one_text_block():
+    out = convert_response(_answer({"content": "Hello there.", "reasoning_content": ""}), M("glm-5"), sequential(), [])
     assert out["content"] == [{"type": "text", "text": "Hello there."}]
 
 
-def test_TX_13b_reasoning_then_text():
-    out = convert_response(_answer({"content": "The answer is 42.", "reasoning_content": "hmm"}), M("glm-5"))
+def test_reasoning_then_text():
+    out = convert_response(_answer({"content": "The answer is 42.", "reasoning_content": "hmm"}), M("glm-5"), sequential(), [])
     assert out["content"] == [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "The answer is 42."}]
 
 
-def test_TX_13c_round_trip_reasoning_content():
+def test_round_trip_reasoning_content():
     model = M("deepseek-v4-flash")
     answer = convert_response(
-        _answer({"content": "The answer is 42", "reasoning_content": "Let me think step by step"}), model
+        _answer({"content": "The answer is 42", "reasoning_content": "Let me think step by step"}), model, sequential(), []
     )
     assert [b["type"] for b in answer["content"]] == ["thinking", "text"]
     history = [USER, {"role": "assistant", "content": answer["content"]}, {"role": "user", "content": "Explain why?"}]
@@ -656,15 +657,15 @@ def test_TX_13c_round_trip_reasoning_content():
         ("weird", "end_turn"),
         (None, "end_turn"),
     ],
-    ids=["TR-63-stop", "TR-63-length", "TR-63-tool_calls", "TR-63-tool_use", "TR-63-content_filter", "TR-63-other", "TR-63-missing"],
+    ids=["stop", "length", "tool_calls", "tool_use", "content_filter", "other", "missing"],
 )
-def test_TR_63_stop_reason(finish_reason, expected):
-    assert convert_response(_answer({"content": "x"}, finish_reason), M("glm-5"))["stop_reason"] == expected
+def test_stop_reason(finish_reason, expected):
+    assert convert_response(_answer({"content": "x"}, finish_reason), M("glm-5"), sequential(), [])["stop_reason"] == expected
 
 
-def test_TR_63_stop_with_tool_calls_becomes_tool_use():
+def test_stop_with_tool_calls_becomes_tool_use():
     msg = {"content": "ok", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]}
-    out = convert_response(_answer(msg, "stop"), M("glm-5"))
+    out = convert_response(_answer(msg, "stop"), M("glm-5"), sequential(), [])
     assert out["stop_reason"] == "tool_use"
     assert [b["type"] for b in out["content"]] == ["text", "tool_use"]
 
@@ -672,30 +673,30 @@ def test_TR_63_stop_with_tool_calls_becomes_tool_use():
 @pytest.mark.parametrize(
     "arguments, expected",
     [
-        pytest.param('{"a":1}', {"a": 1}, id="TR-62-object"),
-        pytest.param("", {}, id="TR-62-empty"),
-        pytest.param("   ", {}, id="TR-62-whitespace"),
-        pytest.param("{bad", {}, id="TR-62-invalid-json"),
-        pytest.param("[1,2]", {}, id="TR-62-not-object"),
-        pytest.param(None, {}, id="TR-62-absent"),
-        pytest.param({"b": 2}, {"b": 2}, id="TR-62-already-object"),
+        pytest.param('{"a":1}', {"a": 1}, id="object"),
+        pytest.param("", {}, id="empty"),
+        pytest.param("   ", {}, id="whitespace"),
+        pytest.param("{bad", {}, id="invalid-json"),
+        pytest.param("[1,2]", {}, id="not-object"),
+        pytest.param(None, {}, id="absent"),
+        pytest.param({"b": 2}, {"b": 2}, id="already-object"),
     ],
 )
-def test_TR_62_tool_input(arguments, expected):
+def test_tool_input(arguments, expected):
     msg = {"content": None, "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": arguments}}]}
-    assert convert_response(_answer(msg), M("glm-5"))["content"] == [
+    assert convert_response(_answer(msg), M("glm-5"), sequential(), [])["content"] == [
         {"type": "tool_use", "id": "c", "name": "f", "input": expected}
     ]
 
 
-def test_TR_62_array_content_and_empty_fallback():
+def test_array_content_and_empty_fallback():
     parts = {"content": [{"type": "text", "text": "a"}, {"type": "image", "x": 1}, {"type": "text", "text": "b"}]}
-    assert convert_response(_answer(parts), M("glm-5"))["content"] == [{"type": "text", "text": "ab"}]
-    assert convert_response(_answer({"content": None}), M("glm-5"))["content"] == [{"type": "text", "text": ""}]
+    assert convert_response(_answer(parts), M("glm-5"), sequential(), [])["content"] == [{"type": "text", "text": "ab"}]
+    assert convert_response(_answer({"content": None}), M("glm-5"), sequential(), [])["content"] == [{"type": "text", "text": ""}]
 
 
-def test_TR_61_missing_id_gets_msg_id_and_usage_defaults():
-    out = convert_response({"choices": [{"message": {"content": "x"}}]}, M("glm-5"))
+def test_missing_id_gets_msg_id_and_usage_defaults():
+    out = convert_response({"choices": [{"message": {"content": "x"}}]}, M("glm-5"), sequential(), [])
     assert out["id"].startswith("msg_")
     assert out["usage"] == {"input_tokens": 0, "output_tokens": 0}
 
@@ -703,23 +704,23 @@ def test_TR_61_missing_id_gets_msg_id_and_usage_defaults():
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"choices": []}, id="TR-60-empty-choices"),
-        pytest.param({"id": "x"}, id="TR-60-no-choices"),
-        pytest.param({"choices": [None]}, id="TR-60-choice-not-object"),
-        pytest.param(["not", "object"], id="TR-60-not-object"),
-        pytest.param(None, id="TR-60-none"),
+        pytest.param({"choices": []}, id="empty-choices"),
+        pytest.param({"id": "x"}, id="no-choices"),
+        pytest.param({"choices": [None]}, id="choice-not-object"),
+        pytest.param(["not", "object"], id="not-object"),
+        pytest.param(None, id="none"),
     ],
 )
-def test_TR_60_no_choices_is_attempt_failure(body):
+def test_no_choices_is_attempt_failure(body):
     with pytest.raises(UpstreamDataError):
-        convert_response(body, M("glm-5"))
+        convert_response(body, M("glm-5"), sequential(), [])
 
 
 # ---------------------------------------------------------------------------
-# TX-14 usage
+# usage
 
 _ = None
-TX_14 = [
+USAGE_ROWS = [
     (628385, _, _, 628385, _, _),
     (100000, 96000, 4000, 4000, 96000, _),
     (50000, 50000, _, 0, 50000, _),
@@ -730,8 +731,8 @@ TX_14 = [
 ]
 
 
-@pytest.mark.parametrize("p, h, m, inp, read, creation", TX_14, ids=[f"TX-14-row{i + 1}" for i in range(len(TX_14))])
-def test_TX_14(p, h, m, inp, read, creation):
+@pytest.mark.parametrize("p, h, m, inp, read, creation", USAGE_ROWS, ids=[f"usage-row{i + 1}" for i in range(len(USAGE_ROWS))])
+def test_usage_rows(p, h, m, inp, read, creation):
     usage = {"prompt_tokens": p, "completion_tokens": 7}
     if h is not None:
         usage["prompt_cache_hit_tokens"] = h
@@ -746,5 +747,5 @@ def test_TX_14(p, h, m, inp, read, creation):
 
 
 @pytest.mark.parametrize("usage", [None, {}, {"prompt_tokens": None, "completion_tokens": "x"}], ids=["none", "empty", "junk"])
-def test_TR_71_unknown_is_zero(usage):
+def test_unknown_usage_is_zero(usage):
     assert anthropic_usage(usage) == {"input_tokens": 0, "output_tokens": 0}

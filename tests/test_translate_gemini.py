@@ -17,7 +17,8 @@ import pytest
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import sse
-from tests.sseclient import frame_events as parse, translate
+from tests.sseclient import check_grammar, tool_input, translate
+from tests.sseclient import frame_events as parse
 from ocproxy.translate.gemini import (
     GEMINI_GENERATE,
     GEMINI_STREAM,
@@ -25,7 +26,9 @@ from ocproxy.translate.gemini import (
     build_request,
     gemini_schema,
 )
+from ocproxy.translate.dialects import DIALECTS
 from ocproxy.translate.gemini_stream import GeminiStreamTranslator, convert_response
+from ocproxy.translate.ids import sequential
 
 FLASH = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
 
@@ -452,7 +455,7 @@ RECORDED_TOOL_CALL = {
 
 
 def test_convert_text_response():
-    out = convert_response(RECORDED_TEXT, FLASH)
+    out = convert_response(RECORDED_TEXT, FLASH, sequential(), [])
     assert out["id"].startswith("gemini_")
     assert {k: v for k, v in out.items() if k != "id"} == {
         "type": "message",
@@ -466,7 +469,7 @@ def test_convert_text_response():
 
 
 def test_convert_thoughts_and_function_calls():
-    out = convert_response(RECORDED_TOOL_CALL, FLASH)
+    out = convert_response(RECORDED_TOOL_CALL, FLASH, sequential(), [])
     thinking, call1, call2 = out["content"]
     assert thinking == {
         "type": "thinking",
@@ -490,12 +493,12 @@ def test_finish_reason(finish, stop):
     candidate = {"content": {"parts": [{"text": "x"}]}}
     if finish:
         candidate["finishReason"] = finish
-    assert convert_response({"candidates": [candidate]}, FLASH)["stop_reason"] == stop
+    assert convert_response({"candidates": [candidate]}, FLASH, sequential(), [])["stop_reason"] == stop
 
 
 def test_empty_parts_give_one_empty_text_block():
     body = {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}]}
-    out = convert_response(body, FLASH)
+    out = convert_response(body, FLASH, sequential(), [])
     assert out["content"] == [{"type": "text", "text": ""}]
     assert out["usage"] == {"input_tokens": 0, "output_tokens": 0}
 
@@ -521,7 +524,7 @@ def test_empty_parts_give_one_empty_text_block():
 )
 def test_unusable_response_is_an_upstream_data_error(body, words):
     with pytest.raises(UpstreamDataError, match=words):
-        convert_response(body, FLASH)
+        convert_response(body, FLASH, sequential(), [])
 
 
 # ---------------------------------------------------------------------------
@@ -534,7 +537,7 @@ def sse_chunks(*chunks, sep=b"\r\n\r\n") -> bytes:
 
 
 def run(body: bytes, chunk: int | None = None) -> list[dict]:
-    return translate(GeminiStreamTranslator("gemini-3-flash"), body, chunk)
+    return translate(GeminiStreamTranslator("gemini-3-flash", sequential()), body, chunk)
 
 
 def normalised(events):
@@ -547,29 +550,6 @@ def normalised(events):
     return out
 
 
-def tool_input(events, index) -> dict:
-    parts = [
-        e["delta"]["partial_json"]
-        for e in events
-        if e["type"] == "content_block_delta" and e["index"] == index and e["delta"]["type"] == "input_json_delta"
-    ]
-    return json.loads("".join(parts))
-
-
-def check_grammar(events):
-    """ST-30…ST-35 and ST-49: one message_start first, indices from 0 without
-    gaps, every block stopped before the single message_delta, stop last."""
-    types = [e["type"] for e in events]
-    assert types[0] == "message_start" and types.count("message_start") == 1
-    assert types[-2:] == ["message_delta", "message_stop"] and types.count("message_delta") == 1
-    starts = [e["index"] for e in events if e["type"] == "content_block_start"]
-    stops = [e["index"] for e in events if e["type"] == "content_block_stop"]
-    assert starts == list(range(len(starts)))
-    assert sorted(stops) == starts
-    delta_at = types.index("message_delta")
-    assert all(i < delta_at for i, t in enumerate(types) if t == "content_block_stop")
-
-
 TEXT_STREAM = sse_chunks(
     {"candidates": [{"content": {"parts": [{"text": "The quick"}], "role": "model"}, "index": 0}], "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}, "modelVersion": "gemini-3-flash"},
     {"candidates": [{"content": {"parts": [{"text": " brown \"fox\"\n"}], "role": "model"}, "index": 0}], "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 5}},
@@ -580,7 +560,7 @@ TEXT_STREAM = sse_chunks(
 )
 
 
-def test_ST_49_text_stream():
+def test_text_stream():
     events = run(TEXT_STREAM)
     check_grammar(events)
     assert [e["type"] for e in events] == [
@@ -619,7 +599,7 @@ TOOL_STREAM = sse_chunks(
 )
 
 
-def test_ST_49_thought_text_and_function_calls():
+def test_thought_text_and_function_calls_stream():
     events = run(TOOL_STREAM)
     check_grammar(events)
     starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
@@ -700,14 +680,14 @@ def test_usage_only_chunk_is_a_valid_empty_message():
     ],
 )
 def test_stream_failures(body, words):
-    t = GeminiStreamTranslator("gemini-3-flash")
+    t = GeminiStreamTranslator("gemini-3-flash", sequential())
     with pytest.raises(UpstreamDataError, match=words):
         t.feed(body)
         t.close()
 
 
 def test_failure_after_frames_in_one_read_is_raised_next_call():
-    t = GeminiStreamTranslator("gemini-3-flash")
+    t = GeminiStreamTranslator("gemini-3-flash", sequential())
     frames = t.feed(
         sse_chunks(
             {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]},
@@ -720,9 +700,9 @@ def test_failure_after_frames_in_one_read_is_raised_next_call():
 
 
 def test_translator_protocol_flags_and_idempotent_close():
-    t = GeminiStreamTranslator("gemini-3-flash")
-    assert t.pauses_heartbeat is False and t.done is False
-    assert t.feed(sse_chunks({"usageMetadata": {"promptTokenCount": 1}})) == []  # ST-42
+    t = GeminiStreamTranslator("gemini-3-flash", sequential())
+    assert DIALECTS["gemini"].pauses_heartbeat is False and t.done is False
+    assert t.feed(sse_chunks({"usageMetadata": {"promptTokenCount": 1}})) == []  # nothing written before real output
     frames = t.close()
     assert [e["type"] for e in parse(frames)] == ["message_start", "message_delta", "message_stop"]
     assert t.done and t.close() == []

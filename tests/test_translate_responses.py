@@ -16,11 +16,14 @@ import pytest
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.translate import sse
-from tests.sseclient import frame_events as parse, translate
+from tests.sseclient import check_grammar, tool_input, translate
+from tests.sseclient import frame_events as parse
 from ocproxy.translate.responses import (
     MIN_OUTPUT_TOKENS,
     build_request,
 )
+from ocproxy.translate.dialects import DIALECTS
+from ocproxy.translate.ids import sequential
 from ocproxy.translate.responses_stream import ResponsesStreamTranslator, convert_response
 from ocproxy.translate.tools import canonical_empty_schema
 
@@ -406,7 +409,7 @@ RECORDED_TOOL_CALL = {
 
 
 def test_convert_text_response():
-    out = convert_response(RECORDED_TEXT, GPT)
+    out = convert_response(RECORDED_TEXT, GPT, sequential(), [])
     assert out["id"].startswith("msg_")
     assert {k: v for k, v in out.items() if k != "id"} == {
         "type": "message",
@@ -420,7 +423,7 @@ def test_convert_text_response():
 
 
 def test_convert_reasoning_and_function_call():
-    out = convert_response(RECORDED_TOOL_CALL, GPT)
+    out = convert_response(RECORDED_TOOL_CALL, GPT, sequential(), [])
     assert out["content"] == [
         {
             "type": "thinking",
@@ -430,7 +433,7 @@ def test_convert_reasoning_and_function_call():
         {"type": "tool_use", "id": "call_12345xyz", "name": "get_weather", "input": {"city": "Paris"}},
     ]
     assert out["stop_reason"] == "tool_use"
-    # cached prompt tokens are moved out of input_tokens (TR-70, B11)
+    # cached prompt tokens are moved out of input_tokens, so they count once
     assert out["usage"] == {"input_tokens": 86, "output_tokens": 300, "cache_read_input_tokens": 1920}
 
 
@@ -447,7 +450,7 @@ ARGUMENTS = [
 @pytest.mark.parametrize("arguments, parsed", ARGUMENTS)
 def test_function_call_arguments(arguments, parsed):
     body = {"output": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": arguments}]}
-    assert convert_response(body, GPT)["content"] == [{"type": "tool_use", "id": "c", "name": "f", "input": parsed}]
+    assert convert_response(body, GPT, sequential(), [])["content"] == [{"type": "tool_use", "id": "c", "name": "f", "input": parsed}]
 
 
 def test_text_then_tool_keeps_output_order():
@@ -457,7 +460,7 @@ def test_text_then_tool_keeps_output_order():
             {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
         ]
     }
-    assert [b["type"] for b in convert_response(body, GPT)["content"]] == ["text", "tool_use"]
+    assert [b["type"] for b in convert_response(body, GPT, sequential(), [])["content"]] == ["text", "tool_use"]
 
 
 # (status, incomplete_details, output) -> stop_reason
@@ -477,19 +480,19 @@ def test_stop_reason(status, details, kind, stop):
         else {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}
     )
     body = {"status": status, "incomplete_details": details, "output": [item]}
-    assert convert_response(body, GPT)["stop_reason"] == stop
+    assert convert_response(body, GPT, sequential(), [])["stop_reason"] == stop
 
 
 def test_reasoning_only_or_empty_text_message():
     body = {"output": [{"type": "message", "content": [{"type": "output_text", "text": ""}]}]}
-    assert convert_response(body, GPT)["content"] == [{"type": "text", "text": ""}]
+    assert convert_response(body, GPT, sequential(), [])["content"] == [{"type": "text", "text": ""}]
     body = {"output": [{"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "raw"}]}]}
-    assert convert_response(body, GPT)["content"][0]["thinking"] == "raw"
+    assert convert_response(body, GPT, sequential(), [])["content"][0]["thinking"] == "raw"
 
 
 def test_refusal_becomes_text():
     body = {"output": [{"type": "message", "content": [{"type": "refusal", "refusal": "I can't help with that."}]}]}
-    assert convert_response(body, GPT)["content"] == [{"type": "text", "text": "I can't help with that."}]
+    assert convert_response(body, GPT, sequential(), [])["content"] == [{"type": "text", "text": "I can't help with that."}]
 
 
 @pytest.mark.parametrize(
@@ -506,7 +509,7 @@ def test_refusal_becomes_text():
 )
 def test_unusable_response_is_an_upstream_data_error(body, words):
     with pytest.raises(UpstreamDataError, match=words):
-        convert_response(body, GPT)
+        convert_response(body, GPT, sequential(), [])
 
 
 # ---------------------------------------------------------------------------
@@ -524,7 +527,7 @@ def sse_lines(*events, done=False) -> bytes:
 
 
 def run(body: bytes, chunk: int | None = None) -> list[dict]:
-    return translate(ResponsesStreamTranslator("gpt-5.4"), body, chunk)
+    return translate(ResponsesStreamTranslator("gpt-5.4", sequential()), body, chunk)
 
 
 def normalised(events):
@@ -534,29 +537,6 @@ def normalised(events):
         if ev["type"] == "message_start":
             ev["message"]["id"] = "msg_X"
     return out
-
-
-def tool_input(events, index) -> dict:
-    parts = [
-        e["delta"]["partial_json"]
-        for e in events
-        if e["type"] == "content_block_delta" and e["index"] == index and e["delta"]["type"] == "input_json_delta"
-    ]
-    return json.loads("".join(parts))
-
-
-def check_grammar(events):
-    """ST-30…ST-35: one message_start first, indices 0.. without gaps, every
-    block stopped once before message_delta, message_stop last."""
-    types = [e["type"] for e in events]
-    assert types[0] == "message_start" and types.count("message_start") == 1
-    assert types[-2:] == ["message_delta", "message_stop"] and types.count("message_delta") == 1
-    starts = [e["index"] for e in events if e["type"] == "content_block_start"]
-    stops = [e["index"] for e in events if e["type"] == "content_block_stop"]
-    assert starts == list(range(len(starts)))
-    assert sorted(stops) == starts
-    delta_at = types.index("message_delta")
-    assert all(i < delta_at for i, t in enumerate(types) if t == "content_block_stop")
 
 
 CREATED = {
@@ -599,7 +579,7 @@ TEXT_STREAM = sse_lines(
 )
 
 
-def test_ST_48_text_stream():
+def test_text_stream():
     events = run(TEXT_STREAM)
     check_grammar(events)
     assert [e["type"] for e in events] == [
@@ -668,7 +648,7 @@ TOOL_STREAM = sse_lines(
 )
 
 
-def test_ST_48_reasoning_and_function_call_stream():
+def test_reasoning_and_function_call_stream():
     events = run(TOOL_STREAM)
     check_grammar(events)
     starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
@@ -678,7 +658,7 @@ def test_ST_48_reasoning_and_function_call_stream():
     ]
     thinking = "".join(e["delta"].get("thinking", "") for e in events if e["type"] == "content_block_delta")
     assert thinking == "**Plan**\n\nCall the tool."
-    # the thinking block is signed and closed before the tool block opens (ST-32, ST-34)
+    # the thinking block is signed and closed before the tool block opens
     sig = next(i for i, e in enumerate(events) if e.get("delta", {}).get("type") == "signature_delta")
     assert events[sig + 1] == {"type": "content_block_stop", "index": 0}
     assert events.index({"type": "content_block_stop", "index": 0}) < [e["type"] for e in events].index("content_block_start", 2)
@@ -761,7 +741,7 @@ def test_eof_or_done_before_completed_closes_with_zero_usage(end):
 
 
 def test_completed_sets_done_and_later_bytes_are_ignored():
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     frames = t.feed(TEXT_STREAM)
     assert t.done
     assert t.feed(sse_lines({"type": "response.output_text.delta", "delta": "late"}, done=True)) == []
@@ -802,14 +782,14 @@ def test_crlf_and_data_without_space_and_junk_lines():
     ],
 )
 def test_empty_stream_is_an_upstream_data_error(body):
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     with pytest.raises(UpstreamDataError, match="empty stream"):
         t.feed(body)
         t.close()
 
 
 def test_completed_with_no_output_and_nothing_written_fails():
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     with pytest.raises(UpstreamDataError, match="empty Responses output"):
         t.feed(sse_lines(CREATED, {"type": "response.completed", "response": {"status": "completed", "output": []}}))
 
@@ -830,7 +810,7 @@ def test_completed_with_no_output_and_nothing_written_fails():
     ],
 )
 def test_failure_events_raise(event, words):
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     with pytest.raises(UpstreamDataError, match=words):
         t.feed(sse_lines(CREATED, event))
 
@@ -838,7 +818,7 @@ def test_failure_events_raise(event, words):
 def test_failure_after_frames_in_one_read_is_raised_next_call():
     """Frames already produced are delivered; the failure follows, so the
     client sees the same thing however the bytes were split."""
-    t = ResponsesStreamTranslator("gpt-5.4")
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
     frames = t.feed(sse_lines({"type": "response.output_text.delta", "delta": "hi"}, {"type": "error", "message": "overloaded"}))
     assert [e["type"] for e in parse(frames)] == ["message_start", "content_block_start", "content_block_delta"]
     with pytest.raises(UpstreamDataError, match="overloaded"):
@@ -846,6 +826,6 @@ def test_failure_after_frames_in_one_read_is_raised_next_call():
 
 
 def test_translator_protocol_flags():
-    t = ResponsesStreamTranslator("gpt-5.4")
-    assert t.pauses_heartbeat is False and t.done is False
-    assert t.feed(sse_lines(CREATED)) == []  # ST-42: nothing written before real output
+    t = ResponsesStreamTranslator("gpt-5.4", sequential())
+    assert DIALECTS["responses"].pauses_heartbeat is False and t.done is False
+    assert t.feed(sse_lines(CREATED)) == []  # nothing written before real output

@@ -1,14 +1,13 @@
-"""Raw Anthropic passthrough (transform.md §5, streaming.md §8, contract "Decisions").
+"""Raw Anthropic passthrough.
 
 Anthropic-native upstreams get the client's own body, not a re-encoding of
-our parsed form (B5: OpenAI-shaped tools reached MiniMax). Only three edits
-are allowed, each because the upstream would otherwise reject or misroute
-the request:
+our parsed form (re-encoding once sent OpenAI-shaped tools to an Anthropic
+upstream). Only three edits are allowed, each because the upstream would
+otherwise reject or misroute the request:
 
-1. the top-level ``model`` becomes the routed id (TR-51; B4 was a text
-   search that missed ``"model": "…"`` with a space, so we parse);
-2. ``"type":"custom"`` is removed from tools (TR-52; B1 — and only that
-   exact value, B2);
+1. the top-level ``model`` becomes the routed id (parsed, not searched as
+   text: a text search misses ``"model": "…"`` with a space);
+2. ``"type":"custom"`` is removed from tools (only that exact value);
 3. thinking blocks carrying the proxy's own placeholder signature are
    removed from the history (a genuine Anthropic upstream rejects the fake
    signature).
@@ -17,19 +16,16 @@ When nothing needs editing, or the body cannot be read with certainty, the
 original bytes go out unchanged.
 
 The stream side forwards the upstream's SSE unchanged but in whole events,
-so the proxy's own bytes (an error frame) can never land inside one (S2).
+so the proxy's own bytes (an error frame) can never land inside one.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 
 from ..errors import UpstreamDataError
-from .sse import THINKING_SIGNATURE
-
-log = logging.getLogger(__name__)
+from .sse import THINKING_SIGNATURE, DecodingTranslator
 
 
 class _NotPlainJSON(ValueError):
@@ -95,15 +91,17 @@ def _strip_placeholder_thinking(body: dict) -> bool:
     return changed
 
 
-def passthrough_body(raw: bytes, model_id: str) -> bytes:
-    """The body to send to an Anthropic-native upstream for ``model_id``."""
+def passthrough_body(raw: bytes, model_id: str, warnings: list[str] | None = None) -> bytes:
+    """The body to send to an Anthropic-native upstream for ``model_id``;
+    why it went out unedited is added to ``warnings``."""
+    warnings = [] if warnings is None else warnings
     try:
         body = _parse(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        log.error("raw passthrough: body is not plain JSON, forwarding it unchanged: %s", exc)
+        warnings.append(f"raw passthrough: body is not plain JSON, forwarding it unchanged: {exc}")
         return raw
     if not isinstance(body, dict):
-        log.error("raw passthrough: body is not a JSON object, forwarding it unchanged")
+        warnings.append("raw passthrough: body is not a JSON object, forwarding it unchanged")
         return raw
     changed = False
     if isinstance(body.get("model"), str) and body["model"] != model_id:
@@ -116,7 +114,7 @@ def passthrough_body(raw: bytes, model_id: str) -> bytes:
     try:
         return _serialise(body)
     except (ValueError, TypeError, RecursionError) as exc:  # pragma: no cover - parse already proved it plain
-        log.error("raw passthrough: cannot re-serialise, forwarding unchanged: %s", exc)
+        warnings.append(f"raw passthrough: cannot re-serialise, forwarding unchanged: {exc}")
         return raw
 
 
@@ -140,56 +138,24 @@ def check_response(body: bytes) -> bytes:
     return body
 
 
-class PassthroughStream:
-    """streaming.md §8: forward the upstream SSE byte-for-byte, one whole
-    event per frame (ST-52).
+class PassthroughStream(DecodingTranslator):
+    """Forwards the upstream SSE byte for byte, one whole event per frame, so
+    the proxy's own bytes (an error frame) can never land inside one. EOF
+    ends a passthrough stream; ``done`` stays false."""
 
-    An event ends at a blank line. Searching for ``\\n\\n`` and ``\\n\\r\\n``
-    finds both the ``\\n\\n`` and ``\\r\\n\\r\\n`` terminators (and mixed
-    ones); the terminator stays with its event. Each search resumes just
-    before the newly arrived bytes, so one huge event arriving in many
-    chunks costs linear time.
-    """
-
-    pauses_heartbeat = True
+    whole_events = True
 
     def __init__(self) -> None:
-        self.done = False  # EOF ends a passthrough stream (ST-55)
-        self._buf = bytearray()
-        self._scan = 0  # no terminator starts before this offset
+        super().__init__()
         self._received = False
 
     def feed(self, data: bytes) -> list[bytes]:
-        if not data:
-            return []
-        self._received = True
-        buf = self._buf
-        buf += data
-        frames: list[bytes] = []
-        start = 0
-        scan = self._scan
-        while True:
-            lf = buf.find(b"\n\n", scan)
-            crlf = buf.find(b"\n\r\n", scan)
-            if lf < 0 and crlf < 0:
-                break
-            if crlf < 0 or (0 <= lf < crlf):
-                end = lf + 2
-            else:
-                end = crlf + 3
-            frames.append(bytes(buf[start:end]))
-            start = scan = end
-        if start:
-            del buf[:start]
-            scan -= start
-        # a terminator may straddle the next chunk: keep its first 2 bytes in view
-        self._scan = max(scan, len(buf) - 2, 0)
-        return frames
+        self._received = self._received or bool(data)
+        return super().feed(data)
 
-    def close(self) -> list[bytes]:
-        """At clean EOF: the unterminated remainder, if any, as it is."""
+    def _item(self, event: bytes, out: list[bytes]) -> None:
+        out.append(event)
+
+    def _end(self, out: list[bytes]) -> None:
         if not self._received:
             raise UpstreamDataError("empty stream")
-        rest, self._buf = bytes(self._buf), bytearray()
-        self._scan = 0
-        return [rest] if rest else []

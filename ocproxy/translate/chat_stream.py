@@ -1,17 +1,11 @@
-"""OpenAI Chat Completions SSE in, Anthropic SSE frames out (streaming.md §5).
+"""OpenAI Chat Completions SSE in, Anthropic SSE frames out.
 
 A pure state machine: the streaming shell hands it upstream bytes as they
 arrive and writes whatever frames come back; nothing here reads a socket,
-starts a thread or looks at a clock, so every rule of ST-40…ST-47 is tested
-with plain byte strings. Block bookkeeping (lazy ``message_start``, indices,
-closing order) is ``MessageEmitter``'s job; this module decides *what* the
-upstream chunks mean.
-
-Failures inside the data raise ``UpstreamDataError``. When a failing line
-follows lines that already produced frames in the same ``feed`` call, those
-frames are returned first and the failure is raised by the next call: what
-the client sees must not depend on how the upstream's bytes happened to be
-split into reads.
+starts a thread or looks at a clock, so every rule is tested with plain byte
+strings. Block bookkeeping (lazy ``message_start``, indices, closing order)
+is ``MessageEmitter``'s job; this module decides *what* the upstream chunks
+mean.
 """
 
 from __future__ import annotations
@@ -21,27 +15,31 @@ import re
 
 from ..errors import UpstreamDataError
 from .chat_response import STOP_REASONS
-from .sse import MessageEmitter
+from .emitter import MessageEmitter
+from .ids import IdFactory
+from .message import error_text
+from .sse import DecodingTranslator, data_payload
 from .usage import anthropic_usage
 
-#: ST-40 allows no limit below 32 MiB; a longer line is refused so a broken
-#: upstream that never sends ``\n`` cannot grow the buffer without bound.
-MAX_LINE_BYTES = 32 * 1024 * 1024
-
-#: ST-41 item 5: more than this many undecodable lines in a row fail the attempt.
+#: More than this many undecodable lines in a row fail the attempt: the
+#: upstream is not speaking Chat Completions, and waiting longer helps nobody.
 MAX_DECODE_FAILURES = 3
 
 _loads = json.loads
 _scanstring = json.decoder.scanstring
 
-# Fast path (ST-45) helpers.
+# The fast path: most chunks of a long answer only carry text, so their
+# shape ("skeleton") is proven once and later chunks skip json.loads. It
+# stays because it cuts the server CPU of a long stream by about a third
+# (make bench, 2,000-delta stream); with it off ocproxy is slower than the
+# plain relay.
 _CONTENT_KEY = b'"content":'
 # A byte that makes a raw string body differ from its own decoded-and-
 # re-encoded form: a backslash (escape) or a raw control byte (invalid JSON).
 _NOT_VERBATIM = re.compile(rb"[\x00-\x1f\\]")
 # The rest of a JSON string body with escapes, up to and including its
 # closing quote (unrolled so it stays linear on long values).
-_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 # Two different probe values put in place of the text when a chunk skeleton
 # is verified (see ``_learn``); their JSON literals and decoded values.
 _PROBE_A, _PROBE_A_VALUE = b"\\u0000\\u0001", "\x00\x01"
@@ -79,43 +77,27 @@ def _probe_content(chunk: object) -> object:
 
 
 def _tool_key(entry: dict) -> object:
-    """ST-43.5: calls are told apart by ``index`` (0 when absent); a value
-    that cannot be a dict key is treated as absent rather than crashing."""
+    """Calls are told apart by ``index`` (0 when absent); a value that
+    cannot be a dict key is treated as absent rather than crashing."""
     key = entry.get("index")
     if key is None or not isinstance(key, (int, float, str)):
         return 0
     return key
 
 
-def _error_message(error: object) -> str:
-    if isinstance(error, dict):
-        message = error.get("message")
-        if isinstance(message, str) and message:
-            return message[:500]
-        return json.dumps(error, ensure_ascii=False)[:500]
-    return str(error)[:500]
+class ChatStreamTranslator(DecodingTranslator):
+    """Translates one attempt's Chat Completions stream.
 
-
-class ChatStreamTranslator:
-    """Translates one attempt's Chat Completions stream (implements
-    ``sse.StreamTranslator``).
-
-    ``fast_path=False`` turns off the ST-45 shortcut so tests can prove that
-    it changes nothing but speed.
+    ``fast_path=False`` turns off the shortcut for plain text chunks so
+    tests can prove that it changes nothing but speed.
     """
 
-    pauses_heartbeat = False
-
-    def __init__(self, model_id: str, message_id: str | None = None, *, fast_path: bool = True):
-        self._emitter = MessageEmitter(model_id, message_id)
+    def __init__(self, model_id: str, ids: IdFactory, *, fast_path: bool = True):
+        super().__init__()
+        self._emitter = MessageEmitter(model_id, ids)
         self._fast_path = fast_path
-        self.done = False
-        self._closed = False
-        self._failure: UpstreamDataError | None = None
-        self._pending: list[bytes] = []  # pieces of the unterminated last line
-        self._pending_len = 0
-        self._failures = 0  # consecutive decode failures (ST-41.5)
-        self._handled = False  # any chunk handled at all (ST-46 "empty stream")
+        self._failures = 0  # consecutive decode failures
+        self._handled = False  # any chunk handled at all: else "empty stream"
         self._usage: dict | None = None
         self._stop: str | None = None
         # Verified chunk skeletons for the fast path: (len(prefix), prefix, suffix).
@@ -123,77 +105,16 @@ class ChatStreamTranslator:
         self._fast_hits = 0
         self._fast_learned = 0  # verification attempts, bounded by hits
 
-    # -- StreamTranslator ------------------------------------------------
-
-    def feed(self, data: bytes) -> list[bytes]:
-        if self._failure is not None:
-            raise self._failure
-        if self.done or self._closed or not data:
-            return []
-        out: list[bytes] = []
-        try:
-            self._feed(data, out)
-        except UpstreamDataError as exc:
-            if not out:
-                raise
-            self._failure = exc
-        return out
-
-    def close(self) -> list[bytes]:
-        if self._failure is not None:
-            raise self._failure
-        if self._closed:
-            return []
-        self._closed = True
-        out: list[bytes] = []
-        if not self.done and self._pending:
-            # ST-40: a final line without "\n" is handled too.
-            line = b"".join(self._pending)
-            self._pending = []
-            self._line(line.strip(), out)
+    def _end(self, out: list[bytes]) -> None:
         if not self._handled:
             raise UpstreamDataError("empty stream")
-        # ST-46: EOF and [DONE] end alike; emitter.finish turns end_turn into
-        # tool_use when a tool_use block was emitted.
+        # EOF and [DONE] end alike; the emitter turns end_turn into tool_use
+        # when a tool_use block was emitted.
         out += self._emitter.finish(self._stop or "end_turn", anthropic_usage(self._usage))
-        return out
 
-    # -- lines (ST-40, ST-41) -------------------------------------------
-
-    def _feed(self, data: bytes, out: list[bytes]) -> None:
-        lines = data.split(b"\n")
-        last = lines.pop()
-        if not lines:
-            # No line end yet: keep the piece; joining happens once, when the
-            # "\n" arrives, so a huge line costs linear time however it is split.
-            self._pending.append(last)
-            self._pending_len += len(last)
-            if self._pending_len > MAX_LINE_BYTES:
-                raise UpstreamDataError("SSE line longer than 32 MiB")
-            return
-        if self._pending:
-            self._pending.append(lines[0])
-            lines[0] = b"".join(self._pending)
-            self._pending = []
-        self._pending_len = 0
-        for line in lines:
-            if len(line) > MAX_LINE_BYTES:
-                raise UpstreamDataError("SSE line longer than 32 MiB")
-            line = line.strip()
-            if line:  # the blank line after every event: skip the call
-                self._line(line, out)
-                if self.done:
-                    return  # ST-41.4: nothing after [DONE] is read
-        if last:
-            self._pending.append(last)
-            self._pending_len = len(last)
-
-    def _line(self, line: bytes, out: list[bytes]) -> None:
-        # Empty lines, comments, event:, id:, retry: are ignored (ST-41.1-2).
-        if not line.startswith(b"data:"):
-            return
-        payload = line[6:] if len(line) > 5 and line[5] == 32 else line[5:]
-        if not payload:
+    def _item(self, line: bytes, out: list[bytes]) -> None:
+        payload = data_payload(line)
+        if payload is None:
             return
         if payload == b"[DONE]":
             self.done = True
@@ -219,14 +140,15 @@ class ChatStreamTranslator:
         self._chunk(chunk, out)
         self._handled = True
 
-    # -- one chunk (ST-41.6, ST-43) --------------------------------------
+    # -- one chunk -------------------------------------------------------
 
     def _chunk(self, chunk: dict, out: list[bytes]) -> None:
         choices = chunk.get("choices")
         if type(choices) is not list or not choices:
             choices = None
             if chunk.get("error") is not None:
-                raise UpstreamDataError("upstream error in stream: " + _error_message(chunk["error"]))
+                # an error chunk is a failed attempt, not an empty answer
+                raise UpstreamDataError("upstream error in stream: " + error_text(chunk["error"]))
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self._usage = usage  # the last one wins
@@ -257,41 +179,43 @@ class ChatStreamTranslator:
         calls = delta.get("tool_calls")
         if type(calls) is list:
             for call in calls:
-                if type(call) is not dict:
-                    continue
-                key = _tool_key(call)
-                function = call.get("function")
-                if type(function) is not dict:
-                    function = {}
-                if not emitter.tool_is_open(key):
-                    name = function.get("name")
-                    if not name or not isinstance(name, str):
-                        continue  # ghost fragment of a call already closed
-                    call_id = call.get("id")
-                    out += emitter.tool_start(key, call_id if isinstance(call_id, str) and call_id else None, name)
-                arguments = function.get("arguments")
-                if arguments and isinstance(arguments, str):
-                    out += emitter.tool_args(key, arguments)  # verbatim, never re-encoded
+                if type(call) is dict:
+                    self._tool_call(call, out)
 
         finish = choice.get("finish_reason")
         if finish and isinstance(finish, str):
             # Blocks close now, but message_delta waits for the end of the
-            # stream: usage usually arrives in a later chunk (ST-47).
+            # stream: usage usually arrives in a later chunk.
             out += emitter.close_all()
             self._stop = STOP_REASONS.get(finish, "end_turn")
 
-    # -- fast path (ST-45) -----------------------------------------------
+    def _tool_call(self, call: dict, out: list[bytes]) -> None:
+        key = _tool_key(call)
+        function = call.get("function")
+        if type(function) is not dict:
+            function = {}
+        if not self._emitter.tool_is_open(key):
+            name = function.get("name")
+            if not name or not isinstance(name, str):
+                return  # ghost fragment of a call already closed
+            call_id = call.get("id")
+            out += self._emitter.tool_start(key, call_id if isinstance(call_id, str) and call_id else None, name)
+        arguments = function.get("arguments")
+        if arguments and isinstance(arguments, str):
+            out += self._emitter.tool_args(key, arguments)  # verbatim, never re-encoded
+
+    # -- fast path -------------------------------------------------------
 
     def _fast(self, p: bytes) -> list[bytes] | None:
         """Frames for a plain text chunk without ``json.loads``, or ``None``
         when the full parse must decide.
 
-        Instead of the reference's substring guesses, the chunk is cut into
-        prefix + text literal + suffix, and the prefix/suffix pair (the
-        "skeleton", constant across a stream's text chunks) is proven once by
-        ``_learn`` to mean "only this text". The literal then goes out byte
-        for byte when that is exactly what re-encoding would give, else it is
-        decoded on its own — either way the frames equal the full parse's.
+        The chunk is cut into prefix + text literal + suffix, and the
+        prefix/suffix pair (the "skeleton", constant across a stream's text
+        chunks) is proven once by ``_learn`` to mean "only this text". The
+        literal then goes out byte for byte when that is exactly what
+        re-encoding would give, else it is decoded on its own; either way
+        the frames equal the full parse's.
         """
         i = p.find(_CONTENT_KEY)
         if i < 0:
@@ -320,11 +244,11 @@ class ChatStreamTranslator:
             if not self._learn(p[:j], p[end:]):
                 return None
         if end == j:
-            return []  # empty text: handled, no frame (ST-42)
+            return []  # empty text: handled, no frame
         literal = p[j - 1 : end + 1]
         if verbatim:
-            # No escapes and no control bytes: json.dumps(ensure_ascii=False)
-            # of the decoded text is these very bytes, once they are UTF-8.
+            # No escapes and no control bytes: the encoding of the decoded
+            # text is these very bytes, once they are known to be UTF-8.
             if not literal.isascii():
                 try:
                     literal.decode("utf-8")

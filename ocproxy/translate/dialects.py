@@ -1,19 +1,32 @@
 """One table from endpoint kind to its conversions, so the shell has no
 per-endpoint branches: build the upstream body, read a whole answer, and make
-a stream translator (routing.md §3.1)."""
+a stream translator."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.request import MessagesRequest
-from ocproxy.translate import anthropic, chat, chat_response, gemini, gemini_stream, responses, responses_stream
+from ocproxy.translate import (
+    anthropic,
+    chat,
+    chat_response,
+    gemini,
+    gemini_stream,
+    responses,
+    responses_stream,
+)
 from ocproxy.translate.chat_stream import ChatStreamTranslator
+from ocproxy.translate.ids import IdFactory
 from ocproxy.translate.sse import StreamTranslator, dumps, utf8_json
+
+#: ``response(data, model, ids, warnings)``: a whole 2xx answer → the Anthropic
+#: message bytes; anything worth logging is appended to ``warnings``.
+Response = Callable[[bytes, ModelConfig, IdFactory, list], bytes]
 
 
 def _json_object(data: bytes) -> dict:
@@ -26,9 +39,9 @@ def _json_object(data: bytes) -> dict:
     return obj
 
 
-def _converted(convert: Callable[[dict, ModelConfig], dict]) -> Callable[[bytes, ModelConfig], bytes]:
-    def parse(data: bytes, model: ModelConfig) -> bytes:
-        return utf8_json(dumps(convert(_json_object(data), model)))
+def _converted(convert: Callable[[dict, ModelConfig, IdFactory, list], dict]) -> Response:
+    def parse(data: bytes, model: ModelConfig, ids: IdFactory, warnings: list) -> bytes:
+        return utf8_json(dumps(convert(_json_object(data), model, ids, warnings)))
 
     return parse
 
@@ -46,9 +59,12 @@ def _built(build: Callable[[dict, ModelConfig, bool], dict]) -> Callable[[Messag
 class Dialect:
     endpoint: str
     body: Callable[[MessagesRequest, ModelConfig, bool], bytes]
-    response: Callable[[bytes, ModelConfig], bytes]
-    translator: Callable[[ModelConfig], StreamTranslator]
+    response: Response
+    translator: Callable[[ModelConfig, IdFactory], StreamTranslator]
     url_suffix: Callable[[bool], str] = lambda stream: ""
+    #: Raw passthrough: the heartbeat stays silent between the upstream's own
+    #: events, which the upstream paces itself.
+    pauses_heartbeat: bool = False
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -56,25 +72,26 @@ DIALECTS: dict[str, Dialect] = {
         "chat",
         _built(chat.build_request),
         _converted(chat_response.convert_response),
-        lambda model: ChatStreamTranslator(model.model_id),
+        lambda model, ids: ChatStreamTranslator(model.model_id, ids),
     ),
     "anthropic": Dialect(
         "anthropic",
         lambda req, model, stream: anthropic.passthrough_body(req.raw, model.model_id),
-        lambda data, model: anthropic.check_response(data),
-        lambda model: anthropic.PassthroughStream(),
+        lambda data, model, ids, warnings: anthropic.check_response(data),
+        lambda model, ids: anthropic.PassthroughStream(),
+        pauses_heartbeat=True,
     ),
     "responses": Dialect(
         "responses",
         _built(responses.build_request),
         _converted(responses_stream.convert_response),
-        lambda model: responses_stream.ResponsesStreamTranslator(model.model_id),
+        lambda model, ids: responses_stream.ResponsesStreamTranslator(model.model_id, ids),
     ),
     "gemini": Dialect(
         "gemini",
         _built(gemini.build_request),
         _converted(gemini_stream.convert_response),
-        lambda model: gemini_stream.GeminiStreamTranslator(model.model_id),
+        lambda model, ids: gemini_stream.GeminiStreamTranslator(model.model_id, ids),
         lambda stream: gemini.GEMINI_STREAM if stream else gemini.GEMINI_GENERATE,
     ),
 }

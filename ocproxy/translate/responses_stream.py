@@ -6,27 +6,18 @@ Pure: dicts and bytes in, dicts / SSE frames out.
 from __future__ import annotations
 
 import json
+
 from ..config import ModelConfig
 from ..errors import UpstreamDataError
-from . import request_blocks as rb
-from . import sse
+from .emitter import MessageEmitter
+from .ids import IdFactory
+from .message import error_text, message, tool_input
+from .sse import THINKING_SIGNATURE, DecodingTranslator, data_payload
+from .usage import responses_usage
 
 # ---------------------------------------------------------------------------
 # whole response
 # ---------------------------------------------------------------------------
-
-
-def _parse_args(arguments) -> dict:
-    """Tool arguments as an object; ``{}`` for anything else (TR-62)."""
-    if isinstance(arguments, dict):
-        return arguments
-    if not isinstance(arguments, str) or not arguments.strip():
-        return {}
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _reasoning_text(item: dict) -> str:
@@ -43,22 +34,18 @@ def _reasoning_text(item: dict) -> str:
     return ""
 
 
-def usage_of(usage) -> dict:
-    """Responses usage → Anthropic usage; ``input_tokens`` includes the cached
-    prompt, which is moved to ``cache_read_input_tokens`` (TR-70)."""
-    if not isinstance(usage, dict):
-        return rb.cached_usage(0, 0)
-    details = usage.get("input_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-    return rb.cached_usage(usage.get("input_tokens"), usage.get("output_tokens"), cached)
-
-
 def _failure_message(response: dict) -> str:
     error = response.get("error")
     if isinstance(error, dict) and error.get("message"):
-        code = f"{error['code']}: " if error.get("code") else ""
-        return f"Responses upstream failed: {code}{error['message']}"
+        return "Responses upstream failed: " + error_text(error, ("code",))
     return f"Responses upstream failed (status {response.get('status')})"
+
+
+def _error_event_message(event: dict) -> str:
+    error = event.get("error")
+    if isinstance(error, dict):
+        return "Responses upstream error: " + error_text(error, ("code", "type"))
+    return "Responses upstream error: " + error_text(event, ("code",))
 
 
 def _stop_reason(response: dict, tool_called: bool) -> str:
@@ -71,9 +58,9 @@ def _stop_reason(response: dict, tool_called: bool) -> str:
     return "end_turn"
 
 
-def convert_response(body: dict, model: ModelConfig) -> dict:
-    """A whole Responses API body → an Anthropic message (transform.md §6,
-    extended with reasoning and tool calls)."""
+def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: list[str]) -> dict:
+    """A whole Responses API body → an Anthropic message (text, reasoning
+    and tool calls)."""
     if not isinstance(body, dict):
         raise UpstreamDataError("Responses upstream returned a non-object body")
     if body.get("status") == "failed" or (isinstance(body.get("error"), dict) and not body.get("output")):
@@ -83,7 +70,6 @@ def convert_response(body: dict, model: ModelConfig) -> dict:
         raise UpstreamDataError("empty Responses output")
 
     content: list[dict] = []
-    tool_called = False
     for item in output:
         if not isinstance(item, dict):
             continue
@@ -91,7 +77,7 @@ def convert_response(body: dict, model: ModelConfig) -> dict:
         if kind == "reasoning":
             text = _reasoning_text(item)
             if text:
-                content.append({"type": "thinking", "thinking": text, "signature": sse.THINKING_SIGNATURE})
+                content.append({"type": "thinking", "thinking": text, "signature": THINKING_SIGNATURE})
         elif kind == "message":
             for part in item.get("content") or ():
                 if not isinstance(part, dict):
@@ -100,27 +86,19 @@ def convert_response(body: dict, model: ModelConfig) -> dict:
                 if part.get("type") in ("output_text", "refusal") and text:
                     content.append({"type": "text", "text": text})
         elif kind == "function_call":
-            tool_called = True
+            name = item.get("name") or ""
             content.append(
                 {
                     "type": "tool_use",
-                    "id": item.get("call_id") or sse.new_tool_id(),
-                    "name": item.get("name") or "",
-                    "input": _parse_args(item.get("arguments")),
+                    "id": item.get("call_id") or ids("toolu_"),
+                    "name": name,
+                    "input": tool_input(item.get("arguments"), name, warnings),
                 }
             )
-    if not content:
-        content.append({"type": "text", "text": ""})
-    return {
-        "id": sse.new_message_id(),
-        "type": "message",
-        "role": "assistant",
-        "content": content,
-        "model": model.model_id,
-        "stop_reason": _stop_reason(body, tool_called),
-        "stop_sequence": None,
-        "usage": usage_of(body.get("usage")),
-    }
+    tool_called = any(block["type"] == "tool_use" for block in content)
+    return message(
+        ids("msg_"), model.model_id, content, _stop_reason(body, tool_called), responses_usage(body.get("usage"))
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -128,21 +106,21 @@ def convert_response(body: dict, model: ModelConfig) -> dict:
 # ---------------------------------------------------------------------------
 
 
-class ResponsesStreamTranslator(sse.LineTranslator):
+class ResponsesStreamTranslator(DecodingTranslator):
     """Responses API SSE events → Anthropic SSE frames.
 
-    Reading follows ST-40/ST-41 (lines as they arrive, ``data:`` payloads,
-    ``[DONE]``); the ``event:`` lines are redundant with each payload's
-    ``type`` and are ignored. Unparseable payloads are skipped without a
-    failure count (streaming.md §7). Function calls are keyed by
-    ``output_index`` (every argument event carries it), with ``item_id`` as a
-    fallback for gateways that drop it. The closing frames are written as
-    soon as the upstream says it is finished, so the client does not wait for
-    the connection to close.
+    The ``event:`` lines are redundant with each payload's ``type`` and are
+    ignored; unparseable payloads are skipped without a failure count, as
+    the reference did. Function calls are keyed by ``output_index`` (every
+    argument event carries it), with ``item_id`` as a fallback for gateways
+    that drop it. The closing frames are written as soon as the upstream
+    says it is finished, so the client does not wait for the connection to
+    close.
     """
 
-    def __init__(self, model_id: str):
-        super().__init__(model_id)
+    def __init__(self, model_id: str, ids: IdFactory):
+        super().__init__()
+        self.emitter = MessageEmitter(model_id, ids)
         self._handled = False
         self._keys: dict[str, object] = {}  # item id -> tool key
         self._args_seen: set = set()  # tool keys that got argument text
@@ -150,22 +128,23 @@ class ResponsesStreamTranslator(sse.LineTranslator):
 
     # -- reading -----------------------------------------------------------
 
-    def _end_of_stream(self) -> list[bytes]:
-        return self._finish("end_turn", None)
+    def _end(self, out: list[bytes]) -> None:
+        if not self.done:
+            out += self._finish("end_turn", None)
 
-    def _line(self, line: bytes) -> list[bytes]:
-        payload = sse.data_payload(line)
+    def _item(self, line: bytes, out: list[bytes]) -> None:
+        payload = data_payload(line)
         if payload is None:
-            return []
+            return
         if payload == b"[DONE]":
-            return self._finish("end_turn", None)
+            out += self._finish("end_turn", None)
+            return
         try:
             event = json.loads(payload)
         except ValueError:
-            return []
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            return []
-        return self._event(event)
+            return
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
+            out += self._event(event)
 
     # -- events ------------------------------------------------------------
 
@@ -248,11 +227,4 @@ class ResponsesStreamTranslator(sse.LineTranslator):
         if not self._handled:
             raise UpstreamDataError("empty stream")
         self.done = True
-        return self.emitter.finish(stop_reason, usage_of(usage))
-
-
-def _error_event_message(event: dict) -> str:
-    error = event.get("error") if isinstance(event.get("error"), dict) else event
-    code = error.get("code") or (error.get("type") if error is not event else None)
-    message = error.get("message") or "no message"
-    return f"Responses upstream error: {code}: {message}" if code else f"Responses upstream error: {message}"
+        return self.emitter.finish(stop_reason, responses_usage(usage))

@@ -1,20 +1,14 @@
-"""SSE framing and the Anthropic event sequence shared by every translated stream.
+"""SSE on the wire: one decoder for every upstream stream, and the framing of
+what the proxy writes.
 
-Pure: bytes and dicts in, complete frames (``bytes``) out. Each returned frame
-is one whole ``event: …\\ndata: …\\n\\n`` unit, so the writer can treat it as
-indivisible (streaming.md ST-10, ST-60).
-
-``MessageEmitter`` owns the block-index bookkeeping that the chat, Responses
-and Gemini translators all need (ST-30…ST-35, ST-42, ST-46), so none of them
-re-implements it.
+Pure: bytes in, lines or whole events (``bytes``) out. Every frame the proxy
+writes is one whole ``event: …\\ndata: …\\n\\n`` unit, so the writer can keep
+it indivisible and a keep-alive never lands inside one.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import threading
 from typing import Protocol
 
 from ocproxy.errors import UpstreamDataError
@@ -22,20 +16,21 @@ from ocproxy.errors import UpstreamDataError
 KEEPALIVE = b":keepalive\n\n"
 THINKING_SIGNATURE = "proxy-thinking-placeholder"
 
+#: The longest line (or, for passthrough, event) an upstream may send. Big
+#: enough for a whole file as tool arguments on one line; without a limit an
+#: upstream that never ends a line would grow the buffer without bound.
+MAX_BYTES = 32 * 1024 * 1024
+
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _utf8(json_text: str) -> bytes:
+def utf8_json(json_text: str) -> bytes:
     """UTF-8 bytes of serialised JSON. JSON lets an upstream send a lone
     surrogate (``"\\ud83d"``); Python decodes it to a str that strict UTF-8
-    cannot encode, which crashed the translator. Inside JSON text such a code
-    point can only sit in a string literal, where ``backslashreplace`` writes
-    exactly the JSON escape ``\\udXXX`` again: valid JSON, same meaning."""
+    cannot encode. Inside JSON text such a code point can only sit in a
+    string literal, where ``backslashreplace`` writes exactly the JSON escape
+    ``\\udXXX`` again: valid JSON, same meaning."""
     return json_text.encode("utf-8", "backslashreplace")
-
-
-#: Public name for the surrogate-safe encoder (request/response bodies too).
-utf8_json = _utf8
 
 
 def dumps(obj) -> str:
@@ -44,79 +39,114 @@ def dumps(obj) -> str:
 
 
 def encode_event(event: dict) -> bytes:
-    return _utf8(f"event: {event['type']}\ndata: {_dumps(event)}\n\n")
+    return utf8_json(f"event: {event['type']}\ndata: {_dumps(event)}\n\n")
 
 
 def error_frame(message: str, kind: str = "api_error") -> bytes:
     return encode_event({"type": "error", "error": {"type": kind, "message": message}})
 
 
-# Unique ids: a per-process random prefix plus a counter. The counter is an
-# itertools.count, whose next() is atomic under the GIL; _id_lock guards it
-# anyway so the guarantee does not rest on an implementation detail.
-_id_prefix = os.urandom(6).hex()
-_id_counter = itertools.count(1)
-_id_lock = threading.Lock()
+def data_payload(line: bytes) -> bytes | None:
+    """The payload of a ``data:`` line (one optional leading space removed),
+    or ``None`` for every other line and for an empty payload."""
+    if not line.startswith(b"data:"):
+        return None
+    payload = line[6:] if line[5:6] == b" " else line[5:]
+    return payload or None
 
 
-def unique_suffix() -> str:
-    with _id_lock:
-        n = next(_id_counter)
-    return f"{_id_prefix}{n:06x}"
+def _too_long() -> UpstreamDataError:
+    return UpstreamDataError("SSE line longer than 32 MiB")
 
 
-def new_message_id() -> str:
-    return "msg_" + unique_suffix()
+class SSEDecoder:
+    """Splits an upstream byte stream at CRLF, LF or lone CR line ends.
 
-
-def new_tool_id() -> str:
-    return "toolu_" + unique_suffix()
-
-
-class LineBuffer:
-    """Splits a byte stream into lines as soon as each ``\\n`` arrives (ST-40).
-
-    Lines are returned stripped of surrounding whitespace (``\\r`` included).
-    ``flush`` returns the unterminated last line at EOF. An unfinished line
-    is kept as a list of pieces and joined once, when its end arrives, so a
-    10 MB line read in 64 kB pieces costs linear time, not quadratic.
+    By default ``feed`` returns each complete line as soon as its line end
+    arrives, stripped of surrounding whitespace, blank lines left out: the
+    translators act on every ``data:`` line at once instead of waiting for
+    the blank line that ends the event. With ``whole_events`` it returns each
+    event's own bytes (terminator included) once a blank line ends it, for
+    passthrough. A CR at the very end of the input is held back until the
+    next byte shows whether it is half of a CRLF. Unfinished input is kept as
+    pieces and joined once, so a huge line read in small pieces costs linear
+    time; past ``MAX_BYTES`` it fails the attempt.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_event", "_event_len", "_pending", "_pending_len", "_whole_events")
 
-    def __init__(self) -> None:
-        self._pending: list[bytes] = []
+    def __init__(self, *, whole_events: bool = False) -> None:
+        self._whole_events = whole_events
+        self._pending: list[bytes] = []  # the unterminated last line
+        self._pending_len = 0
+        self._event: list[bytes] = []  # whole_events: raw lines of the open event
+        self._event_len = 0
 
-    def feed(self, data: bytes) -> list[bytes]:
-        if b"\n" not in data:
-            if data:
-                self._pending.append(data)
-            return []
+    def feed(self, data: bytes) -> list:
+        """Complete lines (or events), then an ``UpstreamDataError`` as the
+        last item once the cap is passed: what came before it still counts."""
+        held_cr = self._pending and self._pending[-1][-1:] == b"\r"
+        if b"\n" not in data and b"\r" not in data and not held_cr:
+            return self._hold(data, []) if data else []
         if self._pending:
             self._pending.append(data)
             data = b"".join(self._pending)
             self._pending = []
-        parts = data.split(b"\n")
-        rest = parts.pop()
-        if rest:
-            self._pending.append(rest)
-        return [p.strip() for p in parts]
+            self._pending_len = 0
+        lines = data.splitlines(True)
+        rest = lines.pop() if lines[-1][-1:] != b"\n" else b""  # unterminated, or a CR a LF may follow
+        if self._whole_events:
+            out = self._events(lines)
+        elif len(data) <= MAX_BYTES:
+            out = [s for s in map(bytes.strip, lines) if s]
+        else:
+            out = self._long_lines(lines)
+        return self._hold(rest, out) if rest else out
 
-    def flush(self) -> list[bytes]:
-        rest = b"".join(self._pending).strip()
-        self._pending = []
+    def close(self) -> list[bytes]:
+        """At EOF: the unterminated rest (passthrough: as it is)."""
+        rest = b"".join(self._event + self._pending)
+        self._event, self._pending = [], []
+        if not self._whole_events:
+            rest = rest.strip()
         return [rest] if rest else []
 
+    def _hold(self, piece: bytes, out: list) -> list:
+        self._pending.append(piece)
+        self._pending_len += len(piece)
+        if self._pending_len + self._event_len > MAX_BYTES and not (out and isinstance(out[-1], Exception)):
+            out.append(_too_long())
+        return out
 
-def data_payload(line: bytes) -> bytes | None:
-    """The payload of a ``data:`` line (one optional leading space removed),
-    or ``None`` for every other line and for an empty payload (ST-41)."""
-    if not line.startswith(b"data:"):
-        return None
-    payload = line[5:]
-    if payload[:1] == b" ":
-        payload = payload[1:]
-    return payload or None
+    def _long_lines(self, lines: list[bytes]) -> list:
+        out: list = []
+        for line in lines:
+            if len(line) > MAX_BYTES:
+                out.append(_too_long())
+                break
+            line = line.strip()
+            if line:
+                out.append(line)
+        return out
+
+    def _events(self, lines: list[bytes]) -> list:
+        """A blank line ends a non-empty event; a blank line with nothing
+        before it stays with the next event, as the upstream sent it."""
+        out: list = []
+        event = self._event
+        for line in lines:
+            if event and line in (b"\n", b"\r\n", b"\r"):
+                event.append(line)
+                out.append(b"".join(event))
+                event.clear()
+                self._event_len = 0
+            else:
+                event.append(line)
+                self._event_len += len(line)
+                if self._event_len > MAX_BYTES:
+                    out.append(_too_long())
+                    break
+        return out
 
 
 class StreamTranslator(Protocol):
@@ -125,13 +155,10 @@ class StreamTranslator(Protocol):
     ``feed`` gets raw upstream bytes as they arrive and returns complete
     frames to write, in order. ``close`` is called at upstream EOF (or once
     ``done`` turned true) and returns the closing frames; it raises
-    ``UpstreamDataError`` when the attempt produced nothing usable (ST-46).
-    Both raise ``AttemptFailure`` subclasses for failures inside the data.
+    ``UpstreamDataError`` when the attempt produced nothing usable. Both
+    raise ``AttemptFailure`` subclasses for failures inside the data.
     """
 
-    #: True for raw Anthropic passthrough: the heartbeat must stay silent
-    #: between the upstream's own events (ST-51, ST-72).
-    pauses_heartbeat: bool
     #: True once the upstream said it is finished ([DONE], response.completed…).
     done: bool
 
@@ -140,33 +167,37 @@ class StreamTranslator(Protocol):
     def close(self) -> list[bytes]: ...
 
 
-class LineTranslator:
-    """The reading loop shared by the line-oriented translators (Responses,
-    Gemini): lines as they arrive, ``_line`` for each, ``_end_of_stream`` at
-    EOF unless the upstream already said it was done.
+class DecodingTranslator:
+    """The reading loop every stream translator shares: decoded lines (or
+    passthrough events) go to ``_item`` one by one; ``_end`` gives the
+    closing frames at EOF. Nothing after ``done`` is read.
 
     A failure found after frames of the same read is raised by the *next*
     call, so what the client sees does not depend on how the upstream's
     bytes were split into reads.
     """
 
-    pauses_heartbeat = False
+    whole_events = False
 
-    def __init__(self, model_id: str):
-        self.emitter = MessageEmitter(model_id)
+    def __init__(self) -> None:
         self.done = False
-        self._lines = LineBuffer()
+        self._decoder = SSEDecoder(whole_events=self.whole_events)
         self._failure: UpstreamDataError | None = None
+        self._closed = False
 
     def feed(self, data: bytes) -> list[bytes]:
         if self._failure is not None:
             raise self._failure
         out: list[bytes] = []
+        if self.done or self._closed:
+            return out
         try:
-            for line in self._lines.feed(data):
+            for item in self._decoder.feed(data):
+                if isinstance(item, UpstreamDataError):
+                    raise item
+                self._item(item, out)
                 if self.done:
                     break
-                out.extend(self._line(line))
         except UpstreamDataError as exc:
             if not out:
                 raise
@@ -176,195 +207,18 @@ class LineTranslator:
     def close(self) -> list[bytes]:
         if self._failure is not None:
             raise self._failure
-        if self.done:
+        if self._closed:
             return []
+        self._closed = True
         out: list[bytes] = []
-        for line in self._lines.flush():
-            out.extend(self._line(line))
         if not self.done:
-            out.extend(self._end_of_stream())
+            for item in self._decoder.close():
+                self._item(item, out)
+        self._end(out)
         return out
 
-    def _line(self, line: bytes) -> list[bytes]:
+    def _item(self, item: bytes, out: list[bytes]) -> None:
         raise NotImplementedError
 
-    def _end_of_stream(self) -> list[bytes]:
+    def _end(self, out: list[bytes]) -> None:
         raise NotImplementedError
-
-
-def _text_delta_template(index: int) -> tuple[bytes, bytes]:
-    head = (
-        'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-        '"delta":{"type":"text_delta","text":' % index
-    ).encode()
-    return head, b"}}\n\n"
-
-
-class MessageEmitter:
-    """Builds one Anthropic message event sequence.
-
-    Rules kept here: ``message_start`` is written lazily before the first
-    other frame and at most once (ST-42, ST-35); block indices run 0, 1, 2…
-    without gaps or reuse (ST-30); at most one text-or-thinking block is open
-    and it is closed before a different kind opens (ST-32); tool blocks stay
-    open until ``close_all`` (ST-33); closing is in ascending index order and a
-    thinking block gets its signature delta first (ST-34).
-    """
-
-    def __init__(self, model: str, message_id: str | None = None):
-        self.model = model
-        self.message_id = message_id or new_message_id()
-        self.started = False
-        self.tool_emitted = False
-        self._next_index = 0
-        self._open: dict[int, str] = {}  # index -> "text" | "thinking" | "tool_use"
-        self._flow: tuple[int, str] | None = None  # the open text/thinking block
-        self._tools: dict[object, int] = {}  # upstream tool key -> block index
-        self._text_head = b""
-        self._text_tail = b""
-
-    # -- building blocks -------------------------------------------------
-
-    def _start_message(self, out: list[bytes]) -> None:
-        if not self.started:
-            self.started = True
-            out.append(
-                encode_event(
-                    {
-                        "type": "message_start",
-                        "message": {
-                            "id": self.message_id,
-                            "type": "message",
-                            "role": "assistant",
-                            "content": [],
-                            "model": self.model,
-                            "stop_reason": None,
-                            "stop_sequence": None,
-                            "usage": {"input_tokens": 0, "output_tokens": 0},
-                        },
-                    }
-                )
-            )
-
-    def _open_block(self, kind: str, block: dict, out: list[bytes]) -> int:
-        self._start_message(out)
-        index = self._next_index
-        self._next_index += 1
-        self._open[index] = kind
-        out.append(encode_event({"type": "content_block_start", "index": index, "content_block": block}))
-        return index
-
-    def _close(self, index: int, out: list[bytes]) -> None:
-        kind = self._open.pop(index)
-        if kind == "thinking":
-            out.append(
-                encode_event(
-                    {
-                        "type": "content_block_delta",
-                        "index": index,
-                        "delta": {"type": "signature_delta", "signature": THINKING_SIGNATURE},
-                    }
-                )
-            )
-        out.append(encode_event({"type": "content_block_stop", "index": index}))
-        if self._flow and self._flow[0] == index:
-            self._flow = None
-
-    def _ensure_flow(self, kind: str, out: list[bytes]) -> int:
-        if self._flow and self._flow[1] == kind:
-            return self._flow[0]
-        if self._flow:
-            self._close(self._flow[0], out)
-        block = {"type": "text", "text": ""} if kind == "text" else {
-            "type": "thinking",
-            "thinking": "",
-            "signature": THINKING_SIGNATURE,
-        }
-        index = self._open_block(kind, block, out)
-        self._flow = (index, kind)
-        if kind == "text":
-            self._text_head, self._text_tail = _text_delta_template(index)
-        return index
-
-    # -- public API ------------------------------------------------------
-
-    def text(self, text: str) -> list[bytes]:
-        out: list[bytes] = []
-        if text:
-            self._ensure_flow("text", out)
-            out.append(self._text_head + _utf8(_dumps(text)) + self._text_tail)
-        return out
-
-    def text_json(self, json_string: bytes) -> list[bytes]:
-        """Fast path: ``json_string`` is an already-encoded, non-empty JSON
-        string literal (quotes included) known to be equivalent to the text."""
-        out: list[bytes] = []
-        self._ensure_flow("text", out)
-        out.append(self._text_head + json_string + self._text_tail)
-        return out
-
-    def thinking(self, text: str) -> list[bytes]:
-        out: list[bytes] = []
-        if text:
-            index = self._ensure_flow("thinking", out)
-            out.append(
-                encode_event(
-                    {"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": text}}
-                )
-            )
-        return out
-
-    def tool_is_open(self, key: object) -> bool:
-        return key in self._tools
-
-    def tool_start(self, key: object, tool_id: str | None, name: str) -> list[bytes]:
-        """Open a tool_use block for upstream call ``key`` (closing an open
-        text/thinking block first)."""
-        out: list[bytes] = []
-        if self._flow:
-            self._close(self._flow[0], out)
-        block = {"type": "tool_use", "id": tool_id or new_tool_id(), "name": name, "input": {}}
-        self._tools[key] = self._open_block("tool_use", block, out)
-        self.tool_emitted = True
-        return out
-
-    def tool_args(self, key: object, partial_json: str) -> list[bytes]:
-        if not partial_json or key not in self._tools:
-            return []
-        return [
-            encode_event(
-                {
-                    "type": "content_block_delta",
-                    "index": self._tools[key],
-                    "delta": {"type": "input_json_delta", "partial_json": partial_json},
-                }
-            )
-        ]
-
-    def close_all(self) -> list[bytes]:
-        """Close every open block in ascending index order; forget tool keys."""
-        out: list[bytes] = []
-        for index in sorted(self._open):
-            self._close(index, out)
-        self._tools.clear()
-        return out
-
-    def finish(self, stop_reason: str, usage: dict | None) -> list[bytes]:
-        """The closing frames: message_start if still owed, every open block
-        closed, one message_delta, message_stop (ST-46, ST-47)."""
-        out: list[bytes] = []
-        self._start_message(out)
-        out.extend(self.close_all())
-        if self.tool_emitted and stop_reason == "end_turn":
-            stop_reason = "tool_use"
-        out.append(
-            encode_event(
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                    "usage": usage or {"input_tokens": 0, "output_tokens": 0},
-                }
-            )
-        )
-        out.append(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
-        return out

@@ -1,9 +1,9 @@
-"""OpenAI-style usage → Anthropic usage (transform.md §4, TR-70/TR-71).
+"""Upstream token counts → Anthropic usage, for every dialect, whole and
+streamed.
 
 Claude Code sizes its context as input + cache_read + cache_creation, so a
 cached token must be counted in exactly one of them; counting cache hits
-inside ``input_tokens`` too made it auto-compact ~5× too early (B11).
-Shared by the non-streaming converter and the stream translators.
+inside ``input_tokens`` too made it auto-compact about five times too early.
 """
 
 from __future__ import annotations
@@ -40,3 +40,33 @@ def anthropic_usage(openai_usage: dict | None) -> dict:
     if creation > 0:
         out["cache_creation_input_tokens"] = creation
     return out
+
+
+def cached_usage(prompt_tokens, output_tokens, cached_tokens=0) -> dict:
+    """Usage for upstreams that count cached tokens *inside* the prompt: the
+    cached part is moved out of ``input_tokens`` into the cache-read count."""
+    return anthropic_usage(
+        {"prompt_tokens": prompt_tokens, "completion_tokens": output_tokens, "prompt_cache_hit_tokens": cached_tokens}
+    )
+
+
+def responses_usage(usage) -> dict:
+    """Responses ``usage``; ``input_tokens`` includes the cached prompt."""
+    if not isinstance(usage, dict):
+        return cached_usage(0, 0)
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return cached_usage(usage.get("input_tokens"), usage.get("output_tokens"), cached)
+
+
+def gemini_usage(meta) -> dict:
+    """Gemini ``usageMetadata``; ``promptTokenCount`` includes the cached
+    part, and thinking tokens are billed as output, so they count as output."""
+    if not isinstance(meta, dict):
+        return cached_usage(0, 0)
+    output = 0
+    for key in ("candidatesTokenCount", "thoughtsTokenCount"):
+        value = meta.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            output += value
+    return cached_usage(meta.get("promptTokenCount"), output, meta.get("cachedContentTokenCount"))
