@@ -28,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError as Urllib3Error, ReadTimeoutError
+from urllib3.exceptions import HTTPError as Urllib3Error, ProtocolError, ReadTimeoutError
 
 from ocproxy.errors import (
     AttemptFailure,
@@ -384,14 +384,23 @@ def _read_all(stream: UpstreamStream, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    low = text.lower()
-    if "refused" in low:
-        return "connection refused"
-    if "reset" in low or "aborted" in low:
-        return "connection reset"
-    return text[:300]
+def _reason(exc: BaseException) -> str:
+    """What broke the connection, from the exception types in ``exc``'s
+    chain (never its text, which carries the URL)."""
+    seen: set[int] = set()
+    pending: list = [exc]
+    while pending:
+        err = pending.pop()
+        if not isinstance(err, BaseException) or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused"
+        # urllib3 wraps every failure mid-request as "Connection aborted."
+        if isinstance(err, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ProtocolError)):
+            return "connection reset"
+        pending += [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+    return str(exc)[:300]
 
 
 __all__ = ["Attempt", "CancelScope", "UpstreamClient", "UpstreamStream"]
