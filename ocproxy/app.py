@@ -197,8 +197,11 @@ class ProxyApp:
         snap = self.metrics.snapshot()
         metrics = {k: snap[k] for k in (
             "requests_received", "requests_success", "requests_failed", "requests_streamed",
-            "upstream_calls", "rate_limited", "deduplicated", "p95_latency_ms", "p99_latency_ms",
-            "fallbacks", "client_cancelled")}
+            "rate_limited", "p95_latency_ms", "p99_latency_ms", "fallbacks", "client_cancelled")}
+        # The Go proxy's field set: "upstream_calls" counted the same moments
+        # as requests_success, and its request dedup was never on.
+        metrics["upstream_calls"] = snap["requests_success"]
+        metrics["deduplicated"] = 0
         metrics["streams_open"] = self.heartbeat.open_streams
         body = {
             "status": "ok",
