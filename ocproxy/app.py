@@ -73,7 +73,7 @@ class ProxyApp:
         self.heartbeat = Heartbeat()  # the shared ticker: keep-alives and client watches
         self.services = Services(self.client, KeyRotator(), self.breakers, self.metrics, ClientWatch(self.heartbeat))
         self.started_at = time.time()
-        count_text("warm up")  # load the encoder now, not inside the first request (~130 ms)
+        count_text("warm up")  # load the encoder now, not inside the first request
         self._ids = itertools.count(1)  # next() is atomic under the GIL; ids need only be unique
         self._lock = threading.Lock()  # guards _streams, _inflight and _closing
         self._inflight = 0  # non-streaming /v1/messages requests being answered
