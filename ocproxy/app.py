@@ -74,8 +74,8 @@ class ProxyApp:
         self.services = Services(self.client, KeyRotator(), self.breakers, self.metrics, ClientWatch(self.heartbeat))
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request
-        self._ids = itertools.count(1)  # next() is atomic under the GIL; ids need only be unique
-        self._lock = threading.Lock()  # guards _streams, _inflight and _closing
+        self._lock = threading.Lock()  # guards _ids, _streams, _inflight and _closing
+        self._ids = itertools.count(1)  # request ids: unique within the process
         self._inflight = 0  # non-streaming /v1/messages requests being answered
         self._streams: dict[StreamResponse, CancelScope] = {}  # open streams and their cancel switch
         self._closing = False
@@ -174,8 +174,10 @@ class ProxyApp:
             raise ProxyError(401, "invalid or missing API key")
 
     def _request_id(self, environ: dict) -> str:
-        given = environ.get("HTTP_X_REQUEST_ID")
-        rid = given if given else f"req-{int(time.time())}-{next(self._ids)}"
+        rid = environ.get("HTTP_X_REQUEST_ID")
+        if not rid:
+            with self._lock:
+                rid = f"req-{int(time.time())}-{next(self._ids)}"
         environ["ocproxy.request_id"] = rid
         return rid
 

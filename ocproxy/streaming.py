@@ -272,6 +272,10 @@ class StreamResponse:
     ``pump(writer)`` runs in a thread started on the first ``next``; it must
     end the writer (``finish``) however it ends. ``cancel()`` is called when
     the client goes so the pump's upstream read is aborted at once.
+
+    ``_lock`` guards ``_thread`` and ``_closed``: the host iterates and
+    closes in its request thread, but ``ProxyApp.close`` may close a
+    response the host abandoned from the thread that shuts the server down.
     """
 
     JOIN_SECONDS = 5.0
@@ -289,6 +293,7 @@ class StreamResponse:
         self._heartbeat = heartbeat
         self._cancel = cancel
         self._on_done = on_done
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
         writer.on_gone(cancel)
@@ -301,10 +306,11 @@ class StreamResponse:
         return self
 
     def __next__(self) -> bytes:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run_pump, name="ocproxy-pump", daemon=True)
-            self._heartbeat.add(self._writer)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run_pump, name="ocproxy-pump", daemon=True)
+                self._heartbeat.add(self._writer)
+                self._thread.start()
         data = self._writer.take()
         if data is None:
             raise StopIteration
@@ -320,14 +326,16 @@ class StreamResponse:
 
     def close(self) -> None:
         """Called by the host when the response ends, normally or not."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
         self._writer.mark_gone()  # no-op after a normal finish
         self._heartbeat.discard(self._writer)
-        if self._thread is not None:
-            self._thread.join(self.JOIN_SECONDS)
-            if self._thread.is_alive():
+        if thread is not None:
+            thread.join(self.JOIN_SECONDS)
+            if thread.is_alive():
                 log.warning("stream pump still running %.0fs after close", self.JOIN_SECONDS)
         if self._on_done is not None:
             self._on_done()

@@ -18,7 +18,6 @@ sending must not be cut off by one.
 from __future__ import annotations
 
 import http.client
-import logging
 import os
 import socket
 import threading
@@ -39,8 +38,6 @@ from ocproxy.errors import (
     UpstreamConnectionError,
     UpstreamHTTPError,
 )
-
-log = logging.getLogger("ocproxy.upstream")
 
 _current = threading.local()  # .attempt: the Attempt the calling thread is making
 
@@ -401,6 +398,3 @@ def _reason(exc: BaseException) -> str:
             return "connection reset"
         pending += [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
     return str(exc)[:300]
-
-
-__all__ = ["Attempt", "CancelScope", "UpstreamClient", "UpstreamStream"]
