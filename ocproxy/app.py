@@ -26,13 +26,12 @@ from ocproxy.config import Config, ConfigHolder
 from ocproxy.errors import ClientGone, ProxyError
 from ocproxy.metrics import Metrics
 from ocproxy.ratelimit import RateLimiter, client_key
-from ocproxy.relay import Call, ServerClosing, Services, StreamRelay, answer_whole
+from ocproxy.relay import Call, InFlight, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
 from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import RoutingError, build_route
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
-from ocproxy.translate.sse import error_frame
 from ocproxy.upstream.client import CancelScope, UpstreamClient
 from ocproxy.upstream.identity import KeyRotator
 
@@ -74,11 +73,9 @@ class ProxyApp:
         self.services = Services(self.client, KeyRotator(), self.breakers, self.metrics, ClientWatch(self.heartbeat))
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request
-        self._lock = threading.Lock()  # guards _ids, _streams, _inflight and _closing
+        self.inflight = InFlight()
+        self._ids_lock = threading.Lock()  # guards _ids
         self._ids = itertools.count(1)  # request ids: unique within the process
-        self._inflight = 0  # non-streaming /v1/messages requests being answered
-        self._streams: dict[StreamResponse, CancelScope] = {}  # open streams and their cancel switch
-        self._closing = False
         self._handlers: dict[str, Callable] = {
             "messages": self._messages,
             "count_tokens": self._count_tokens,
@@ -109,32 +106,14 @@ class ProxyApp:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop taking work, end open streams with an ``error`` event, join
-        every thread we own. Streams still open get the error frame first,
-        then their upstream is aborted; the host delivers the frame and
-        closes the iterable, which joins the pump."""
-        with self._lock:
-            self._closing = True
-            open_streams = list(self._streams.items())
-        for response, scope in open_streams:
-            response.writer.finish([error_frame("server shutting down")])
-            scope.cancel(ServerClosing())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self._streams:
-                    break
-            time.sleep(0.02)
-        with self._lock:
-            leftovers = list(self._streams)
-        for response in leftovers:  # the host never closed them: do it ourselves
-            response.close()
+        every thread we own (pumps, then the ticker)."""
+        self.inflight.close(timeout)
         self.heartbeat.stop()
         self.client.close()
 
     def idle(self) -> bool:
         """No request in flight and no stream open (for graceful shutdown)."""
-        with self._lock:
-            return self._inflight == 0 and not self._streams
+        return self.inflight.idle()
 
     @property
     def config(self) -> Config:
@@ -176,7 +155,7 @@ class ProxyApp:
     def _request_id(self, environ: dict) -> str:
         rid = environ.get("HTTP_X_REQUEST_ID")
         if not rid:
-            with self._lock:
+            with self._ids_lock:
                 rid = f"req-{int(time.time())}-{next(self._ids)}"
         environ["ocproxy.request_id"] = rid
         return rid
@@ -270,18 +249,12 @@ class ProxyApp:
         call = Call(cfg, req, environ, rid, route, started)
         if req.stream:
             return self._stream(call, start_response)
-        with self._lock:
-            if self._closing:
-                raise ProxyError(529, "server is shutting down")
-            self._inflight += 1
         try:
-            body = answer_whole(call, self.services)
+            with self.inflight.whole():
+                body = answer_whole(call, self.services)
         except ClientGone:  # nobody is left to read an answer
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
-        finally:
-            with self._lock:
-                self._inflight -= 1
         return self._json(environ, start_response, body)
 
     def _stream(self, call: Call, start_response):
@@ -289,11 +262,8 @@ class ProxyApp:
         scope = CancelScope()
         relay = StreamRelay(call, self.services, writer, scope)
         response = StreamResponse(writer, relay.pump, self.heartbeat, scope.cancel,
-                                  on_done=lambda: self._forget(response))
-        with self._lock:
-            if self._closing:
-                raise ProxyError(529, "server is shutting down")
-            self._streams[response] = scope
+                                  on_done=lambda: self.inflight.forget_stream(response))
+        self.inflight.add_stream(response, scope)
         start_response("200 OK", [
             ("Content-Type", "text/event-stream"),
             ("Cache-Control", "no-cache"),
@@ -301,10 +271,6 @@ class ProxyApp:
             ("X-Request-ID", call.rid),
         ])
         return response
-
-    def _forget(self, response: StreamResponse) -> None:
-        with self._lock:
-            self._streams.pop(response, None)
 
 
 def read_body(environ: dict, limit: int) -> bytes:

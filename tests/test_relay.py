@@ -137,3 +137,20 @@ def test_copy_stream_pauses_the_heartbeat_around_a_passthrough_and_stops_when_do
     copy_stream(upstream, _Passthrough(), writer)
     assert writer.written == [b"one"] and writer.finished == [b"end"]
     assert writer.pauses == [True, False] and upstream.closed
+
+
+def test_in_flight_counts_whole_requests_and_refuses_new_work_once_closing():
+    from ocproxy.errors import ProxyError
+    from ocproxy.relay import InFlight
+
+    inflight = InFlight()
+    with inflight.whole():
+        assert not inflight.idle()
+    assert inflight.idle()
+    inflight.close(timeout=0.1)
+    with pytest.raises(ProxyError) as info:
+        with inflight.whole():
+            pass
+    assert info.value.status == 529
+    with pytest.raises(ProxyError):
+        inflight.add_stream(object(), CancelScope())
