@@ -7,11 +7,10 @@ Two families live here and must never be confused:
   a stream has begun).
 * ``AttemptFailure`` and its subclasses describe why one upstream attempt did
   not succeed. The fallback loop decides "charge the breaker / next model /
-  block the provider" from the *class and status*, never from message text
-  (routing.md §10), except for the catch-all row that the spec defines by text.
+  block the provider" from the *class and status*, never from message text.
 
 ``ClientGone`` is neither: the client left, so nothing is answered and nothing
-is charged (ST-90, routing.md §8 CANCELLED).
+is charged.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from __future__ import annotations
 import enum
 import json
 
-# HTTP status -> Anthropic error type (contract.md "HTTP surface").
+# HTTP status -> Anthropic error type.
 _KIND_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -64,7 +63,7 @@ class ClientGone(Exception):
 class AttemptFailure(Exception):
     """One upstream attempt failed; the chain may move on."""
 
-    #: streaming.md ST-84 cause label, used in logs and error frames.
+    #: A short label for logs, and for the stream's error frame.
     cause = "upstream-failure"
 
 
@@ -110,20 +109,23 @@ class Verdict(enum.Enum):
     BLOCK_PROVIDER = "block"  # skip the rest of this provider's models
 
 
-_RETRY_WORDS = ("timeout", "connection refused", "connection reset", "rate limit", "503", "502", "500")
-
-
 def classify(failure: AttemptFailure, key_count: int) -> Verdict:
-    """routing.md §10, in its order: usage limit, auth, status, network, text."""
+    """The verdict from the failure's class and HTTP status alone. A message
+    is whatever a library or the upstream wrote, and may carry a URL or a
+    session id: "timeout" or "500" in it must not charge a breaker."""
     if isinstance(failure, UpstreamHTTPError):
+        # The upstream names this error kind in its body; checked before the
+        # auth rule because a usage limit can come with any status.
         if "GoUsageLimitError" in failure.body:
             return Verdict.BLOCK_PROVIDER
         if failure.status in (401, 403):
+            # One key: every model of the provider would fail the same way.
             return Verdict.BLOCK_PROVIDER if key_count <= 1 else Verdict.NEXT
         return Verdict.CHARGE if failure.status >= 500 else Verdict.NEXT
     if isinstance(failure, (AttemptTimeout, StreamIdle)):
         return Verdict.CHARGE
     if isinstance(failure, UpstreamConnectionError) and failure.refused_or_reset:
         return Verdict.CHARGE
-    text = str(failure).lower()
-    return Verdict.CHARGE if any(w in text for w in _RETRY_WORDS) else Verdict.NEXT
+    # DNS or TLS failures, unusable 2xx answers, transform errors: the next
+    # model may do better, but this one is not shown to be failing.
+    return Verdict.NEXT

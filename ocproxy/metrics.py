@@ -1,4 +1,4 @@
-"""Counters and latency for ``/health`` and ``/metrics`` (operations.md §5).
+"""Counters and latency for ``/health`` and ``/metrics``.
 
 In memory, since process start; they survive config reloads because the
 application keeps one ``Metrics`` for its whole life.
@@ -14,9 +14,7 @@ COUNTERS = (
     "requests_success",
     "requests_failed",
     "requests_streamed",
-    "upstream_calls",
     "rate_limited",
-    "deduplicated",
     "fallbacks",
     "client_cancelled",
 )
@@ -29,9 +27,7 @@ _HELP = {
     "requests_success": "Requests answered successfully (streams relayed to their end)",
     "requests_failed": "Requests where every model failed, or a stream failed after its payload began",
     "requests_streamed": "Messages requests with stream=true",
-    "upstream_calls": "Successful upstream answers",
     "rate_limited": "Requests refused by the rate limiter",
-    "deduplicated": "Requests dropped as duplicates (dedup is off: always 0)",
     "fallbacks": "Upstream attempts that failed and moved the chain on",
     "client_cancelled": "Requests whose client went away before the answer was complete",
 }
@@ -48,7 +44,6 @@ class Metrics:
         self._samples: deque[float] = deque(maxlen=1000)  # ms
         self._bucket_counts = [0] * len(BUCKETS)
         self._latency_sum = 0.0
-        self._latency_count = 0
 
     def inc(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -57,11 +52,9 @@ class Metrics:
     def success(self, model_id: str, latency_s: float) -> None:
         with self._lock:
             self._counts["requests_success"] += 1
-            self._counts["upstream_calls"] += 1
             self._models[model_id] = self._models.get(model_id, 0) + 1
             self._samples.append(latency_s * 1000.0)
             self._latency_sum += latency_s
-            self._latency_count += 1
             for i, bound in enumerate(BUCKETS):
                 if latency_s <= bound:
                     self._bucket_counts[i] += 1
@@ -75,7 +68,6 @@ class Metrics:
             out["p99_latency_ms"] = _percentile(samples, 0.99)
             out["_buckets"] = list(self._bucket_counts)
             out["_sum"] = self._latency_sum
-            out["_count"] = self._latency_count
             return out
 
     def prometheus(self, extra_gauges: dict[str, tuple[str, float]], breakers: dict[str, str]) -> str:
@@ -99,9 +91,9 @@ class Metrics:
                   "# TYPE ocproxy_request_duration_seconds histogram"]
         for bound, n in zip(BUCKETS, snap["_buckets"]):
             lines.append(f'ocproxy_request_duration_seconds_bucket{{le="{bound:g}"}} {n}')
-        lines.append(f'ocproxy_request_duration_seconds_bucket{{le="+Inf"}} {snap["_count"]}')
+        lines.append(f'ocproxy_request_duration_seconds_bucket{{le="+Inf"}} {snap["requests_success"]}')
         lines.append(f"ocproxy_request_duration_seconds_sum {snap['_sum']:.6f}")
-        lines.append(f"ocproxy_request_duration_seconds_count {snap['_count']}")
+        lines.append(f"ocproxy_request_duration_seconds_count {snap['requests_success']}")
         return "\n".join(lines) + "\n"
 
 

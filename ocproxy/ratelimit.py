@@ -1,9 +1,8 @@
 """Per-client request rate limit on ``POST /v1/messages``.
 
-routing.md §13.1 semantics (fixed 60 s window per client key, refused when
-the window's tokens are used up) with contract.md's configurable
-``rate_limit_per_minute``, where 0 means off: a local single-user proxy
-must not throttle its own user by default.
+A fixed 60 s window per client key, refused when the window's tokens are
+used up, as the Go proxy did; ``rate_limit_per_minute`` is configurable and
+0 means off: a local single-user proxy must not throttle its own user.
 """
 
 from __future__ import annotations

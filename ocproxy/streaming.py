@@ -10,11 +10,11 @@ iterable that the host drains in the request thread. So:
   interval;
 * the **iterable** (:class:`StreamResponse`) is the only code that hands bytes
   to the host. Every item it yields is made of whole frames, so a keep-alive
-  can never land inside an event (streaming.md ST-60, ST-61).
+  can never land inside an event.
 
 When the host closes the iterable (client gone) the writer is marked gone, the
 pump's upstream read is aborted through the cancel hook, and the pump thread
-is joined before ``close`` returns (ST-75, ST-101, ST-102).
+is joined before ``close`` returns, so no thread outlives its response.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from ocproxy.translate.sse import KEEPALIVE
 
 log = logging.getLogger("ocproxy.stream")
 
-#: ST-74: an item the host has not taken within this many seconds means the
-#: client stopped reading; tests may shorten it.
+#: An item the host has not taken within this many seconds means the client
+#: stopped reading (a full socket buffer); tests may shorten it.
 WRITE_STALL_SECONDS = 5.0
 
 
@@ -39,14 +39,14 @@ class StreamWriter:
 
     ``_cond`` (and the lock inside it) guards every field below: the queue,
     ``payload_written``, ``finished``, ``gone``, ``paused``, the time of the
-    last write and of the oldest frame the host has not taken yet (ST-63).
+    last write and of the oldest frame the host has not taken yet.
     """
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._items: deque[bytes] = deque([KEEPALIVE])  # ST-1: headers leave at once
+        self._items: deque[bytes] = deque([KEEPALIVE])  # a first item, so the headers leave at once
         self._payload_written = False
         self._finished = False
         self._gone = False
@@ -60,7 +60,7 @@ class StreamWriter:
 
     def write(self, frames: Iterable[bytes]) -> bool:
         """Queue payload frames; False when the response is over or the
-        client left (the caller then stops: ST-64, ST-65)."""
+        client left (the caller then stops writing)."""
         data = b"".join(frames)
         with self._cond:
             if self._finished or self._gone:
@@ -72,7 +72,7 @@ class StreamWriter:
 
     def finish(self, frames: Iterable[bytes] = ()) -> None:
         """Queue the terminal frames and end the response in one step, so no
-        keep-alive can follow them (ST-64, ST-73)."""
+        keep-alive can follow them."""
         data = b"".join(frames)
         with self._cond:
             if self._finished:
@@ -272,6 +272,10 @@ class StreamResponse:
     ``pump(writer)`` runs in a thread started on the first ``next``; it must
     end the writer (``finish``) however it ends. ``cancel()`` is called when
     the client goes so the pump's upstream read is aborted at once.
+
+    ``_lock`` guards ``_thread`` and ``_closed``: the host iterates and
+    closes in its request thread, but ``ProxyApp.close`` may close a
+    response the host abandoned from the thread that shuts the server down.
     """
 
     JOIN_SECONDS = 5.0
@@ -289,6 +293,7 @@ class StreamResponse:
         self._heartbeat = heartbeat
         self._cancel = cancel
         self._on_done = on_done
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
         writer.on_gone(cancel)
@@ -301,10 +306,11 @@ class StreamResponse:
         return self
 
     def __next__(self) -> bytes:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run_pump, name="ocproxy-pump", daemon=True)
-            self._heartbeat.add(self._writer)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run_pump, name="ocproxy-pump", daemon=True)
+                self._heartbeat.add(self._writer)
+                self._thread.start()
         data = self._writer.take()
         if data is None:
             raise StopIteration
@@ -320,14 +326,16 @@ class StreamResponse:
 
     def close(self) -> None:
         """Called by the host when the response ends, normally or not."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
         self._writer.mark_gone()  # no-op after a normal finish
         self._heartbeat.discard(self._writer)
-        if self._thread is not None:
-            self._thread.join(self.JOIN_SECONDS)
-            if self._thread.is_alive():
+        if thread is not None:
+            thread.join(self.JOIN_SECONDS)
+            if thread.is_alive():
                 log.warning("stream pump still running %.0fs after close", self.JOIN_SECONDS)
         if self._on_done is not None:
             self._on_done()

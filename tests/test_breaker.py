@@ -1,4 +1,4 @@
-"""Circuit breaker: routing.md §11 (state table with a fake clock)."""
+"""Circuit breaker: its state table, driven by a fake clock."""
 
 import threading
 
@@ -64,7 +64,7 @@ def test_11_2_closed_failure_counts_and_stamps_time():
     assert (snap["state"], snap["failures"], snap["last_failure"]) == (CLOSED, 1, 1234.5)
 
 
-@pytest.mark.parametrize("threshold", [1, 2, 3, 5], ids=lambda t: f"§11.2-closed-opens-at-threshold-{t}")
+@pytest.mark.parametrize("threshold", [1, 2, 3, 5], ids=lambda t: f"closed-opens-at-threshold-{t}")
 def test_11_2_closed_opens_at_threshold(threshold):
     b, _ = make(threshold)
     for _ in range(threshold - 1):
@@ -173,7 +173,7 @@ def test_11_2_closed_after_half_open_needs_full_threshold_again():
 @pytest.mark.parametrize(
     "threshold, recovery, failures_to_open, wait",
     [(0, 0, 3, 30.0), (-1, -5, 3, 30.0), (1, 0.5, 1, 0.5)],
-    ids=["§11.1-zero-means-default", "§11.1-negative-means-default", "§11.1-contract-parameters"],
+    ids=["zero-means-default", "negative-means-default", "configured-parameters"],
 )
 def test_11_1_parameters(threshold, recovery, failures_to_open, wait):
     b, clock = make(threshold, recovery)
@@ -225,7 +225,7 @@ def test_11_3_reset_all_closes_every_breaker():
         assert (snap["failures"], snap["successes"], snap["probes"]) == (0, 0, 0)
 
 
-def test_config_9_configure_keeps_state_changes_thresholds():
+def test_configure_keeps_state_changes_thresholds():
     clock = FakeClock()
     reg = BreakerRegistry(threshold=3, recovery_s=30, clock=clock)
     b = reg.get("m")

@@ -1,12 +1,12 @@
-"""GitHub issue #2 (non-streaming): the whole path through real sockets.
+"""Non-streaming requests: the whole path through real sockets.
 
 The official ``anthropic`` SDK talks to the real proxy server, which talks to a
 fake OpenCode upstream on a local socket. Nothing of ours is mocked; tests
 assert what the client got and what the upstream received.
 
-Sections: transform.md §2–§5 (bodies), contract.md "Upstream requests"
-(auth, session), routing.md §8 "Observable consequences" (fallback and
-circuit breakers), routing.md §10 (classification), §12 (key rotation).
+Covered: request and answer bodies, upstream auth and session ids, fallback
+and circuit breakers, what each failure kind does, key rotation, and a
+client that leaves.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ def health(proxy) -> dict:
 
 
 def assert_no_key_leak(proxy, *bodies):
-    """contract.md "Security defaults": upstream keys never in error bodies,
-    /health or /metrics."""
+    """Upstream keys never show in error bodies, /health or /metrics."""
     texts = [b if isinstance(b, str) else json.dumps(b) for b in bodies]
     texts.append(requests.get(proxy.url + "/health", timeout=5).text)
     texts.append(requests.get(proxy.url + "/metrics", timeout=5).text)
@@ -46,10 +45,10 @@ def assert_no_key_leak(proxy, *bodies):
         assert API_KEY not in text
 
 
-# -- transform.md: bodies through the SDK -------------------------------------
+# -- bodies through the SDK ---------------------------------------------------
 
 
-def test_transform_3_plain_text(upstream, start_proxy, sdk):
+def test_plain_text_answer_through_the_sdk(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, json_body(chat_completion("Hello there.", model="kimi-k2.6")))
     proxy = start_proxy(make_config(upstream, **FAST))
     msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=USER)
@@ -72,7 +71,7 @@ WEATHER_TOOL = {
 }
 
 
-def test_transform_3_tool_call_and_tool_result_round_trip(upstream, start_proxy, sdk):
+def test_tool_call_and_tool_result_round_trip(upstream, start_proxy, sdk):
     call = {"id": "call_123", "type": "function",
             "function": {"name": "get_weather", "arguments": "{\"city\":\"Kigali\"}"}}
     upstream.on(GO_CHAT,
@@ -108,7 +107,7 @@ def test_transform_3_tool_call_and_tool_result_round_trip(upstream, start_proxy,
     assert tool["content"] == "sunny"
 
 
-def test_transform_TX_13c_thinking_block_and_reasoning_content_round_trip(upstream, start_proxy, sdk):
+def test_thinking_block_and_reasoning_content_round_trip(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT,
                 json_body(chat_completion("The answer is 42", reasoning="Let me think step by step")),
                 json_body(chat_completion("Because.")))
@@ -134,7 +133,7 @@ def test_transform_TX_13c_thinking_block_and_reasoning_content_round_trip(upstre
     (100000, 96000, 4000, 4000, 96000, None),
     (10000, 3000, 2000, 5000, 3000, 2000),
 ])
-def test_transform_4_TR_70_usage_with_cache(upstream, start_proxy, sdk, prompt, hit, miss, want_input, want_read,
+def test_usage_with_cache(upstream, start_proxy, sdk, prompt, hit, miss, want_input, want_read,
                                             want_creation):
     usage = {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7,
              "prompt_cache_hit_tokens": hit, "prompt_cache_miss_tokens": miss}
@@ -144,11 +143,11 @@ def test_transform_4_TR_70_usage_with_cache(upstream, start_proxy, sdk, prompt, 
     assert msg.usage.input_tokens == want_input
     assert msg.usage.output_tokens == 7
     assert msg.usage.cache_read_input_tokens == want_read
-    assert msg.usage.cache_creation_input_tokens == want_creation  # None = key absent (TR-71)
+    assert msg.usage.cache_creation_input_tokens == want_creation  # None = key absent
 
 
-def test_transform_2_5_custom_tool_and_empty_schema_accepted(upstream, start_proxy, sdk):
-    """operations.md §14: Claude Code's ``type:"custom"`` tools; TR-41 empty schema."""
+def test_custom_tool_and_empty_schema_accepted(upstream, start_proxy, sdk):
+    """Claude Code's ``type:"custom"`` tools, and a tool with an empty schema."""
     upstream.on(GO_CHAT, json_body(chat_completion("hello")))
     proxy = start_proxy(make_config(upstream, **go_chain("deepseek-v4-flash")))
     tools = [
@@ -169,7 +168,7 @@ def test_transform_2_5_custom_tool_and_empty_schema_accepted(upstream, start_pro
     ]
 
 
-def test_routing_4_kimi_k2_7_code_temperature_forced_to_1(upstream, start_proxy, sdk):
+def test_kimi_k2_7_code_temperature_forced_to_1(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, json_body(chat_completion("ok")))
     proxy = start_proxy(make_config(upstream, **go_chain("kimi-k2.7-code")))
     client = sdk(proxy)
@@ -181,7 +180,7 @@ def test_routing_4_kimi_k2_7_code_temperature_forced_to_1(upstream, start_proxy,
     assert "temperature" not in without
 
 
-def test_transform_5_raw_anthropic_endpoint_minimax_m3(upstream, start_proxy, sdk):
+def test_raw_anthropic_endpoint_minimax_m3(upstream, start_proxy, sdk):
     answer = {"id": "msg_up_1", "type": "message", "role": "assistant", "model": "minimax-m3",
               "content": [{"type": "text", "text": "from minimax"}], "stop_reason": "end_turn",
               "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 2},
@@ -204,7 +203,7 @@ def test_transform_5_raw_anthropic_endpoint_minimax_m3(upstream, start_proxy, sd
     assert "anthropic-beta" not in rec.headers
 
 
-def test_transform_TR_53_anthropic_answer_relayed_verbatim(upstream, start_proxy):
+def test_anthropic_answer_relayed_verbatim(upstream, start_proxy):
     raw = b'{"id":"msg_v","type":"message","role":"assistant","model":"minimax-m3",' \
           b'"content":[{"type":"text","text":"x"}],"stop_reason":"end_turn","stop_sequence":null,' \
           b'"usage":{"input_tokens":1,"output_tokens":1},  "odd_spacing" : 1.50}'
@@ -217,10 +216,10 @@ def test_transform_TR_53_anthropic_answer_relayed_verbatim(upstream, start_proxy
     assert resp.content == raw
 
 
-# -- contract.md "Upstream requests": auth and session ------------------------
+# -- upstream requests: auth and session ---------------------------------------
 
 
-def test_contract_upstream_auth_bearer_and_client_key_not_forwarded(upstream, start_proxy, sdk):
+def test_upstream_auth_bearer_and_client_key_not_forwarded(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, json_body(chat_completion("ok")))
     proxy = start_proxy(make_config(upstream, **FAST))
     client = anthropic.Anthropic(base_url=proxy.url, api_key="client-own-key-xyz", max_retries=0,
@@ -234,7 +233,7 @@ def test_contract_upstream_auth_bearer_and_client_key_not_forwarded(upstream, st
     assert headers["x-opencode-session"]
 
 
-def test_contract_session_from_claude_code_session_header(upstream, start_proxy, sdk):
+def test_session_from_claude_code_session_header(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, json_body(chat_completion("ok")))
     proxy = start_proxy(make_config(upstream, **FAST))
     sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER,
@@ -243,7 +242,7 @@ def test_contract_session_from_claude_code_session_header(upstream, start_proxy,
     assert upstream.calls(GO_CHAT)[0].headers["x-opencode-session"] == "cc-session-42"
 
 
-def test_contract_session_from_metadata_user_id(upstream, start_proxy, sdk):
+def test_session_from_metadata_user_id(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, json_body(chat_completion("ok")))
     proxy = start_proxy(make_config(upstream, **FAST))
     user_id = "user_0123abcd_account_4567_session_9f8e7d6c-aaaa-bbbb-cccc-123456789abc"
@@ -252,7 +251,7 @@ def test_contract_session_from_metadata_user_id(upstream, start_proxy, sdk):
     assert upstream.calls(GO_CHAT)[0].headers["x-opencode-session"] == "9f8e7d6c-aaaa-bbbb-cccc-123456789abc"
 
 
-def test_contract_session_from_json_shaped_metadata_user_id(upstream, start_proxy, sdk):
+def test_session_from_json_shaped_metadata_user_id(upstream, start_proxy, sdk):
     """Newer Claude Code puts a JSON object in ``metadata.user_id``; its
     ``session_id`` is the session part (not the literal "id" of the key)."""
     upstream.on(GO_CHAT, json_body(chat_completion("ok")))
@@ -265,7 +264,7 @@ def test_contract_session_from_json_shaped_metadata_user_id(upstream, start_prox
     assert sessions == ["5b0c2d1e-1111-4222-8333-944445555666", "0a9b8c7d-aaaa-4bbb-8ccc-dddddddddddd"]
 
 
-def test_contract_session_stable_across_two_turns_without_session_info(upstream, start_proxy, sdk):
+def test_session_stable_across_two_turns_without_session_info(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, json_body(chat_completion("Fine.")))
     proxy = start_proxy(make_config(upstream, **FAST))
     client = sdk(proxy)
@@ -280,7 +279,7 @@ def test_contract_session_stable_across_two_turns_without_session_info(upstream,
     assert b1 and b1 != a1
 
 
-# -- routing.md §8 "Observable consequences" -----------------------------------
+# -- fallback and circuit breakers, as the client and upstream see them ---------
 
 
 def by_model(**queues):
@@ -318,7 +317,7 @@ def mixed_chain(*entries):
     return dict(models={"default": first, "fast": first}, fallbacks={"default": tuple(rest), "fast": tuple(rest)})
 
 
-def test_routing_8_fallback_on_500_returns_next_models_answer(upstream, start_proxy, sdk):
+def test_fallback_on_500_returns_next_models_answer(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(model_a=[status(500)], model_b=[ok("answer from b")]))
     proxy = start_proxy(make_config(upstream, **go_chain("model-a", "model-b")))
     msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
@@ -328,7 +327,7 @@ def test_routing_8_fallback_on_500_returns_next_models_answer(upstream, start_pr
     assert health(proxy)["metrics"]["fallbacks"] == 1
 
 
-def test_routing_8_a400_b400_two_attempts_502_breakers_closed(upstream, start_proxy, sdk):
+def test_a400_b400_two_attempts_502_breakers_closed(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, status(400, {"error": {"message": "bad for " + API_KEY}}))
     proxy = start_proxy(make_config(upstream, **go_chain("model-a", "model-b")))
     with pytest.raises(anthropic.InternalServerError) as info:
@@ -344,7 +343,7 @@ def test_routing_8_a400_b400_two_attempts_502_breakers_closed(upstream, start_pr
     assert_no_key_leak(proxy, err.response.text)
 
 
-def test_routing_8_threshold1_a500_b200_opens_a_and_next_request_skips_a(upstream, start_proxy, sdk):
+def test_threshold1_a500_b200_opens_a_and_next_request_skips_a(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(model_a=[status(500)], model_b=[ok("b1"), ok("b2")]))
     proxy = start_proxy(make_config(upstream, breaker_threshold=1, **go_chain("model-a", "model-b")))
     client = sdk(proxy)
@@ -355,7 +354,7 @@ def test_routing_8_threshold1_a500_b200_opens_a_and_next_request_skips_a(upstrea
     assert health(proxy)["circuit_breakers"]["model-a"] == "open"
 
 
-def test_routing_8_threshold1_a500_b500_502_then_all_breakers_closed(upstream, start_proxy, sdk):
+def test_threshold1_a500_b500_502_then_all_breakers_closed(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, status(500))
     proxy = start_proxy(make_config(upstream, breaker_threshold=1, **go_chain("model-a", "model-b")))
     with pytest.raises(anthropic.InternalServerError) as info:
@@ -366,7 +365,7 @@ def test_routing_8_threshold1_a500_b500_502_then_all_breakers_closed(upstream, s
     assert health(proxy)["circuit_breakers"] == {"model-a": "closed", "model-b": "closed"}
 
 
-def test_routing_8_threshold1_a400_b500_c200_a_closed_b_open(upstream, start_proxy, sdk):
+def test_threshold1_a400_b500_c200_a_closed_b_open(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(model_a=[status(400)], model_b=[status(500)], model_c=[ok("c")]))
     proxy = start_proxy(make_config(upstream, breaker_threshold=1, **go_chain("model-a", "model-b", "model-c")))
     msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
@@ -374,7 +373,7 @@ def test_routing_8_threshold1_a400_b500_c200_a_closed_b_open(upstream, start_pro
     assert health(proxy)["circuit_breakers"] == {"model-a": "closed", "model-b": "open", "model-c": "closed"}
 
 
-def test_routing_8_per_attempt_timeout_then_b_answers(upstream, start_proxy, sdk):
+def test_per_attempt_timeout_then_b_answers(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(model_a=[held(5)], model_b=[ok("b in time")]))
     proxy = start_proxy(make_config(upstream, **{**go_chain("model-a", "model-b"), "timeout_ms": 400}))
     started = time.monotonic()
@@ -388,7 +387,7 @@ def test_routing_8_per_attempt_timeout_then_b_answers(upstream, start_proxy, sdk
     assert models_called(upstream) == ["model-a", "model-b"]
 
 
-def test_routing_8_single_key_401_blocks_provider_go_b_skipped_zen_c_called(upstream, start_proxy, sdk):
+def test_single_key_401_blocks_provider_go_b_skipped_zen_c_called(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(go_a=[status(401)], go_b=[ok("b")]))
     upstream.on(ZEN_CHAT, ok("from zen c"))
     cfg = make_config(upstream, **FAST, **mixed_chain(("opencode-go", "go-a"), ("opencode-go", "go-b"),
@@ -401,7 +400,7 @@ def test_routing_8_single_key_401_blocks_provider_go_b_skipped_zen_c_called(upst
     assert health(proxy)["circuit_breakers"]["go-a"] == "closed"
 
 
-def test_routing_8_two_keys_401_next_model_called_with_second_key(upstream, start_proxy, sdk):
+def test_two_keys_401_next_model_called_with_second_key(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(go_a=[status(401)], go_b=[ok("b with k2")]))
     upstream.on(ZEN_CHAT, ok("zen"))
     cfg = make_config(upstream, **FAST, api_keys=("sk-first-key-1111", "sk-second-key-2222"),
@@ -415,7 +414,7 @@ def test_routing_8_two_keys_401_next_model_called_with_second_key(upstream, star
     assert upstream.calls(ZEN_CHAT) == []
 
 
-def test_routing_8_go_usage_limit_429_blocks_provider(upstream, start_proxy, sdk):
+def test_go_usage_limit_429_blocks_provider(upstream, start_proxy, sdk):
     limit = {"type": "error", "error": {"type": "GoUsageLimitError", "message": "usage limit reached"}}
     upstream.on(GO_CHAT, by_model(go_a=[status(429, limit)], go_b=[ok("b")]))
     upstream.on(ZEN_CHAT, ok("from zen c"))
@@ -428,7 +427,7 @@ def test_routing_8_go_usage_limit_429_blocks_provider(upstream, start_proxy, sdk
     assert health(proxy)["circuit_breakers"]["go-a"] == "closed"
 
 
-def test_routing_11_default_threshold3_opens_after_three_5xx_across_three_requests(upstream, start_proxy, sdk):
+def test_default_threshold3_opens_after_three_5xx_across_three_requests(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(model_a=[status(503)], model_b=[ok("b")]))
     proxy = start_proxy(make_config(upstream, **go_chain("model-a", "model-b")))
     client = sdk(proxy)
@@ -440,7 +439,7 @@ def test_routing_11_default_threshold3_opens_after_three_5xx_across_three_reques
     assert models_called(upstream).count("model-b") == 4
 
 
-def test_routing_8_all_models_behind_open_breakers_529_overloaded(upstream, start_proxy, sdk):
+def test_all_models_behind_open_breakers_529_overloaded(upstream, start_proxy, sdk):
     """Request 1 (default scenario, chain a, b, c) opens a and b; request 2
     hits the think scenario whose chain is [a, b]: nothing to call."""
     a, b, c = (ModelConfig(model_id=m) for m in ("model-a", "model-b", "model-c"))
@@ -457,11 +456,11 @@ def test_routing_8_all_models_behind_open_breakers_529_overloaded(upstream, star
     assert info.value.status_code == 529
     assert info.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "all models failed"}}
     assert len(upstream.calls(GO_CHAT)) == 3
-    # §8: the exhausted chain still resets every breaker
+    # the exhausted chain still resets every breaker
     assert set(health(proxy)["circuit_breakers"].values()) == {"closed"}
 
 
-def test_contract_security_upstream_key_absent_from_errors_health_metrics(upstream, start_proxy, sdk):
+def test_upstream_key_absent_from_errors_health_metrics(upstream, start_proxy, sdk):
     echo = {"error": {"message": f"invalid key {API_KEY}", "type": "auth"}}
     upstream.on(GO_CHAT, status(401, echo))
     upstream.on(ZEN_CHAT, status(500, raw=f"upstream echoes Bearer {API_KEY}".encode(), content_type="text/plain"))
@@ -473,7 +472,7 @@ def test_contract_security_upstream_key_absent_from_errors_health_metrics(upstre
     assert_no_key_leak(proxy, info.value.response.text)
 
 
-# -- routing.md §10: what each failure kind does ------------------------------
+# -- what each failure kind does ---------------------------------------------
 
 
 def truncated_body(h, rec):
@@ -485,12 +484,12 @@ def truncated_body(h, rec):
 @pytest.mark.parametrize("failure,charged", [
     (status(200, raw=b"<html>not json</html>", content_type="text/html"), False),
     (json_body({"id": "x", "choices": []}), False),
-    (truncated_body, True),  # the peer closed mid-answer: an aborted connection (§10 row 6)
+    (truncated_body, True),  # the peer closed mid-answer: an aborted connection
     (status(404, {"error": {"message": "model not found"}}), False),
     (status(429, {"error": {"message": "slow down"}}), False),
     (status(503, raw=b"unavailable", content_type="text/plain"), True),
 ])
-def test_routing_10_failure_moves_to_next_model_breaker_only_for_retryable(upstream, start_proxy, sdk, failure,
+def test_failure_moves_to_next_model_breaker_only_for_retryable(upstream, start_proxy, sdk, failure,
                                                                             charged):
     upstream.on(GO_CHAT, by_model(model_a=[failure], model_b=[ok("b")]))
     proxy = start_proxy(make_config(upstream, breaker_threshold=1, **go_chain("model-a", "model-b")))
@@ -500,7 +499,7 @@ def test_routing_10_failure_moves_to_next_model_breaker_only_for_retryable(upstr
     assert health(proxy)["circuit_breakers"]["model-a"] == ("open" if charged else "closed")
 
 
-def test_routing_10_connection_refused_is_retryable(upstream, start_proxy, sdk):
+def test_connection_refused_is_retryable(upstream, start_proxy, sdk):
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     port = dead.getsockname()[1]
@@ -515,7 +514,7 @@ def test_routing_10_connection_refused_is_retryable(upstream, start_proxy, sdk):
     assert health(proxy)["circuit_breakers"]["go-a"] == "open"
 
 
-def test_routing_10_anthropic_endpoint_unusable_200_falls_back(upstream, start_proxy, sdk):
+def test_anthropic_endpoint_unusable_200_falls_back(upstream, start_proxy, sdk):
     upstream.on(GO_MESSAGES, status(200, raw=b"{not json"))
     upstream.on(GO_CHAT, ok("from chat model"))
     proxy = start_proxy(make_config(upstream, **go_chain("minimax-m3", "kimi-k2.6")))
@@ -524,8 +523,8 @@ def test_routing_10_anthropic_endpoint_unusable_200_falls_back(upstream, start_p
     assert len(upstream.calls(GO_MESSAGES)) == 1
 
 
-def test_routing_8_cancelled_client_gone_mid_attempt_aborts_upstream_no_failure(upstream, start_proxy):
-    """operations.md seed 2 and §8.2: the client leaving is a cancellation.
+def test_cancelled_client_gone_mid_attempt_aborts_upstream_no_failure(upstream, start_proxy):
+    """The client leaving is a cancellation, not a model failure.
     The attempt in flight is dropped at once (not left to run to its
     deadline), nothing is charged, the next model is not tried, no 502."""
     upstream.on(GO_CHAT, by_model(model_a=[held(5)], model_b=[ok("b")]))
@@ -552,9 +551,9 @@ def test_routing_8_cancelled_client_gone_mid_attempt_aborts_upstream_no_failure(
     assert models_called(upstream) == ["model-a"]
 
 
-def test_routing_8_one_client_leaving_cancels_only_its_own_request(upstream, start_proxy):
-    """Every waiting non-streaming request is watched by one poll per tick
-    (issue #6): the client that leaves gets its upstream call dropped at
+def test_one_client_leaving_cancels_only_its_own_request(upstream, start_proxy):
+    """Every waiting non-streaming request is watched by one poll per tick:
+    the client that leaves gets its upstream call dropped at
     once; the two others, waiting alongside it, get their answers."""
     upstream.on(GO_CHAT, by_model(model_a=[held(1.5)]))
     proxy = start_proxy(make_config(upstream, **{**go_chain("model-a"), "timeout_ms": 10_000}))

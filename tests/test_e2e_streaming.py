@@ -1,5 +1,5 @@
 """Streaming end to end: real proxy server, real fake upstream sockets, bytes
-read off the wire and parsed strictly (streaming.md §12–§14)."""
+read off the wire and parsed strictly."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_sdk_stream_assembles_tool_input_exactly(upstream, start_proxy, sdk):
     assert block.input == args
 
 
-def test_ST_30_tool_call_as_first_block_is_index_0(upstream, start_proxy):
+def test_tool_call_as_first_block_is_index_0(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(*tool_chunks("call_9", "Read", ['{"p":', '"x"}'])))
     proxy = start_proxy(make_config(upstream))
     cap = post_stream(proxy.url, stream_body())
@@ -86,7 +86,7 @@ def test_ST_30_tool_call_as_first_block_is_index_0(upstream, start_proxy):
     assert starts[0]["content_block"] == {"type": "tool_use", "id": "call_9", "name": "Read", "input": {}}
 
 
-def test_ST_1_headers_and_first_keepalive(upstream, start_proxy):
+def test_headers_and_first_keepalive(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(*chat_text_chunks(["x"])))
     proxy = start_proxy(make_config(upstream))
     cap = post_stream(proxy.url, stream_body(), headers={"X-Request-ID": "abc-1"})
@@ -100,10 +100,10 @@ def test_ST_1_headers_and_first_keepalive(upstream, start_proxy):
     assert cap.types[0] == "message_start" and cap.types[-1] == "message_stop"
 
 
-# -- §14 handler-level examples -------------------------------------------------
+# -- what the handler does with each upstream behaviour --------------------------
 
 
-def test_HX_1_all_models_fail_gives_one_error_frame(upstream, start_proxy):
+def test_all_models_fail_gives_one_error_frame(upstream, start_proxy):
     upstream.on(GO_CHAT, status(500))
     proxy = start_proxy(two_models(upstream))
     cap = post_stream(proxy.url, stream_body())
@@ -113,7 +113,7 @@ def test_HX_1_all_models_fail_gives_one_error_frame(upstream, start_proxy):
     assert models_called(upstream) == ["model-a", "model-b"]
 
 
-def test_HX_2_idle_before_output_falls_back_invisibly(upstream, start_proxy):
+def test_idle_before_output_falls_back_invisibly(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(ROLE_ONLY, 5.0), sse(*chat_text_chunks(["Hello"])))
     proxy = start_proxy(two_models(upstream, stream_timeout_ms=300))
     cap = post_stream(proxy.url, stream_body())
@@ -124,7 +124,7 @@ def test_HX_2_idle_before_output_falls_back_invisibly(upstream, start_proxy):
     assert cap.elapsed < 3
 
 
-def test_HX_3_idle_after_output_ends_with_error_and_no_fallback(upstream, start_proxy):
+def test_idle_after_output_ends_with_error_and_no_fallback(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(text_chunk("Hello"), 5.0), sse(*chat_text_chunks(["never"])))
     proxy = start_proxy(two_models(upstream, stream_timeout_ms=300))
     cap = post_stream(proxy.url, stream_body())
@@ -135,7 +135,7 @@ def test_HX_3_idle_after_output_ends_with_error_and_no_fallback(upstream, start_
     assert health["requests_failed"] == 1
 
 
-def test_HX_4_attempt_limit_before_headers_moves_on(upstream, start_proxy):
+def test_attempt_limit_before_headers_moves_on(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(*chat_text_chunks(["late"]), hold_headers=5.0), sse(*chat_text_chunks(["B"])))
     proxy = start_proxy(two_models(upstream, streaming_timeout_ms=300))
     cap = post_stream(proxy.url, stream_body())
@@ -144,7 +144,7 @@ def test_HX_4_attempt_limit_before_headers_moves_on(upstream, start_proxy):
     assert cap.elapsed < 2.5
 
 
-def test_HX_4_attempt_limit_with_a_stalled_body_ends_within_2s(upstream, start_proxy):
+def test_attempt_limit_with_a_stalled_body_ends_within_2s(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(ROLE_ONLY, 10.0))
     cfg = make_config(upstream, streaming_timeout_ms=400, stream_timeout_ms=60_000)
     proxy = start_proxy(cfg)
@@ -154,7 +154,7 @@ def test_HX_4_attempt_limit_with_a_stalled_body_ends_within_2s(upstream, start_p
     assert "all upstream models failed" in cap.events[0]["error"]["message"]
 
 
-def test_HX_4_attempt_limit_after_payload_reports_it(upstream, start_proxy):
+def test_attempt_limit_after_payload_reports_it(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(text_chunk("a"), text_chunk("b"), 10.0))
     proxy = start_proxy(make_config(upstream, streaming_timeout_ms=400, stream_timeout_ms=60_000))
     cap = post_stream(proxy.url, stream_body())
@@ -162,7 +162,7 @@ def test_HX_4_attempt_limit_after_payload_reports_it(upstream, start_proxy):
     assert cap.events[-1]["error"]["message"] == "all upstream models failed after SSE payload started"
 
 
-def test_HX_5_client_gone_before_the_first_attempt_calls_no_upstream(upstream, start_proxy):
+def test_client_gone_before_the_first_attempt_calls_no_upstream(upstream, start_proxy):
     import socket
 
     upstream.on(GO_CHAT, sse(*chat_text_chunks(["x"])))
@@ -180,7 +180,7 @@ def test_HX_5_client_gone_before_the_first_attempt_calls_no_upstream(upstream, s
     assert upstream.calls(GO_CHAT) == []
 
 
-def test_HX_6_disconnect_mid_stream_aborts_upstream_and_tries_nothing_else(upstream, start_proxy, caplog):
+def test_disconnect_mid_stream_aborts_upstream_and_tries_nothing_else(upstream, start_proxy, caplog):
     upstream.on(GO_CHAT, sse(text_chunk("Hello"), 10.0), sse(*chat_text_chunks(["never"])))
     proxy = start_proxy(two_models(upstream))
     ocproxy_log = logging.getLogger("ocproxy")  # may not propagate to root once setup_logging ran
@@ -215,7 +215,7 @@ def passthrough_config(upstream, **kw):
     return make_config(upstream, models={"default": m3, "fast": m3}, **kw)
 
 
-def test_HX_7_passthrough_gets_no_keepalive_inside_or_after_start(upstream, start_proxy):
+def test_passthrough_gets_no_keepalive_inside_or_after_start(upstream, start_proxy):
     start = b'event: message_start\ndata: {"type":"message_start"}\n\n'
     delta = b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n'
     upstream.on(GO_MESSAGES, sse(start, 1.0, delta))
@@ -227,7 +227,7 @@ def test_HX_7_passthrough_gets_no_keepalive_inside_or_after_start(upstream, star
     assert cap.body.endswith(delta)
 
 
-def test_HX_8_passthrough_flushes_each_event_at_once(upstream, start_proxy):
+def test_passthrough_flushes_each_event_at_once(upstream, start_proxy):
     start = b'event: message_start\ndata: {"type":"message_start"}\n\n'
     upstream.on(GO_MESSAGES, sse(start, 2.0, b'event: message_stop\ndata: {"type":"message_stop"}\n\n'))
     proxy = start_proxy(passthrough_config(upstream))
@@ -236,7 +236,7 @@ def test_HX_8_passthrough_flushes_each_event_at_once(upstream, start_proxy):
     assert first is not None and first < 0.5
 
 
-def test_HX_10_no_torn_frames_under_a_fast_heartbeat(upstream, start_proxy, sdk):
+def test_no_torn_frames_under_a_fast_heartbeat(upstream, start_proxy, sdk):
     parts = []
     for burst in range(60):  # deltas every 2 ms in bursts, with gaps the 5 ms heartbeat fills
         parts += [text_chunk(f"<{burst}:{i}>") for i in range(10)]
@@ -252,7 +252,7 @@ def test_HX_10_no_torn_frames_under_a_fast_heartbeat(upstream, start_proxy, sdk)
         assert "".join(s.text_stream) == text
 
 
-def test_HX_11_passthrough_body_and_fallback_after_500(upstream, start_proxy):
+def test_passthrough_body_and_fallback_after_500(upstream, start_proxy):
     ok = b'event: message_start\ndata: {"type":"message_start"}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n'
     upstream.on(GO_MESSAGES, status(500), sse(ok))
     m3, m27 = ModelConfig(model_id="minimax-m3"), ModelConfig(model_id="minimax-m2.7")
@@ -269,7 +269,7 @@ def test_HX_11_passthrough_body_and_fallback_after_500(upstream, start_proxy):
     assert cap.body.endswith(ok)
 
 
-def test_SX_22_first_delta_reaches_the_client_at_once(upstream, start_proxy):
+def test_first_delta_reaches_the_client_at_once(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(text_chunk("first"), 2.0, text_chunk("second"), FINISH, "[DONE]"))
     proxy = start_proxy(make_config(upstream))
     cap = post_stream(proxy.url, stream_body())
@@ -277,7 +277,7 @@ def test_SX_22_first_delta_reaches_the_client_at_once(upstream, start_proxy):
     assert cap.first_arrival_of(b'"second"') > 1.5
 
 
-def test_ST_82_a_stream_outliving_the_idle_limit_lives_while_bytes_flow(upstream, start_proxy):
+def test_a_stream_outliving_the_idle_limit_lives_while_bytes_flow(upstream, start_proxy):
     parts = [text_chunk(str(i)) for i in range(25)]
     upstream.on(GO_CHAT, sse(ROLE_ONLY, *parts, FINISH, "[DONE]", delay=0.1))
     proxy = start_proxy(make_config(upstream, timeout_ms=300, stream_timeout_ms=300, streaming_timeout_ms=60_000))
@@ -287,7 +287,7 @@ def test_ST_82_a_stream_outliving_the_idle_limit_lives_while_bytes_flow(upstream
     assert "error" not in cap.types
 
 
-def test_ST_46_empty_upstream_stream_falls_back(upstream, start_proxy):
+def test_empty_upstream_stream_falls_back(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(b": just a comment\n\n", "[DONE]"), sse(*chat_text_chunks(["B"])))
     proxy = start_proxy(two_models(upstream))
     cap = post_stream(proxy.url, stream_body())
@@ -295,7 +295,7 @@ def test_ST_46_empty_upstream_stream_falls_back(upstream, start_proxy):
     assert cap.types[-1] == "message_stop"
 
 
-def test_ST_41_error_chunk_before_output_falls_back(upstream, start_proxy):
+def test_error_chunk_before_output_falls_back(upstream, start_proxy):
     upstream.on(GO_CHAT, sse({"error": {"message": "overloaded"}}), sse(*chat_text_chunks(["B"])))
     proxy = start_proxy(two_models(upstream))
     cap = post_stream(proxy.url, stream_body())

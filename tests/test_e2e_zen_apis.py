@@ -1,4 +1,4 @@
-"""OpenCode Zen's Responses and Gemini APIs end to end (issue #4): a
+"""OpenCode Zen's Responses and Gemini APIs end to end: a
 multi-turn tool conversation driven by the official SDK, streaming and not,
 against fake upstreams that answer in each API's recorded shapes."""
 

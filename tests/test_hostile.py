@@ -1,4 +1,4 @@
-"""Hostile clients against the real server (issue #7): malformed and truncated
+"""Hostile clients against the real server: malformed and truncated
 JSON, wrong types at every field, 100k-deep nesting, 40 MB bodies (declared
 and chunked), a client dribbling its body a byte at a time, clients vanishing
 mid-body and mid-stream. Each gets the right Anthropic error (or is dropped),

@@ -1,5 +1,6 @@
-"""The HTTP surface, operations.md §15 checklist (with §2–§6 and routing.md
-§13), against the real server on a real socket.
+"""The HTTP surface — routes, bad input, limits, client keys, rate limit,
+request ids, /health, /metrics, /v1/models — against the real server on a
+real socket.
 
 Malformed input goes out through ``http.client`` / raw sockets (the SDK
 cannot send it); every bad-input case is followed by a good request on the
@@ -83,54 +84,54 @@ BIG = json.dumps({"model": MODEL, "max_tokens": 10,
 
 # (id, method, path, body, status, error type, message must contain, request id expected)
 BAD = [
-    ("3.2_wrong_method_GET_messages", "GET", "/v1/messages", None, 405, "invalid_request_error",
+    ("wrong_method_GET_messages", "GET", "/v1/messages", None, 405, "invalid_request_error",
      "Method not allowed", False),
-    ("3.2_wrong_method_PUT_messages", "PUT", "/v1/messages", GOOD, 405, "invalid_request_error",
+    ("wrong_method_PUT_messages", "PUT", "/v1/messages", GOOD, 405, "invalid_request_error",
      "Method not allowed", False),
-    ("2_GET_count_tokens_405", "GET", "/v1/messages/count_tokens", None, 405, "invalid_request_error",
+    ("GET_count_tokens_405", "GET", "/v1/messages/count_tokens", None, 405, "invalid_request_error",
      "Method not allowed", False),
-    ("2_POST_models_405", "POST", "/v1/models", b"{}", 405, "invalid_request_error", "Method not allowed", False),
-    ("2_POST_metrics_405", "POST", "/metrics", b"{}", 405, "invalid_request_error", "Method not allowed", False),
-    ("1_trailing_slash_404", "POST", "/v1/messages/", GOOD, 404, "not_found_error", "not found", False),
-    ("2_unknown_path_404", "GET", "/v2/nothing", None, 404, "not_found_error", "not found", False),
-    ("2_unknown_post_404", "POST", "/v1/complete", GOOD, 404, "not_found_error", "not found", False),
-    ("3.2_not_json", "POST", "/v1/messages", b"this is not json", 400, "invalid_request_error",
+    ("POST_models_405", "POST", "/v1/models", b"{}", 405, "invalid_request_error", "Method not allowed", False),
+    ("POST_metrics_405", "POST", "/metrics", b"{}", 405, "invalid_request_error", "Method not allowed", False),
+    ("trailing_slash_404", "POST", "/v1/messages/", GOOD, 404, "not_found_error", "not found", False),
+    ("unknown_path_404", "GET", "/v2/nothing", None, 404, "not_found_error", "not found", False),
+    ("unknown_post_404", "POST", "/v1/complete", GOOD, 404, "not_found_error", "not found", False),
+    ("not_json", "POST", "/v1/messages", b"this is not json", 400, "invalid_request_error",
      "invalid request body", True),
-    ("3.2_truncated_json", "POST", "/v1/messages", GOOD[:-7], 400, "invalid_request_error",
+    ("truncated_json", "POST", "/v1/messages", GOOD[:-7], 400, "invalid_request_error",
      "invalid request body", True),
-    ("3.2_empty_body", "POST", "/v1/messages", b"", 400, "invalid_request_error", "invalid request body", True),
-    ("3.2_json_array", "POST", "/v1/messages", b"[]", 400, "invalid_request_error", "invalid request body", True),
-    ("3.2_stream_yes", "POST", "/v1/messages",
+    ("empty_body", "POST", "/v1/messages", b"", 400, "invalid_request_error", "invalid request body", True),
+    ("json_array", "POST", "/v1/messages", b"[]", 400, "invalid_request_error", "invalid request body", True),
+    ("stream_yes", "POST", "/v1/messages",
      json.dumps({"model": MODEL, "max_tokens": 10, "messages": USER, "stream": "yes"}).encode(),
      400, "invalid_request_error", "stream", True),
-    ("3.2_max_tokens_1.5", "POST", "/v1/messages",
+    ("max_tokens_1.5", "POST", "/v1/messages",
      json.dumps({"model": MODEL, "max_tokens": 1.5, "messages": USER}).encode(),
      400, "invalid_request_error", "max_tokens", True),
-    ("3.2_messages_string", "POST", "/v1/messages",
+    ("messages_string", "POST", "/v1/messages",
      json.dumps({"model": MODEL, "max_tokens": 10, "messages": "x"}).encode(),
      400, "invalid_request_error", "messages", True),
-    ("3.2_model_missing", "POST", "/v1/messages", json.dumps({"max_tokens": 10, "messages": USER}).encode(),
+    ("model_missing", "POST", "/v1/messages", json.dumps({"max_tokens": 10, "messages": USER}).encode(),
      400, "invalid_request_error", "model is required", True),
-    ("3.2_model_empty", "POST", "/v1/messages",
+    ("model_empty", "POST", "/v1/messages",
      json.dumps({"model": "", "max_tokens": 10, "messages": USER}).encode(),
      400, "invalid_request_error", "model is required", True),
-    ("3.2_messages_missing", "POST", "/v1/messages", json.dumps({"model": MODEL, "max_tokens": 10}).encode(),
+    ("messages_missing", "POST", "/v1/messages", json.dumps({"model": MODEL, "max_tokens": 10}).encode(),
      400, "invalid_request_error", "messages is required", True),
-    ("3.2_messages_empty", "POST", "/v1/messages",
+    ("messages_empty", "POST", "/v1/messages",
      json.dumps({"model": MODEL, "max_tokens": 10, "messages": []}).encode(),
      400, "invalid_request_error", "messages is required", True),
-    ("3.2_body_too_large", "POST", "/v1/messages", BIG, 413, "request_too_large", "request body too large", True),
-    ("1_beta_query_bad_body", "POST", "/v1/messages?beta=true", b"{oops", 400, "invalid_request_error",
+    ("body_too_large", "POST", "/v1/messages", BIG, 413, "request_too_large", "request body too large", True),
+    ("beta_query_bad_body", "POST", "/v1/messages?beta=true", b"{oops", 400, "invalid_request_error",
      "invalid request body", True),
-    ("4_count_tokens_not_json", "POST", "/v1/messages/count_tokens", b"{oops", 400, "invalid_request_error",
+    ("count_tokens_not_json", "POST", "/v1/messages/count_tokens", b"{oops", 400, "invalid_request_error",
      "invalid request body", False),
-    ("4_count_tokens_too_large", "POST", "/v1/messages/count_tokens?beta=true", BIG, 413, "request_too_large",
+    ("count_tokens_too_large", "POST", "/v1/messages/count_tokens?beta=true", BIG, 413, "request_too_large",
      "request body too large", False),
 ]
 
 
 @pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
-def test_ops_15_bad_input_then_good_request_succeeds(shared, case):
+def test_bad_input_then_good_request_succeeds(shared, case):
     _, method, path, body, code, kind, text, has_rid = case
     conn = http.client.HTTPConnection("127.0.0.1", shared.server.port, timeout=10)
     try:
@@ -142,7 +143,7 @@ def test_ops_15_bad_input_then_good_request_succeeds(shared, case):
         if has_rid:
             assert REQ_ID.match(headers["x-request-id"])
         elif path.startswith("/v1/messages") and code == 405:
-            assert "x-request-id" not in headers  # §3.1 step 1: before the request id
+            assert "x-request-id" not in headers  # refused before a request id is made
         # the same connection (or a fresh one if the server closed it) still works
         got, _, parsed = raw(shared, "POST", "/v1/messages", GOOD, JSON_CT, conn=conn)
         assert got == 200 and parsed["content"][0]["text"] == "fine"
@@ -151,8 +152,8 @@ def test_ops_15_bad_input_then_good_request_succeeds(shared, case):
     good_sdk_request(shared)
 
 
-def test_ops_15_declared_content_length_over_limit_refused_without_reading_body(shared):
-    """§1: a Content-Length above max_request_bytes is refused with 413 at
+def test_declared_content_length_over_limit_refused_without_reading_body(shared):
+    """A Content-Length above max_request_bytes is refused with 413 at
     once; the server does not wait for the 50 MB that never come."""
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", shared.server.port), timeout=5) as sock:
@@ -172,7 +173,7 @@ def test_ops_15_declared_content_length_over_limit_refused_without_reading_body(
     good_sdk_request(shared)
 
 
-def test_ops_1_chunked_body_over_limit_is_413(shared):
+def test_chunked_body_over_limit_is_413(shared):
     def chunks():
         for _ in range(5):
             yield b" " * 400
@@ -189,7 +190,7 @@ def test_ops_1_chunked_body_over_limit_is_413(shared):
     good_sdk_request(shared)
 
 
-def test_ops_1_beta_query_on_both_post_routes_via_sdk(shared):
+def test_beta_query_on_both_post_routes_via_sdk(shared):
     """The SDK's beta namespace calls ``/v1/messages?beta=true`` and
     ``/v1/messages/count_tokens?beta=true`` (what Claude Code does)."""
     client = anthropic.Anthropic(base_url=shared.url, api_key="unused", max_retries=0, timeout=10)
@@ -199,10 +200,10 @@ def test_ops_1_beta_query_on_both_post_routes_via_sdk(shared):
     assert count.input_tokens == 10
 
 
-# -- count_tokens (§4) ------------------------------------------------------------
+# -- count_tokens -----------------------------------------------------------------
 
 
-def test_ops_4_count_tokens_example_is_10_and_empty_object_is_3(shared):
+def test_count_tokens_example_is_10_and_empty_object_is_3(shared):
     client = anthropic.Anthropic(base_url=shared.url, api_key="unused", max_retries=0, timeout=10)
     assert client.messages.count_tokens(model="x", messages=[{"role": "user", "content": "hello world"}]) \
         .input_tokens == 10
@@ -214,10 +215,10 @@ def test_ops_4_count_tokens_example_is_10_and_empty_object_is_3(shared):
     assert body == {"input_tokens": 10, "token_count": 10}
 
 
-# -- client keys (§3.1 step 3) ----------------------------------------------------
+# -- client keys ------------------------------------------------------------------
 
 
-def test_ops_3_1_client_api_keys_401_without_or_wrong_key_200_with_either_header(upstream, start_proxy):
+def test_client_api_keys_401_without_or_wrong_key_200_with_either_header(upstream, start_proxy):
     upstream.on(GO_CHAT, json_body(chat_completion("fine")))
     proxy = start_proxy(make_config(upstream, client_api_keys=("client-key-1", "client-key-2"), **FAST))
 
@@ -247,10 +248,10 @@ def test_ops_3_1_client_api_keys_401_without_or_wrong_key_200_with_either_header
         assert "client-key" not in json.dumps(call.headers)
 
 
-# -- rate limit and request id (routing.md §13) --------------------------------
+# -- rate limit and request id --------------------------------------------------
 
 
-def test_routing_13_1_fourth_request_429_other_client_passes(upstream, start_proxy):
+def test_rate_limit_fourth_request_429_other_client_passes(upstream, start_proxy):
     upstream.on(GO_CHAT, json_body(chat_completion("fine")))
     proxy = start_proxy(make_config(upstream, rate_limit_per_minute=3, **FAST))
     client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
@@ -275,7 +276,7 @@ def test_routing_13_1_fourth_request_429_other_client_passes(upstream, start_pro
     assert h["rate_limited"] == 2 and h["requests_received"] == 4
 
 
-def test_routing_13_2_request_id_echoed_and_generated(upstream, start_proxy):
+def test_request_id_echoed_and_generated(upstream, start_proxy):
     upstream.on(GO_CHAT, json_body(chat_completion("fine")))
     proxy = start_proxy(make_config(upstream, **FAST))
     client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
@@ -292,10 +293,10 @@ def test_routing_13_2_request_id_echoed_and_generated(upstream, start_proxy):
     assert headers["x-request-id"] == "bad-1"
 
 
-# -- /health, /metrics, /v1/models (§5, §6) -----------------------------------
+# -- /health, /metrics, /v1/models ---------------------------------------------
 
 
-def test_ops_5_health_shape_and_counters_after_success_502_cancel_429(upstream, start_proxy):
+def test_health_shape_and_counters_after_success_502_cancel_429(upstream, start_proxy):
     def held(h, rec):
         h.wait_or_peer_close(3, rec)
 
@@ -350,7 +351,7 @@ def test_ops_5_health_shape_and_counters_after_success_502_cancel_429(upstream, 
     assert API_KEY not in json.dumps(h)
 
 
-def test_ops_6_models_ids_sorted_overrides_win_post_405(upstream, start_proxy):
+def test_models_ids_sorted_overrides_win_post_405(upstream, start_proxy):
     cfg = make_config(
         upstream, **FAST,
         models={"default": ModelConfig(model_id="kimi-k2.6"), "think": ModelConfig(model_id="glm-5.1"),
@@ -378,7 +379,7 @@ def test_ops_6_models_ids_sorted_overrides_win_post_405(upstream, start_proxy):
     error_shape(err, "invalid_request_error")
 
 
-def test_ops_15_metrics_prometheus_text(upstream, start_proxy):
+def test_metrics_is_prometheus_text(upstream, start_proxy):
     upstream.on(GO_CHAT, json_body(chat_completion("fine")))
     proxy = start_proxy(make_config(upstream, **FAST))
     anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10).messages.create(
@@ -395,7 +396,7 @@ def test_ops_15_metrics_prometheus_text(upstream, start_proxy):
     assert API_KEY not in text
 
 
-def test_contract_security_keys_absent_from_every_surface(upstream, start_proxy):
+def test_upstream_keys_absent_from_every_surface(upstream, start_proxy):
     keys = ("sk-pool-key-aaaa-1111", "sk-pool-key-bbbb-2222")
     leak = {"error": {"message": f"bad key {keys[0]} {keys[1]} {API_KEY}"}}
     upstream.on(GO_CHAT, status(403, leak))
@@ -413,7 +414,7 @@ def test_contract_security_keys_absent_from_every_surface(upstream, start_proxy)
             assert key not in text
 
 
-def test_ops_3_2_routing_error_500_routing_failed_not_counted_as_failure(upstream, start_proxy):
+def test_routing_error_500_routing_failed_not_counted_as_failure(upstream, start_proxy):
     proxy = start_proxy(make_config(upstream, models={}, **FAST))  # no default model: routing cannot work
     client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
     with pytest.raises(anthropic.InternalServerError) as info:
@@ -427,9 +428,9 @@ def test_ops_3_2_routing_error_500_routing_failed_not_counted_as_failure(upstrea
     assert m["requests_received"] == 1 and m["requests_failed"] == 0
 
 
-def test_contract_client_api_keys_either_header_may_carry_the_key(upstream, start_proxy):
-    """contract.md: "every request must carry one of them in x-api-key or
-    Authorization: Bearer". A client sending both headers (Claude Code with
+def test_client_api_keys_either_header_may_carry_the_key(upstream, start_proxy):
+    """Every request must carry a client key in x-api-key or Authorization:
+    Bearer. A client sending both headers (Claude Code with
     ANTHROPIC_AUTH_TOKEN plus a stray x-api-key) passes when either is valid."""
     upstream.on(GO_CHAT, json_body(chat_completion("fine")))
     proxy = start_proxy(make_config(upstream, client_api_keys=("client-key-1",), **FAST))

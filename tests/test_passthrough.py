@@ -184,7 +184,7 @@ def test_check_response_rejects_unusable(body):
 
 
 # ---------------------------------------------------------------------------
-# PassthroughStream (ST-52)
+# PassthroughStream: whole upstream events forwarded as they complete
 
 EVENTS = [
     b'event: message_start\ndata: {"type":"message_start","message":{"model":"up"}}\n\n',
@@ -204,25 +204,25 @@ def run(chunks):
     return frames, stream.close()
 
 
-def test_ST_52_protocol_flags():
+def test_passthrough_stream_protocol_flags():
     stream = PassthroughStream()
     assert DIALECTS["anthropic"].pauses_heartbeat is True and stream.done is False
     stream.feed(STREAM)
     assert stream.done is False
 
 
-def test_ST_52_one_chunk_many_events():
+def test_passthrough_stream_one_chunk_many_events():
     frames, rest = run([STREAM])
     assert frames == EVENTS and rest == []
 
 
-def test_ST_52_byte_by_byte():
+def test_passthrough_stream_byte_by_byte():
     frames, rest = run([STREAM[i : i + 1] for i in range(len(STREAM))])
     assert frames == EVENTS and rest == []
 
 
-@pytest.mark.parametrize("seed", range(20), ids=[f"ST-52-random-split-{i}" for i in range(20)])
-def test_ST_52_arbitrary_chunk_boundaries(seed):
+@pytest.mark.parametrize("seed", range(20), ids=[f"random-split-{i}" for i in range(20)])
+def test_passthrough_stream_arbitrary_chunk_boundaries(seed):
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(STREAM)), rng.randint(1, 30)))
     chunks = [STREAM[a:b] for a, b in zip([0] + cuts, cuts + [len(STREAM)])]
@@ -231,7 +231,7 @@ def test_ST_52_arbitrary_chunk_boundaries(seed):
 
 
 @pytest.mark.parametrize("cut", [1, 2, 3], ids=["crlf-split-after-1", "crlf-split-after-2", "crlf-split-after-3"])
-def test_ST_52_crlf_terminator_split(cut):
+def test_passthrough_stream_crlf_terminator_split(cut):
     event = b"data: x\r\n\r\n"
     head, tail = event[: len(event) - 4 + cut], event[len(event) - 4 + cut :]
     stream = PassthroughStream()
@@ -239,7 +239,7 @@ def test_ST_52_crlf_terminator_split(cut):
     assert stream.feed(tail) == [event]
 
 
-def test_ST_52_single_huge_event_in_many_chunks():
+def test_passthrough_stream_single_huge_event_in_many_chunks():
     payload = b"data: " + b"x" * 5_000_000 + b"\n\n"
     stream = PassthroughStream()
     frames = []
@@ -249,7 +249,7 @@ def test_ST_52_single_huge_event_in_many_chunks():
     assert stream.close() == []
 
 
-def test_ST_52_close_returns_unterminated_remainder():
+def test_passthrough_stream_close_returns_unterminated_remainder():
     frames, rest = run([EVENTS[0], b'event: message_stop\ndata: {"type":"message_stop"}\n'])
     assert frames == [EVENTS[0]]
     assert rest == [b'event: message_stop\ndata: {"type":"message_stop"}\n']

@@ -1,4 +1,4 @@
-"""The writer, the heartbeat ticker and the WSGI iterable (streaming.md §9, §10)."""
+"""The writer, the heartbeat ticker and the WSGI iterable."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ def drain(writer: StreamWriter) -> bytes:
         out.append(data)
 
 
-def test_ST_1_first_frame_is_a_keepalive():
+def test_first_frame_is_a_keepalive():
     writer = StreamWriter(interval=10)
     writer.finish([b"event: x\ndata: {}\n\n"])
     assert drain(writer) == KEEPALIVE + b"event: x\ndata: {}\n\n"
 
 
-def test_ST_66_ten_threads_hundred_lines_each_stay_intact():
+def test_ten_threads_hundred_lines_each_stay_intact():
     writer = StreamWriter(interval=0.001)
     heartbeat = Heartbeat()
     heartbeat.add(writer)  # keep-alives race the writers the whole time
@@ -55,7 +55,7 @@ def test_ST_66_ten_threads_hundred_lines_each_stay_intact():
         assert frame.startswith(b"event: t\ndata: {")
 
 
-def test_ST_64_nothing_after_the_terminal_frame():
+def test_nothing_after_the_terminal_frame():
     writer = StreamWriter(interval=0.001)
     writer.finish([b"event: message_stop\ndata: {}\n\n"])
     assert writer.write([b"late"]) is False
@@ -63,7 +63,7 @@ def test_ST_64_nothing_after_the_terminal_frame():
     assert drain(writer).endswith(b"event: message_stop\ndata: {}\n\n")
 
 
-def test_ST_71_keepalives_do_not_count_as_payload():
+def test_keepalives_do_not_count_as_payload():
     writer = StreamWriter(interval=0.01)
     writer.keepalive(time.monotonic() + 1)
     assert writer.payload_written is False
@@ -71,7 +71,7 @@ def test_ST_71_keepalives_do_not_count_as_payload():
     assert writer.payload_written is True
 
 
-def test_ST_72_paused_writer_gets_no_keepalive():
+def test_paused_writer_gets_no_keepalive():
     writer = StreamWriter(interval=0.01)
     assert writer.take() == KEEPALIVE
     writer.pause(True)
@@ -80,7 +80,7 @@ def test_ST_72_paused_writer_gets_no_keepalive():
     assert drain(writer) == b"x"
 
 
-def test_ST_70_keepalive_only_after_one_silent_interval():
+def test_keepalive_only_after_one_silent_interval():
     writer = StreamWriter(interval=10)
     writer.take()
     writer.keepalive(time.monotonic() + 1)  # 1 s of 10: nothing
@@ -89,7 +89,7 @@ def test_ST_70_keepalive_only_after_one_silent_interval():
     assert drain(writer) == KEEPALIVE
 
 
-def test_ST_74_host_not_taking_frames_marks_client_gone(monkeypatch):
+def test_host_not_taking_frames_marks_client_gone(monkeypatch):
     monkeypatch.setattr(streaming, "WRITE_STALL_SECONDS", 0.02)
     writer = StreamWriter(interval=0.001)
     called = []
@@ -99,7 +99,7 @@ def test_ST_74_host_not_taking_frames_marks_client_gone(monkeypatch):
     assert writer.write([b"x"]) is False
 
 
-def test_ST_75_close_joins_the_pump_and_unregisters_the_heartbeat():
+def test_close_joins_the_pump_and_unregisters_the_heartbeat():
     heartbeat = Heartbeat()
     writer = StreamWriter(interval=0.01)
     released = threading.Event()
@@ -120,7 +120,7 @@ def test_ST_75_close_joins_the_pump_and_unregisters_the_heartbeat():
     assert not any(t.name == "ocproxy-heartbeat" for t in threading.enumerate())
 
 
-def test_ST_73_heartbeat_stops_writing_to_a_finished_stream():
+def test_heartbeat_stops_writing_to_a_finished_stream():
     heartbeat = Heartbeat()
     writer = StreamWriter(interval=0.005)
     heartbeat.add(writer)
@@ -148,7 +148,7 @@ def test_pump_crash_still_ends_the_response():
 
 
 @pytest.mark.parametrize("interval_ms, expected", [(0, 3.0), (-5, 3.0), (250, 0.25)])
-def test_ST_70_non_positive_interval_falls_back_to_default(interval_ms, expected):
+def test_non_positive_interval_falls_back_to_default(interval_ms, expected):
     from ocproxy.config import Config
 
     assert Config(heartbeat_interval_ms=interval_ms).heartbeat_interval == expected
@@ -178,7 +178,7 @@ def test_a_watch_on_an_idle_ticker_wakes_it():
 
 def test_watches_the_ticker_already_serves_do_not_wake_it():
     """One watch per non-streaming request: waking the ticker for each one
-    cost two context switches a request (issue #6 profile)."""
+    cost two context switches a request."""
     rounds = []
 
     def clock() -> float:

@@ -1,8 +1,8 @@
 """The process environment the upstream client honours, read once per origin.
 
 requests re-reads proxy variables and ~/.netrc on every call; ocproxy
-resolves them when it first talks to an upstream origin (issue #6: that
-re-reading was ~8 % of a request's CPU). These tests pin down what a user
+resolves them when it first talks to an upstream origin (re-reading them
+cost a real share of a request's CPU). These tests pin down what a user
 still gets: HTTP(S)_PROXY and NO_PROXY work, and a ~/.netrc entry for the
 upstream's host never replaces the provider key.
 """

@@ -1,4 +1,4 @@
-"""Upstream faults through the real server (issue #7): refused connections,
+"""Upstream faults through the real server: refused connections,
 resets, 200s that carry HTML or nothing, broken SSE lines, a 10 MB SSE line,
 invalid UTF-8, bodies that never end and headers that never come. Each one
 becomes the right fallback (the next model is called and answers) or a clean

@@ -1,4 +1,4 @@
-"""Per-model circuit breakers (routing.md §11).
+"""Per-model circuit breakers.
 
 A breaker stops the non-streaming fallback loop from wasting a request's
 time on a model that keeps failing with retryable errors. The state table
@@ -116,7 +116,7 @@ class CircuitBreaker:
                 self._successes = 0
 
     def reset(self) -> None:
-        """Closed with every counter at 0 (routing.md §11.3)."""
+        """Closed with every counter at 0."""
         with self._lock:
             self._state = CLOSED
             self._failures = 0
@@ -156,7 +156,7 @@ class BreakerRegistry:
             return list(self._breakers.values())
 
     def reset_all(self) -> None:
-        """Close every breaker, not only the chain's (routing.md §11.3): the
+        """Close every breaker, not only the chain's: the
         client's retry after a fully failed request may try every model."""
         for breaker in self._all():
             breaker.reset()

@@ -2,7 +2,7 @@
 
 One loop for every endpoint kind and for streaming and non-streaming alike;
 what differs is passed in: the attempt function, and whether circuit breakers
-take part (routing.md §8 yes, §9 no). Decisions come from the failure's kind
+take part (whole answers yes, streams no). Decisions come from the failure's kind
 (``errors.classify``), never from where it happened.
 """
 
@@ -61,7 +61,7 @@ def run_chain(
     breakers: BreakerRegistry | None,
     trace: Trace | None = None,
 ) -> ChainResult[T]:
-    """Run ``attempt`` over ``chain`` per routing.md §8 / §9.
+    """Run ``attempt`` over ``chain`` until one succeeds.
 
     Raises ``ClientGone`` when the client left (nothing is charged),
     ``ChainExhausted`` when every model failed. Exceptions other than
@@ -118,5 +118,5 @@ def run_chain(
         trace.tried.append(f"{model.model_id}:ok")
         return ChainResult(value, model, trace)
     if breakers is not None:
-        breakers.reset_all()  # 922965d: the client's retry may try every model again
+        breakers.reset_all()  # the client's retry may try every model again
     raise ChainExhausted(trace)

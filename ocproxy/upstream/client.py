@@ -1,23 +1,23 @@
 """HTTP to the upstreams: pooled sessions, per-attempt limits, abortable reads.
 
 Why not just ``requests.post(timeout=...)``: requests only knows a per-read
-timeout, but an attempt has three limits (config.md §6.4) — a whole-attempt
-deadline, an idle gap renewed by every byte, and "the client left, stop now".
+timeout, but an attempt has three limits — a whole-attempt deadline, an idle
+gap renewed by every byte, and "the client left, stop now".
 So every attempt gets an :class:`Attempt` handle. The urllib3 connection that
 carries the attempt registers itself with the handle, which lets
 
 * the reading thread set the socket timeout before every read to
-  ``min(idle limit, time left)`` (ST-81), and
+  ``min(idle limit, time left)``, and
 * any other thread abort a blocked read at once by shutting the socket down
-  (client gone, server shutdown: ST-83, ST-101).
+  (client gone, server shutdown).
 
-There is deliberately no client-wide timeout (ST-82).
+There is deliberately no client-wide timeout: a long stream that keeps
+sending must not be cut off by one.
 """
 
 from __future__ import annotations
 
 import http.client
-import logging
 import os
 import socket
 import threading
@@ -28,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError as Urllib3Error, ReadTimeoutError
+from urllib3.exceptions import HTTPError as Urllib3Error, ProtocolError, ReadTimeoutError
 
 from ocproxy.errors import (
     AttemptFailure,
@@ -38,8 +38,6 @@ from ocproxy.errors import (
     UpstreamConnectionError,
     UpstreamHTTPError,
 )
-
-log = logging.getLogger("ocproxy.upstream")
 
 _current = threading.local()  # .attempt: the Attempt the calling thread is making
 
@@ -97,7 +95,7 @@ class Attempt:
         return self.deadline - time.monotonic()
 
     def next_wait(self) -> float:
-        """How long the next read may block (ST-81); raises if time is up."""
+        """How long the next read may block; raises if time is up."""
         self.check()
         left = self.time_left()
         if left <= 0:
@@ -110,10 +108,9 @@ class Attempt:
             raise reason
 
     def set_read_timeout(self, seconds: float) -> None:
-        """Every ``settimeout`` is a syscall that lets go of the GIL (an
-        ioctl), and each needless hand-off costs context switches under
-        concurrent requests (issue #6: 2 of 5 per request). So the socket keeps
-        its timeout when it is the same, or longer by at most
+        """Every ``settimeout`` is a syscall that lets go of the GIL, and each
+        needless hand-off costs context switches under concurrent requests.
+        So the socket keeps its timeout when it is the same, or longer by at most
         ``TIMEOUT_SLACK`` -- a deadline-bound timeout shrinks by the time
         between two reads; overshooting the deadline by that is harmless."""
         with self._lock:
@@ -129,7 +126,8 @@ class Attempt:
             pass  # already closed: the read reports it
 
     def timeout_failure(self) -> AttemptFailure:
-        """A read timed out: was it the deadline or the idle limit (ST-84)?"""
+        """A read timed out: was it the deadline or the idle limit? (They
+        are told apart in logs and in the stream's error frame.)"""
         if self.time_left() <= 0.05:
             return AttemptTimeout("attempt deadline exceeded")
         return StreamIdle(f"no data from upstream for {self.idle:g}s")
@@ -225,11 +223,11 @@ def _new_session(origin: str, pool_maxsize: int) -> requests.Session:
     """A session for one upstream origin, with the environment read once.
 
     requests re-reads proxies, NO_PROXY, CA-bundle variables and ~/.netrc
-    on every call when ``trust_env`` is on: ~8 % of a non-streaming
-    request's CPU in the benchmark (issue #6 profile). The process
-    environment does not change under us, so it is resolved here, once per
-    origin. ~/.netrc is deliberately not read: an entry for the upstream's
-    host would replace the Authorization header the provider's key set.
+    on every call when ``trust_env`` is on, a real share of a request's CPU.
+    The process environment does not change under us, so it is resolved
+    here, once per origin. ~/.netrc is deliberately not read: an entry for
+    the upstream's host would replace the Authorization header the
+    provider's key set.
     """
     session = requests.Session()
     session.trust_env = False
@@ -250,9 +248,8 @@ class UpstreamStream:
     Each read first waits until the connection's own read buffer holds
     bytes, then takes them. Reading straight away makes the socket's
     buffered reader allocate a fresh ``READ_SIZE`` bytes object and block
-    inside it, so every silent stream held one for as long as its upstream
-    thought: ``make bench``'s 1,000 held streams measured 152.4 MB that way
-    and 142.2 MB waiting in the buffer. The wait sits below http.client's
+    inside it, so every silent stream would hold one for as long as its
+    upstream thinks. The wait sits below http.client's
     chunk parsing, which stays with ``read1`` so a broken chunk still fails
     the attempt.
 
@@ -384,14 +381,20 @@ def _read_all(stream: UpstreamStream, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    low = text.lower()
-    if "refused" in low:
-        return "connection refused"
-    if "reset" in low or "aborted" in low:
-        return "connection reset"
-    return text[:300]
-
-
-__all__ = ["Attempt", "CancelScope", "UpstreamClient", "UpstreamStream"]
+def _reason(exc: BaseException) -> str:
+    """What broke the connection, from the exception types in ``exc``'s
+    chain (never its text, which carries the URL)."""
+    seen: set[int] = set()
+    pending: list = [exc]
+    while pending:
+        err = pending.pop()
+        if not isinstance(err, BaseException) or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused"
+        # urllib3 wraps every failure mid-request as "Connection aborted."
+        if isinstance(err, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ProtocolError)):
+            return "connection reset"
+        pending += [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+    return str(exc)[:300]

@@ -1,0 +1,369 @@
+"""One request's trip upstream and back, whole or streamed.
+
+For each model the fallback loop tries, a :class:`Leg` builds the upstream
+call (URL, headers, body); the client sends it; the dialect turns the answer
+(or each streamed chunk) into Anthropic Messages output; a stream is written
+to the :class:`~ocproxy.streaming.StreamWriter`. What happens after a failed
+streamed attempt is decided by :func:`after_failure`, a plain function.
+
+The app (``app.py``) does HTTP: it calls :func:`answer_whole` and renders
+what it returns or raises, or hands a :class:`StreamRelay`'s ``pump`` to the
+streaming shell.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ocproxy.clientwatch import ClientWatch, client_socket, gone_probe
+from ocproxy.config import Config, ModelConfig
+from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError
+from ocproxy.metrics import Metrics
+from ocproxy.request import MessagesRequest
+from ocproxy.routing.breaker import BreakerRegistry
+from ocproxy.routing.chain import Route
+from ocproxy.routing.fallback import ChainExhausted, ChainResult, Trace, run_chain
+from ocproxy.streaming import StreamResponse, StreamWriter
+from ocproxy.translate.ids import sequential
+from ocproxy.translate.sse import error_frame
+from ocproxy.upstream import targets
+from ocproxy.upstream.client import Attempt, CancelScope, UpstreamClient
+from ocproxy.upstream.identity import KeyRotator, auth_headers, session_id
+
+log = logging.getLogger("ocproxy.app")
+
+
+class ServerClosing(ClientGone):
+    """The server is shutting down: stop like for a departed client; the
+    stream already got its ``error`` frame from ``ProxyApp.close``."""
+
+
+class StreamBroken(Exception):
+    """A stream failed after its payload began: no fallback, one error frame."""
+
+    def __init__(self, failure: AttemptFailure):
+        super().__init__(str(failure))
+        self.failure = failure
+
+    @property
+    def client_message(self) -> str:
+        if self.failure.cause == "stream-idle":
+            return "stream idle after SSE payload started"
+        return "all upstream models failed after SSE payload started"
+
+
+@dataclass
+class Services:
+    """What every request's relay shares for the app's life. The app owns
+    these objects and closes them (``ProxyApp.close``)."""
+
+    client: UpstreamClient
+    keys: KeyRotator
+    breakers: BreakerRegistry
+    metrics: Metrics
+    watch: ClientWatch
+
+
+@dataclass
+class Call:
+    """What one ``/v1/messages`` request carries through its attempts."""
+
+    cfg: Config
+    req: MessagesRequest
+    environ: dict
+    rid: str
+    route: Route
+    started: float  # time.monotonic() when the request arrived
+    session: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.session = session_id(self.environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), self.req.body)
+
+    def log_done(self, trace: Trace, outcome: str, model: str | None = None) -> None:
+        log.info(
+            "request completed id=%s scenario=%s outcome=%s model=%s attempts=%d chain=%s ms=%.0f",
+            self.rid, self.route.scenario, outcome, model or "-", trace.attempts, ",".join(trace.tried),
+            (time.monotonic() - self.started) * 1000,
+        )
+
+
+class Leg:
+    """The upstream call of one attempt on ``model``, and the conversions of
+    its answer. Every call into a dialect is here and nowhere else."""
+
+    def __init__(self, call: Call, model: ModelConfig, stream: bool, keys: KeyRotator):
+        target = targets.resolve(call.cfg, model)
+        self.model = model
+        self._rid = call.rid
+        self._dialect = target.dialect
+        self._ids = sequential(os.urandom(8).hex())  # message and tool ids of this attempt's answer
+        self.url = target.url(stream)
+        self.headers = auth_headers(target.endpoint, keys.next_key(model.provider, call.cfg.key_pool))
+        self.headers["x-opencode-session"] = call.session
+        if stream:
+            self.headers["Accept"] = "text/event-stream"
+        try:
+            self.body = self._dialect.body(call.req, model, stream)
+        except Exception as exc:  # a conversion bug must fail this attempt, not the request
+            log.exception("building the %s request for %s failed", target.endpoint, model.model_id)
+            raise UpstreamDataError(f"transform error: {exc}") from None
+
+    def answer(self, data: bytes) -> bytes:
+        """A whole upstream answer as an Anthropic Messages response body."""
+        warnings: list[str] = []
+        message = self._dialect.response(data, self.model, self._ids, warnings)
+        for warning in warnings:
+            log.warning("%s id=%s", warning, self._rid)
+        return message
+
+    def translator(self):
+        """A fresh stream translator: ``feed(bytes) -> frames``, ``close()``,
+        ``done``."""
+        return self._dialect.translator(self.model, self._ids)
+
+    @property
+    def pauses_heartbeat(self) -> bool:
+        """Raw passthrough carries the upstream's own pings: ours stay silent."""
+        return self._dialect.pauses_heartbeat
+
+
+class InFlight:
+    """The requests being relayed, so that a shutdown can refuse new ones,
+    end each open stream with an ``error`` event and wait for the rest.
+
+    ``_lock`` guards ``_whole`` (non-streaming requests being answered),
+    ``_streams`` (each open stream -> its cancel switch) and ``_closing``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._whole = 0
+        self._streams: dict[StreamResponse, CancelScope] = {}
+        self._closing = False
+
+    @contextmanager
+    def whole(self):
+        """Count one non-streaming request for as long as it is answered."""
+        with self._lock:
+            if self._closing:
+                raise ProxyError(529, "server is shutting down")
+            self._whole += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._whole -= 1
+
+    def add_stream(self, response: StreamResponse, scope: CancelScope) -> None:
+        with self._lock:
+            if self._closing:
+                raise ProxyError(529, "server is shutting down")
+            self._streams[response] = scope
+
+    def forget_stream(self, response: StreamResponse) -> None:
+        with self._lock:
+            self._streams.pop(response, None)
+
+    def idle(self) -> bool:
+        with self._lock:
+            return self._whole == 0 and not self._streams
+
+    def close(self, timeout: float) -> None:
+        """Refuse new requests; give every open stream its ``error`` frame,
+        then abort its upstream. The host delivers the frame and closes the
+        iterable, which joins the pump; a stream the host has not closed
+        within ``timeout`` is closed here."""
+        with self._lock:
+            self._closing = True
+            open_streams = list(self._streams.items())
+        for response, scope in open_streams:
+            response.writer.finish([error_frame("server shutting down")])
+            scope.cancel(ServerClosing())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._streams:
+                    break
+            time.sleep(0.02)
+        with self._lock:
+            leftovers = list(self._streams)
+        for response in leftovers:
+            response.close()
+
+
+# -- whole answers ----------------------------------------------------------
+
+
+class WholeRelay:
+    """The attempts of one non-streaming request; ``scope`` aborts the one
+    in flight when the client leaves."""
+
+    def __init__(self, call: Call, services: Services, scope: CancelScope):
+        self.call, self.services, self.scope = call, services, scope
+
+    def attempt(self, model: ModelConfig) -> bytes:
+        leg = Leg(self.call, model, False, self.services.keys)
+        timeout = self.call.cfg.provider(model).request_timeout
+        handle = Attempt(time.monotonic() + timeout, timeout)
+        self.scope.bind(handle)
+        try:
+            data = self.services.client.post(leg.url, leg.headers, leg.body, handle)
+        finally:
+            self.scope.bind(None)
+        return leg.answer(data)
+
+
+def answer_whole(call: Call, services: Services) -> bytes:
+    """The response body of a non-streaming request. Raises ``ClientGone``
+    when the client left, ``ProxyError`` (502, or 529 when only open
+    breakers stood in the way) when every model failed."""
+    trace = Trace()
+    scope = CancelScope()
+    relay = WholeRelay(call, services, scope)
+    gone = gone_probe(call.environ)
+    sock = client_socket(call.environ)
+    if sock is not None:
+        services.watch.add(sock, scope)
+    metrics = services.metrics
+    try:
+        try:
+            # The socket is probed only after an attempt: before the first
+            # one the client has only just sent its request, and the watch
+            # would abort that attempt within a tick anyway.
+            result = run_chain(call.route.chain, relay.attempt, key_count=len(call.cfg.key_pool),
+                               is_cancelled=lambda: scope.cancelled or (trace.attempts > 0 and gone()),
+                               breakers=services.breakers, trace=trace)
+        finally:
+            if sock is not None:
+                services.watch.discard(sock)
+    except ClientGone:
+        metrics.inc("client_cancelled")
+        log.info("request context canceled during non-streaming fallback id=%s", call.rid)
+        call.log_done(trace, "cancelled")
+        raise
+    except ChainExhausted as exc:
+        metrics.inc("requests_failed")
+        metrics.inc("fallbacks", exc.trace.attempts)
+        call.log_done(trace, "all-failed")
+        raise ProxyError(529 if exc.only_open_breakers else 502, "all models failed") from None
+    _succeeded(call, metrics, trace, result, call.started)
+    return result.value
+
+
+def _succeeded(call: Call, metrics: Metrics, trace: Trace, result: ChainResult, since: float) -> None:
+    metrics.inc("fallbacks", trace.attempts - 1)
+    metrics.success(result.model.model_id, time.monotonic() - since)
+    call.log_done(trace, "ok", result.model.model_id)
+
+
+# -- streams ------------------------------------------------------------------
+
+
+class Next(enum.Enum):
+    """What a failed streamed attempt leads to."""
+
+    CLIENT_GONE = "client-gone"  # stop quietly: nothing to answer, nothing charged
+    STREAM_BROKEN = "stream-broken"  # the client already has payload: one error frame, no fallback
+    FALL_BACK = "fall-back"  # the client saw nothing yet: the chain tries its next model
+
+
+def after_failure(*, client_gone: bool, payload_written: bool) -> Next:
+    """Decide what a failed streamed attempt becomes. A departed client
+    wins over everything (its failure is our abort); after payload went
+    out a second model's answer cannot be spliced into the first one."""
+    if client_gone:
+        return Next.CLIENT_GONE
+    if payload_written:
+        return Next.STREAM_BROKEN
+    return Next.FALL_BACK
+
+
+def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bool = False) -> None:
+    """Translate ``upstream`` chunk by chunk into ``writer``, then finish it.
+    Raises ``ClientGone`` when the writer refuses frames (client left)."""
+    if pauses_heartbeat:
+        writer.pause(True)
+    try:
+        for chunk in upstream:
+            frames = translator.feed(chunk)
+            if frames and not writer.write(frames):
+                raise ClientGone()
+            if translator.done:
+                break
+        final = translator.close()
+    finally:
+        upstream.close()
+        if pauses_heartbeat:
+            writer.pause(False)
+    if writer.gone:
+        raise ClientGone()
+    writer.finish(final)
+
+
+class StreamRelay:
+    """The attempts of one streaming request, run by :meth:`pump` in the
+    stream's pump thread. ``scope`` is cancelled when the client leaves or
+    the server closes, which aborts the upstream read in flight."""
+
+    def __init__(self, call: Call, services: Services, writer: StreamWriter, scope: CancelScope):
+        self.call, self.services, self.writer, self.scope = call, services, writer, scope
+        self.trace = Trace()
+        self._gone = gone_probe(call.environ)
+
+    def attempt(self, model: ModelConfig) -> None:
+        leg = Leg(self.call, model, True, self.services.keys)
+        provider = self.call.cfg.provider(model)
+        handle = Attempt(time.monotonic() + provider.streaming_timeout, provider.stream_idle_timeout)
+        self.scope.bind(handle)
+        try:
+            upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
+            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat)
+        except AttemptFailure as failure:
+            decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
+                                     payload_written=self.writer.payload_written)
+            if decision is Next.CLIENT_GONE:
+                raise ClientGone() from None
+            if decision is Next.STREAM_BROKEN:
+                raise StreamBroken(failure) from None
+            raise
+        finally:
+            self.scope.bind(None)
+
+    def cancelled(self) -> bool:
+        return self.writer.gone or self.scope.cancelled or self._gone()
+
+    def pump(self, writer: StreamWriter) -> None:
+        """Run the chain; end ``writer`` however it ends. Circuit breakers
+        are left out: a stream's failures are not charged to its models."""
+        call, metrics, trace = self.call, self.services.metrics, self.trace
+        first_attempt = time.monotonic()
+        try:
+            result = run_chain(call.route.chain, self.attempt, key_count=len(call.cfg.key_pool),
+                               is_cancelled=self.cancelled, breakers=None, trace=trace)
+        except ClientGone:
+            metrics.inc("client_cancelled")
+            log.debug("client disconnected during stream id=%s", call.rid)
+            call.log_done(trace, "cancelled")
+        except ChainExhausted:
+            metrics.inc("requests_failed")
+            writer.finish([error_frame("all upstream models failed")])
+            call.log_done(trace, "all-failed")
+        except StreamBroken as broken:
+            metrics.inc("requests_failed")
+            log.warning("stream failed after payload started id=%s cause=%s error=%s",
+                        call.rid, broken.failure.cause, broken.failure)
+            writer.finish([error_frame(broken.client_message)])
+            call.log_done(trace, broken.failure.cause)
+        except Exception:
+            metrics.inc("requests_failed")
+            log.exception("stream pump failed id=%s", call.rid)
+            writer.finish([error_frame("internal proxy error")])
+            call.log_done(trace, "internal-error")
+        else:
+            _succeeded(call, metrics, trace, result, first_attempt)
