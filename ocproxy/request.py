@@ -1,5 +1,4 @@
-"""Decoding and validating client request bodies (operations.md §3.1 steps
-5–8, §4).
+"""Decoding and validating client request bodies, once per request.
 
 The Go proxy decodes into typed structs, so a field of the wrong JSON type
 is a 400 before anything else runs. We check the same known fields here,
@@ -168,10 +167,13 @@ def _check_types(req: dict) -> None:
 
 @dataclass(frozen=True)
 class MessagesRequest:
-    """A ``POST /v1/messages`` body, decoded and type-checked once.
+    """A ``POST /v1/messages`` (or ``count_tokens``) body, decoded and
+    type-checked once.
 
-    ``body`` is the decoded JSON object (unknown fields kept, for the
-    translators); ``raw`` the bytes as received (passthrough forwards them).
+    ``body`` is the decoded JSON object (unknown fields kept); ``raw`` the
+    bytes as received (passthrough forwards them). The accessors give each
+    known field with the type the checks above guarantee, absent and
+    ``null`` alike reading as ``None`` (or empty for the lists).
     """
 
     raw: bytes
@@ -179,30 +181,66 @@ class MessagesRequest:
 
     @property
     def model(self) -> str:
-        return self.body["model"]
+        return self.body.get("model") or ""
 
     @property
     def stream(self) -> bool:
         return self.body.get("stream") is True
 
     @property
-    def messages(self) -> list:
-        return self.body["messages"]
+    def messages(self) -> list[dict]:
+        return self.body.get("messages") or []
 
     @property
-    def tools(self) -> list:
+    def system(self) -> str | list[dict] | None:
+        return self.body.get("system")
+
+    @property
+    def tools(self) -> list[dict]:
         return self.body.get("tools") or []
+
+    @property
+    def tool_choice(self) -> dict | None:
+        return self.body.get("tool_choice")
 
     @property
     def max_tokens(self) -> int | None:
         return self.body.get("max_tokens")
 
+    @property
+    def temperature(self) -> int | float | None:
+        return self.body.get("temperature")
+
+    @property
+    def top_p(self) -> int | float | None:
+        return self.body.get("top_p")
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        return self.body.get("stop_sequences") or []
+
+    @property
+    def thinking(self) -> dict | None:
+        return self.body.get("thinking")
+
+    @property
+    def thinking_disabled(self) -> bool:
+        return self.thinking is not None and self.thinking.get("type") == "disabled"
+
+    @property
+    def metadata(self) -> dict | None:
+        return self.body.get("metadata")
+
+
+def _raw_bytes(body: bytes | str) -> bytes:
+    return body.encode() if isinstance(body, str) else bytes(body)
+
 
 def parse_messages_request(body: bytes) -> MessagesRequest:
     """The decoded ``POST /v1/messages`` body, or ``ProxyError(400)``.
 
-    Beyond types, only ``model`` and ``messages`` are required (operations.md
-    §3.1 step 8); roles, max_tokens and the rest are the upstream's business.
+    Beyond types, only ``model`` and ``messages`` are required; roles,
+    max_tokens and the rest are the upstream's business.
     """
     req = _decode(body)
     _check_types(req)
@@ -210,7 +248,7 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
         raise ProxyError(400, "model is required", "invalid_request_error")
     if not req.get("messages"):
         raise ProxyError(400, "messages is required", "invalid_request_error")
-    return MessagesRequest(bytes(body) if not isinstance(body, str) else body.encode(), req)
+    return MessagesRequest(_raw_bytes(body), req)
 
 
 def parse_count_tokens_request(body: bytes) -> dict:
@@ -221,3 +259,11 @@ def parse_count_tokens_request(body: bytes) -> dict:
     req = _decode(body)
     _check_types(req)
     return req
+
+
+def checked_request(body: dict) -> MessagesRequest:
+    """A ``MessagesRequest`` for an already decoded body, held to the same
+    type checks and requiring nothing (for callers that build bodies in
+    code, such as tests). Raises ``ProxyError(400)`` as the parsers do."""
+    _check_types(body)
+    return MessagesRequest(json.dumps(body).encode(), body)

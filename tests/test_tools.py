@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from ocproxy.errors import ProxyError
+from ocproxy.request import checked_request
 from ocproxy.translate import tools
 from ocproxy.translate.tools import canonical_empty_schema, chat_tools, sanitize_schema
 
@@ -81,8 +83,12 @@ def test_TX_12_dropped_tool_leaves_exactly_bash():
 
 
 def test_TR_40_order_kept_and_unnamed_dropped():
-    out = chat_tools([_tool("b"), _tool(" "), _tool("a"), {"description": "no name"}, _tool(None), _tool("c")])
+    out = chat_tools([_tool("b"), _tool(" "), _tool("a"), _tool(""), _tool("c")])
     assert [t["function"]["name"] for t in out] == ["b", "a", "c"]
+    # a tool without a string name never reaches the translator: the parser refuses it
+    for nameless in ({"description": "no name"}, _tool(None)):
+        with pytest.raises(ProxyError, match=r"tools\[1\]\.name must be a string"):
+            checked_request({"tools": [_tool("b"), nameless]})
 
 
 @pytest.mark.parametrize(
@@ -238,9 +244,15 @@ def test_chat_tool_shape(tool, expected_function):
     assert chat_tools([tool]) == [{"type": "function", "function": expected_function}]
 
 
-@pytest.mark.parametrize("value", [None, {}, "x", [None, 1, "a"]], ids=["none", "dict", "string", "junk-items"])
-def test_chat_tools_defensive(value):
-    assert chat_tools(value) == []
+def test_chat_tools_absent_is_none():
+    assert chat_tools(checked_request({"tools": None}).tools) == []
+    assert chat_tools(checked_request({}).tools) == []
+
+
+@pytest.mark.parametrize("value", [{}, "x", [None, 1, "a"]], ids=["dict", "string", "junk-items"])
+def test_odd_tools_never_reach_the_translator(value):
+    with pytest.raises(ProxyError, match="tools"):
+        checked_request({"tools": value})
 
 
 def test_TR_44_output_serialises_as_json_object():

@@ -8,10 +8,18 @@ from types import MappingProxyType
 import pytest
 
 from ocproxy.config import ModelConfig
-from ocproxy.errors import UpstreamDataError
-from ocproxy.translate.chat import build_request, effort_of
+from ocproxy.errors import ProxyError, UpstreamDataError
+from ocproxy.request import checked_request
+from ocproxy.translate import chat
+from ocproxy.translate.chat import effort_of
 from ocproxy.translate.chat_response import convert_response
 from ocproxy.translate.usage import anthropic_usage
+
+
+def build_request(body: dict, model, stream):
+    """The builder fed as the proxy feeds it: a type-checked MessagesRequest."""
+    return chat.build_request(checked_request(body), model, stream)
+
 
 
 def M(model_id, **kw) -> ModelConfig:
@@ -346,8 +354,11 @@ def test_TR_32_empty_user_string():
 
 
 def test_TR_3_unknown_blocks_ignored():
-    msg = {"role": "user", "content": [{"type": "document", "source": {}}, {"type": "text", "text": "x"}, "junk"]}
+    msg = {"role": "user", "content": [{"type": "document", "source": {}}, {"type": "text", "text": "x"}]}
     assert build([msg], M("glm-5"))["messages"] == [{"role": "user", "content": "x"}]
+    # a block that is not an object never reaches the translator: the parser refuses it
+    with pytest.raises(ProxyError, match=r"messages\[0\]\.content\[2\] must be an object"):
+        build([{"role": "user", "content": [*msg["content"], "junk"]}], M("glm-5"))
 
 
 # ---------------------------------------------------------------------------

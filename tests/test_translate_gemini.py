@@ -22,10 +22,17 @@ from ocproxy.translate.gemini import (
     GEMINI_GENERATE,
     GEMINI_STREAM,
     SKIP_SIGNATURE,
-    build_request,
     gemini_schema,
 )
+from ocproxy.request import checked_request
+from ocproxy.translate import gemini
 from ocproxy.translate.gemini_stream import GeminiStreamTranslator, convert_response
+
+
+def build_request(body: dict, model, stream):
+    """The builder fed as the proxy feeds it: a type-checked MessagesRequest."""
+    return gemini.build_request(checked_request(body), model, stream)
+
 
 FLASH = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
 

@@ -19,10 +19,17 @@ from ocproxy.translate import sse
 from tests.sseclient import frame_events as parse, translate
 from ocproxy.translate.responses import (
     MIN_OUTPUT_TOKENS,
-    build_request,
 )
+from ocproxy.request import checked_request
+from ocproxy.translate import responses
 from ocproxy.translate.responses_stream import ResponsesStreamTranslator, convert_response
 from ocproxy.translate.tools import canonical_empty_schema
+
+
+def build_request(body: dict, model, stream):
+    """The builder fed as the proxy feeds it: a type-checked MessagesRequest."""
+    return responses.build_request(checked_request(body), model, stream)
+
 
 GPT = ModelConfig(provider="opencode-zen", model_id="gpt-5.4")
 
