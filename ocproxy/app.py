@@ -280,7 +280,7 @@ class ProxyApp:
         )
         self.breakers.configure(cfg.breaker_threshold, cfg.breaker_recovery_ms / 1000.0)
         try:
-            route = build_route(req.body, cfg, streaming)
+            route = build_route(req, cfg, streaming)
         except RoutingError as exc:
             log.error("routing failed id=%s: %s", rid, exc)
             raise ProxyError(500, "routing failed") from None
@@ -449,7 +449,7 @@ class _Call:
                  route: Route, started: float):
         self.app, self.cfg, self.req = app, cfg, req
         self.environ, self.rid, self.route, self.started = environ, rid, route, started
-        self.session = session_id(environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), req.body)
+        self.session = session_id(environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), req)
 
     def prepare(self, model: ModelConfig, stream: bool) -> tuple[Dialect, str, dict, bytes]:
         """The upstream URL, headers and body for one attempt on ``model``."""

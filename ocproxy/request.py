@@ -251,14 +251,14 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
     return MessagesRequest(_raw_bytes(body), req)
 
 
-def parse_count_tokens_request(body: bytes) -> dict:
+def parse_count_tokens_request(body: bytes) -> MessagesRequest:
     """The decoded ``POST /v1/messages/count_tokens`` body, or
     ``ProxyError(400)``. Nothing is required (``{}`` counts 3); a body that
     does not decode, including a known field of the wrong type (as a typed
     decoder would reject it), is refused."""
     req = _decode(body)
     _check_types(req)
-    return req
+    return MessagesRequest(_raw_bytes(body), req)
 
 
 def checked_request(body: dict) -> MessagesRequest:

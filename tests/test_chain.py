@@ -3,6 +3,8 @@
 import pytest
 
 from ocproxy.config import GO, ZEN, Config, ModelConfig
+from ocproxy.errors import ProxyError
+from ocproxy.request import checked_request
 from ocproxy.routing.chain import Route, RoutingError, build_route, strip_context_suffix
 
 
@@ -11,7 +13,7 @@ def mc(model_id, provider=GO, **kw):
 
 
 def req(model="", text="hello", **extra):
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+    return checked_request({"model": model, "messages": [{"role": "user", "content": text}], **extra})
 
 
 def ids(route):
@@ -255,15 +257,19 @@ def test_7_1_suffix_only_name_is_empty_and_scenario_routes():
     assert route.scenario == "default" and route.primary.model_id == "kimi-k2.6"
 
 
-@pytest.mark.parametrize("body", [{"messages": []}, {"model": 5, "messages": "x"}, {}], ids=range(3))
+@pytest.mark.parametrize("body", [{"messages": []}, {}], ids=range(2))
 def test_7_1_odd_request_routes_by_scenario(body):
-    assert build_route(body, A, False).primary.model_id == "kimi-k2.6"
+    assert build_route(checked_request(body), A, False).primary.model_id == "kimi-k2.6"
+
+
+def test_7_1_mistyped_request_never_reaches_routing():
+    with pytest.raises(ProxyError, match="model must be a string"):
+        checked_request({"model": 5, "messages": "x"})
 
 
 def test_5_2_route_carries_routing_count():
-    route = build_route({"model": "", "messages": [{"role": "user", "content": "hello world"}],
-                         "system": "You are helpful"}, A, False)
-    assert route.token_count == 18
+    route = build_route(req("", "hello world", system="You are helpful"), A, False)
+    assert int(route.token_count) == 18
 
 
 def test_6_long_context_by_count_in_route():
@@ -273,3 +279,15 @@ def test_6_long_context_by_count_in_route():
     )
     assert build_route(req("", "hello world"), config, False).scenario == "long_context"  # 10 > 9
     assert build_route(req("", "hello"), config, False).scenario == "default"  # 9 > 9 is false
+
+
+def test_requested_model_route_counts_tokens_only_when_read(monkeypatch):
+    from ocproxy import tokens
+
+    counted = []
+    real = tokens.routing_count
+    monkeypatch.setattr(tokens, "routing_count", lambda r: counted.append(r) or real(r))
+    route = build_route(req("kimi-k2.6", "hello world", system="You are helpful"), A, False)
+    assert route.primary.model_id == "kimi-k2.6" and counted == []  # routing did not need it
+    assert "tokens=%d" % route.token_count == "tokens=18"  # the log line reads it
+    assert int(route.token_count) == 18 and len(counted) == 1  # counted once
