@@ -114,31 +114,6 @@ def test_the_remembered_counts_stay_bounded(monkeypatch):
     tokens.reset_encoder()
 
 
-@pytest.mark.parametrize(
-    "env, expected",
-    [
-        ({}, "HOME/.cache/ocproxy/tiktoken"),
-        ({"TIKTOKEN_CACHE_DIR": "/x"}, "/x"),
-        ({"DATA_GYM_CACHE_DIR": "/y"}, None),
-    ],
-    ids=["config-10-default-dir", "config-10-tiktoken-env-kept", "config-10-data-gym-env-kept"],
-)
-def test_config_10_cache_dir_default(monkeypatch, tmp_path, env, expected):
-    monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
-    monkeypatch.delenv("DATA_GYM_CACHE_DIR", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    tokens._default_cache_dir()
-    import os
-
-    got = os.environ.get("TIKTOKEN_CACHE_DIR")
-    if expected is None:
-        assert got is None
-    else:
-        assert got == expected.replace("HOME", str(tmp_path))
-
-
 # --- routing.md §5.1: routing text -----------------------------------------
 
 
