@@ -14,7 +14,7 @@ tell what was wrong; the status is always 400 invalid_request_error.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ProxyError
@@ -171,65 +171,48 @@ class MessagesRequest:
     type-checked once.
 
     ``body`` is the decoded JSON object (unknown fields kept); ``raw`` the
-    bytes as received (passthrough forwards them). The accessors give each
-    known field with the type the checks above guarantee, absent and
-    ``null`` alike reading as ``None`` (or empty for the lists).
+    bytes as received (passthrough forwards them). The other fields are the
+    known ones with the types the checks above guarantee; absent and
+    ``null`` read alike: ``None``, or empty for the lists and ``model``.
     """
 
     raw: bytes
     body: dict
+    model: str = field(init=False)
+    stream: bool = field(init=False)
+    messages: list[dict] = field(init=False)
+    system: str | list[dict] | None = field(init=False)
+    tools: list[dict] = field(init=False)
+    tool_choice: dict | None = field(init=False)
+    max_tokens: int | None = field(init=False)
+    temperature: int | float | None = field(init=False)
+    top_p: int | float | None = field(init=False)
+    stop_sequences: list[str] = field(init=False)
+    thinking: dict | None = field(init=False)
+    metadata: dict | None = field(init=False)
 
-    @property
-    def model(self) -> str:
-        return self.body.get("model") or ""
-
-    @property
-    def stream(self) -> bool:
-        return self.body.get("stream") is True
-
-    @property
-    def messages(self) -> list[dict]:
-        return self.body.get("messages") or []
-
-    @property
-    def system(self) -> str | list[dict] | None:
-        return self.body.get("system")
-
-    @property
-    def tools(self) -> list[dict]:
-        return self.body.get("tools") or []
-
-    @property
-    def tool_choice(self) -> dict | None:
-        return self.body.get("tool_choice")
-
-    @property
-    def max_tokens(self) -> int | None:
-        return self.body.get("max_tokens")
-
-    @property
-    def temperature(self) -> int | float | None:
-        return self.body.get("temperature")
-
-    @property
-    def top_p(self) -> int | float | None:
-        return self.body.get("top_p")
-
-    @property
-    def stop_sequences(self) -> list[str]:
-        return self.body.get("stop_sequences") or []
-
-    @property
-    def thinking(self) -> dict | None:
-        return self.body.get("thinking")
+    def __post_init__(self) -> None:
+        get = self.body.get
+        derived = {
+            "model": get("model") or "",
+            "stream": get("stream") is True,
+            "messages": get("messages") or [],
+            "system": get("system"),
+            "tools": get("tools") or [],
+            "tool_choice": get("tool_choice"),
+            "max_tokens": get("max_tokens"),
+            "temperature": get("temperature"),
+            "top_p": get("top_p"),
+            "stop_sequences": get("stop_sequences") or [],
+            "thinking": get("thinking"),
+            "metadata": get("metadata"),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @property
     def thinking_disabled(self) -> bool:
         return self.thinking is not None and self.thinking.get("type") == "disabled"
-
-    @property
-    def metadata(self) -> dict | None:
-        return self.body.get("metadata")
 
 
 def _raw_bytes(body: bytes | str) -> bytes:
