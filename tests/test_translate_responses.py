@@ -83,7 +83,7 @@ def test_system_blocks_joined_and_absent_system_omitted():
     assert "instructions" not in build([{"role": "user", "content": "x"}])
 
 
-def test_TR_90_strings_survive_serialisation():
+def test_strings_survive_serialisation():
     system = 'line1\nline2 "q" \\'
     raw = sse.dumps(build_request({"system": system, "messages": [{"role": "user", "content": system}]}, GPT, True))
     body = json.loads(raw)
