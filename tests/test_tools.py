@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -198,14 +199,13 @@ def test_never_raises_on_deep_nesting():
 def test_huge_schema_not_memoised_but_sanitised():
     props = {f"p{i}": {"type": "string", "description": "x" * 200} for i in range(2000)}
     schema = {"type": "object", "properties": props}
-    before = len(tools._memo)
+    before = tools._memo.cache_info().currsize
     assert sanitize_schema(schema) == schema
-    assert len(tools._memo) == before
+    assert tools._memo.cache_info().currsize == before
 
 
 def test_memo_bounded_and_repeat_hits(monkeypatch):
-    monkeypatch.setattr(tools, "_memo", {})
-    monkeypatch.setattr(tools, "_MEMO_MAX_ENTRIES", 3)
+    monkeypatch.setattr(tools, "_memo", functools.lru_cache(maxsize=3)(tools._memo.__wrapped__))
     calls = []
     real = tools._passes_metaschema
     monkeypatch.setattr(tools, "_passes_metaschema", lambda s: calls.append(1) or real(s))
@@ -215,7 +215,7 @@ def test_memo_bounded_and_repeat_hits(monkeypatch):
     assert len(calls) == 1
     for i in range(10):
         sanitize_schema({"type": "object", "properties": {f"k{i}": {}}})
-    assert len(tools._memo) == 3
+    assert tools._memo.cache_info().currsize == 3
 
 
 def test_result_is_a_fresh_object():

@@ -9,7 +9,7 @@ schema, which every upstream accepts.
 
 Claude Code sends the same ~20 tools on every request and a metaschema check
 costs about a millisecond each, so verdicts are memoised by the repaired
-schema's JSON text in a small bounded table.
+schema's JSON text in a small bounded (thread-safe) ``lru_cache``.
 
 ``sanitize_schema`` never raises: the tool list comes from the client and a
 crash here would turn one odd schema into a failed request.
@@ -17,24 +17,18 @@ crash here would turn one odd schema into a failed request.
 
 from __future__ import annotations
 
+import functools
 import json
-import threading
 
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
 _key_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
-# One metaschema validator instance per draft: building one per check costs
-# about as much as the check itself.
-_meta_validators: dict[type, object] = {}
-_meta_lock = threading.Lock()
-
-# Verdict memo: repaired schema JSON text -> passes the metaschema.
+# Verdict memo bounds: entries, and the longest schema text kept (huge
+# schemas are checked every time instead).
 _MEMO_MAX_ENTRIES = 1024
-_MEMO_MAX_KEY_CHARS = 256 * 1024  # huge schemas are checked every time, not kept
-_memo: dict[str, bool] = {}
-_memo_lock = threading.Lock()
+_MEMO_MAX_KEY_CHARS = 256 * 1024
 
 
 def canonical_empty_schema() -> dict:
@@ -42,35 +36,31 @@ def canonical_empty_schema() -> dict:
     return {"type": "object", "properties": {}, "additionalProperties": False}
 
 
-def _meta_validator(schema: dict):
-    cls = validator_for(schema, default=Draft202012Validator)
-    validator = _meta_validators.get(cls)
-    if validator is None:
-        with _meta_lock:
-            validator = _meta_validators.get(cls)
-            if validator is None:
-                validator = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
-                _meta_validators[cls] = validator
-    return validator
+@functools.lru_cache(maxsize=None)
+def _meta_validator_for(cls: type):
+    """One metaschema validator per draft: building one per check costs
+    about as much as the check itself."""
+    return cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
 
 
 def _passes_metaschema(schema: dict) -> bool:
     try:
-        return bool(_meta_validator(schema).is_valid(schema))
+        validator = _meta_validator_for(validator_for(schema, default=Draft202012Validator))
+        return bool(validator.is_valid(schema))
     except Exception:  # odd $schema values, recursion depth, bad regexes…
         return False
 
 
+@functools.lru_cache(maxsize=_MEMO_MAX_ENTRIES)
+def _memo(key: str) -> bool:
+    """The verdict for a repaired schema, by its JSON text."""
+    return _passes_metaschema(json.loads(key))
+
+
 def _verdict(key: str, schema: dict) -> bool:
-    verdict = _memo.get(key)
-    if verdict is None:
-        verdict = _passes_metaschema(schema)
-        if len(key) <= _MEMO_MAX_KEY_CHARS:
-            with _memo_lock:
-                while len(_memo) >= _MEMO_MAX_ENTRIES:
-                    _memo.pop(next(iter(_memo)))  # oldest first
-                _memo[key] = verdict
-    return verdict
+    if len(key) > _MEMO_MAX_KEY_CHARS:
+        return _passes_metaschema(schema)
+    return _memo(key)
 
 
 def _repair(schema: dict) -> dict:
