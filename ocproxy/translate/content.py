@@ -1,7 +1,8 @@
-"""Reading Anthropic content: the one set of rules for "the text of these
-blocks", "a tool result as text", "the system text", image sources and tool
-names, shared by the three request translators, token counting and the
-session id, so every consumer sees a conversation the same way.
+"""Reading an Anthropic request: the one set of rules for "the text of these
+blocks", "a tool result as text", "the system text", image sources, tool
+names, how a turn splits for the upstreams and which sampling values go out.
+The three request translators, token counting and the session id all read
+through here, so every consumer sees a conversation the same way.
 
 Inputs have passed ``ocproxy.request``'s checks: content is a string, a list
 of objects or absent; a block's ``type`` and a text block's ``text`` are

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 _STRING_FORMATS = {"enum", "date-time"}
 _NUMBER_FORMATS = {"float", "double", "int32", "int64"}
 _COUNT_KEYS = ("minItems", "maxItems")
