@@ -65,7 +65,7 @@ def _user_parts(turn, names: dict[str, str]) -> list[dict]:
     matched to its call by name, so only calls with a name can be answered."""
     answers, rest = content.user_turn(turn, {call_id for call_id, name in names.items() if name})
     parts = [
-        {"functionResponse": {"name": names[b["tool_use_id"]], "response": {"content": content.tool_result_text(b)}}}
+        {"functionResponse": {"name": names[b.get("tool_use_id") or ""], "response": {"content": content.tool_result_text(b)}}}
         for b in answers
     ]
     for b in rest:
