@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..config import ModelConfig
     from ..request import MessagesRequest
 
-#: chat_response reads strings the same forgiving way.
+#: chat_response imports this name from here; the helper itself is content.as_str.
 _str = as_str
 
 _EPHEMERAL = {"type": "ephemeral"}
