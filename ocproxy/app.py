@@ -239,7 +239,7 @@ class ProxyApp:
         )
         self.breakers.configure(cfg.breaker_threshold, cfg.breaker_recovery_ms / 1000.0)
         try:
-            route = build_route(req.body, cfg, req.stream)
+            route = build_route(req, cfg, req.stream)
         except RoutingError as exc:
             log.error("routing failed id=%s: %s", rid, exc)
             raise ProxyError(500, "routing failed") from None

@@ -83,7 +83,7 @@ class Call:
     session: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.session = session_id(self.environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), self.req.body)
+        self.session = session_id(self.environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), self.req)
 
     def log_done(self, trace: Trace, outcome: str, model: str | None = None) -> None:
         log.info(

@@ -1,5 +1,4 @@
-"""Decoding and validating client request bodies (operations.md §3.1 steps
-5–8, §4).
+"""Decoding and validating client request bodies, once per request.
 
 The Go proxy decodes into typed structs, so a field of the wrong JSON type
 is a 400 before anything else runs. We check the same known fields here,
@@ -15,7 +14,7 @@ tell what was wrong; the status is always 400 invalid_request_error.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ProxyError
@@ -93,116 +92,139 @@ _SCALARS = {
 }
 
 
-def _check_blocks(blocks: list, where: str) -> None:
-    for j, block in enumerate(blocks):
-        if not isinstance(block, dict):
-            raise _bad(f"{where}[{j}] must be an object")
-        kind = block.get("type")
-        if kind is not None and not isinstance(kind, str):
-            raise _bad(f"{where}[{j}].type must be a string")
-        if kind == "text":
-            text = block.get("text")
-            if text is not None and not isinstance(text, str):
-                raise _bad(f"{where}[{j}].text must be a string")
-        elif kind == "tool_result":
-            inner = block.get("content")
-            if inner is not None and not isinstance(inner, (str, list)):
-                raise _bad(f"{where}[{j}].content must be a string or an array of content blocks")
-            if isinstance(inner, list):
-                _check_blocks(inner, f"{where}[{j}].content")
+_CONTENT = "a string or an array of content blocks"
 
 
-def _check_messages(messages: Any) -> None:
-    if not isinstance(messages, list):
-        raise _bad("messages must be an array")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _bad(f"messages[{i}] must be an object")
-        role = message.get("role")
-        if role is not None and not isinstance(role, str):
-            raise _bad(f"messages[{i}].role must be a string")
-        content = message.get("content")
-        if content is None or isinstance(content, str):
-            continue
-        if not isinstance(content, list):
-            raise _bad(f"messages[{i}].content must be a string or an array of content blocks")
-        _check_blocks(content, f"messages[{i}].content")
+def _field(obj: dict, key: str, types, path: str, what: str) -> Any:
+    """``obj[key]`` when absent/null or of ``types``; else a 400 naming ``path``."""
+    value = obj.get(key)
+    if value is not None and not isinstance(value, types):
+        raise _bad(f"{path} must be {what}")
+    return value
+
+
+def _check_object(value: Any, path: str) -> None:
+    if not isinstance(value, dict):
+        raise _bad(f"{path} must be an object")
+
+
+def _check_content(content: Any, path: str) -> None:
+    """A string needs nothing more; a list holds content blocks."""
+    if isinstance(content, list):
+        for j, block in enumerate(content):
+            _check_block(block, f"{path}[{j}]")
+
+
+def _check_block(block: Any, path: str) -> None:
+    _check_object(block, path)
+    kind = _field(block, "type", str, f"{path}.type", "a string")
+    if kind == "text":
+        _field(block, "text", str, f"{path}.text", "a string")
+    elif kind == "tool_result":
+        _check_content(_field(block, "content", (str, list), f"{path}.content", _CONTENT), f"{path}.content")
+
+
+def _check_message(message: Any, path: str) -> None:
+    _check_object(message, path)
+    _field(message, "role", str, f"{path}.role", "a string")
+    _check_content(_field(message, "content", (str, list), f"{path}.content", _CONTENT), f"{path}.content")
+
+
+def _check_tool(tool: Any, path: str) -> None:
+    _check_object(tool, path)
+    if not isinstance(tool.get("name"), str):
+        raise _bad(f"{path}.name must be a string")
+
+
+def _check_stop(stop: Any, path: str) -> None:
+    if not isinstance(stop, str):
+        raise _bad(f"{path} must be a string")
+
+
+def _check_array(req: dict, name: str, what: str, check_item) -> None:
+    items = _field(req, name, list, name, what)
+    for i, item in enumerate(items or ()):
+        check_item(item, f"{name}[{i}]")
 
 
 def _check_types(req: dict) -> None:
     """Wrong JSON types at the known fields ⇒ 400 naming the field."""
+    try:
+        _check_fields(req)
+    except RecursionError:  # tool results nested in tool results, hundreds deep
+        raise _bad("JSON nested too deeply") from None
+
+
+def _check_fields(req: dict) -> None:
     for name, (ok, what) in _SCALARS.items():
         value = req.get(name)
         if value is not None and not ok(value):
             raise _bad(f"{name} must be {what}")
-
-    messages = req.get("messages")
-    if messages is not None:
-        _check_messages(messages)
-
-    system = req.get("system")
-    if system is not None:
-        if isinstance(system, list):
-            _check_blocks(system, "system")
-        elif not isinstance(system, str):
-            raise _bad("system must be a string or an array of content blocks")
-
-    tools = req.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise _bad("tools must be an array")
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, dict):
-                raise _bad(f"tools[{i}] must be an object")
-            if not isinstance(tool.get("name"), str):
-                raise _bad(f"tools[{i}].name must be a string")
-
-    stops = req.get("stop_sequences")
-    if stops is not None:
-        if not isinstance(stops, list):
-            raise _bad("stop_sequences must be an array of strings")
-        for i, stop in enumerate(stops):
-            if not isinstance(stop, str):
-                raise _bad(f"stop_sequences[{i}] must be a string")
+    _check_array(req, "messages", "an array", _check_message)
+    _check_content(_field(req, "system", (str, list), "system", _CONTENT), "system")
+    _check_array(req, "tools", "an array", _check_tool)
+    _check_array(req, "stop_sequences", "an array of strings", _check_stop)
 
 
 @dataclass(frozen=True)
 class MessagesRequest:
-    """A ``POST /v1/messages`` body, decoded and type-checked once.
+    """A ``POST /v1/messages`` (or ``count_tokens``) body, decoded and
+    type-checked once.
 
-    ``body`` is the decoded JSON object (unknown fields kept, for the
-    translators); ``raw`` the bytes as received (passthrough forwards them).
+    ``body`` is the decoded JSON object (unknown fields kept); ``raw`` the
+    bytes as received (passthrough forwards them). The other fields are the
+    known ones with the types the checks above guarantee; absent and
+    ``null`` read alike: ``None``, or empty for the lists and ``model``.
     """
 
     raw: bytes
     body: dict
+    model: str = field(init=False)
+    stream: bool = field(init=False)
+    messages: list[dict] = field(init=False)
+    system: str | list[dict] | None = field(init=False)
+    tools: list[dict] = field(init=False)
+    tool_choice: dict | None = field(init=False)
+    max_tokens: int | None = field(init=False)
+    temperature: int | float | None = field(init=False)
+    top_p: int | float | None = field(init=False)
+    stop_sequences: list[str] = field(init=False)
+    thinking: dict | None = field(init=False)
+    metadata: dict | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        get = self.body.get
+        derived = {
+            "model": get("model") or "",
+            "stream": get("stream") is True,
+            "messages": get("messages") or [],
+            "system": get("system"),
+            "tools": get("tools") or [],
+            "tool_choice": get("tool_choice"),
+            "max_tokens": get("max_tokens"),
+            "temperature": get("temperature"),
+            "top_p": get("top_p"),
+            "stop_sequences": get("stop_sequences") or [],
+            "thinking": get("thinking"),
+            "metadata": get("metadata"),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @property
-    def model(self) -> str:
-        return self.body["model"]
+    def thinking_disabled(self) -> bool:
+        return self.thinking is not None and self.thinking.get("type") == "disabled"
 
-    @property
-    def stream(self) -> bool:
-        return self.body.get("stream") is True
 
-    @property
-    def messages(self) -> list:
-        return self.body["messages"]
-
-    @property
-    def tools(self) -> list:
-        return self.body.get("tools") or []
-
-    @property
-    def max_tokens(self) -> int | None:
-        return self.body.get("max_tokens")
+def _raw_bytes(body: bytes | str) -> bytes:
+    return body.encode() if isinstance(body, str) else bytes(body)
 
 
 def parse_messages_request(body: bytes) -> MessagesRequest:
     """The decoded ``POST /v1/messages`` body, or ``ProxyError(400)``.
 
-    Beyond types, only ``model`` and ``messages`` are required (operations.md
-    §3.1 step 8); roles, max_tokens and the rest are the upstream's business.
+    Beyond types, only ``model`` and ``messages`` are required; roles,
+    max_tokens and the rest are the upstream's business.
     """
     req = _decode(body)
     _check_types(req)
@@ -210,14 +232,22 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
         raise ProxyError(400, "model is required", "invalid_request_error")
     if not req.get("messages"):
         raise ProxyError(400, "messages is required", "invalid_request_error")
-    return MessagesRequest(bytes(body) if not isinstance(body, str) else body.encode(), req)
+    return MessagesRequest(_raw_bytes(body), req)
 
 
-def parse_count_tokens_request(body: bytes) -> dict:
+def parse_count_tokens_request(body: bytes) -> MessagesRequest:
     """The decoded ``POST /v1/messages/count_tokens`` body, or
     ``ProxyError(400)``. Nothing is required (``{}`` counts 3); a body that
     does not decode, including a known field of the wrong type (as a typed
     decoder would reject it), is refused."""
     req = _decode(body)
     _check_types(req)
-    return req
+    return MessagesRequest(_raw_bytes(body), req)
+
+
+def checked_request(body: dict) -> MessagesRequest:
+    """A ``MessagesRequest`` for an already decoded body, held to the same
+    type checks and requiring nothing (for callers that build bodies in
+    code, such as tests). Raises ``ProxyError(400)`` as the parsers do."""
+    _check_types(body)
+    return MessagesRequest(json.dumps(body).encode(), body)

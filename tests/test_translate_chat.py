@@ -1,4 +1,4 @@
-"""Anthropic ⇄ Chat Completions: transform.md §2–§4 (TX-1…TX-14, TR-90)."""
+"""Anthropic ⇄ Chat Completions: request bodies (build_request) and whole answers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,19 @@ from types import MappingProxyType
 import pytest
 
 from ocproxy.config import ModelConfig
-from ocproxy.errors import UpstreamDataError
-from ocproxy.translate.chat import build_request, effort_of
+from ocproxy.errors import ProxyError, UpstreamDataError
+from ocproxy.request import checked_request
+from ocproxy.translate import chat
+from ocproxy.translate.chat import effort_of
 from ocproxy.translate.chat_response import convert_response
 from ocproxy.translate.ids import sequential
 from ocproxy.translate.usage import anthropic_usage
+
+
+def build_request(body: dict, model, stream):
+    """The builder fed as the proxy feeds it: a type-checked MessagesRequest."""
+    return chat.build_request(checked_request(body), model, stream)
+
 
 
 def M(model_id, **kw) -> ModelConfig:
@@ -48,29 +56,29 @@ T_ON = {"type": "enabled"}
 T_OFF = {"type": "disabled"}
 
 # ---------------------------------------------------------------------------
-# TX-1 decision matrix: model, history, request thinking → thinking, effort
+# thinking decision: model, history, request thinking → thinking, effort
 
-TX_1 = [
-    pytest.param(M("deepseek-v4-pro"), USER_ONLY, ENABLED_4096, ENABLED_4096, "medium", id="TX-1a"),
-    pytest.param(M("deepseek-v4-pro"), PLAIN, ENABLED_4096, T_OFF, None, id="TX-1b"),
-    pytest.param(M("deepseek-v4-pro", reasoning_effort="max"), THINKING, DISABLED, T_OFF, None, id="TX-1c"),
-    pytest.param(M("o3-mini"), USER_ONLY, ENABLED_2048, None, "low", id="TX-1d"),
-    pytest.param(M("o3-mini", reasoning_effort="max"), USER_ONLY, None, None, "max", id="TX-1e"),
-    pytest.param(M("qwen3.6-plus"), USER_ONLY, ENABLED_2048, None, None, id="TX-1f"),
+THINKING_DECISIONS = [
+    pytest.param(M("deepseek-v4-pro"), USER_ONLY, ENABLED_4096, ENABLED_4096, "medium", id="deepseek-request-budget-sets-effort"),
+    pytest.param(M("deepseek-v4-pro"), PLAIN, ENABLED_4096, T_OFF, None, id="deepseek-history-without-reasoning-turns-thinking-off"),
+    pytest.param(M("deepseek-v4-pro", reasoning_effort="max"), THINKING, DISABLED, T_OFF, None, id="deepseek-request-disabled-wins"),
+    pytest.param(M("o3-mini"), USER_ONLY, ENABLED_2048, None, "low", id="o-series-budget-2048-low"),
+    pytest.param(M("o3-mini", reasoning_effort="max"), USER_ONLY, None, None, "max", id="o-series-configured-effort"),
+    pytest.param(M("qwen3.6-plus"), USER_ONLY, ENABLED_2048, None, None, id="qwen-no-thinking-no-effort"),
     pytest.param(
-        M("deepseek-v4-pro", thinking=T_ON, reasoning_effort="max"), USER_ONLY, DISABLED, T_OFF, None, id="TX-1g"
+        M("deepseek-v4-pro", thinking=T_ON, reasoning_effort="max"), USER_ONLY, DISABLED, T_OFF, None, id="deepseek-request-disabled-beats-config"
     ),
     pytest.param(
-        M("deepseek-v4-pro", thinking=T_OFF, reasoning_effort="max"), USER_ONLY, None, T_OFF, None, id="TX-1h"
+        M("deepseek-v4-pro", thinking=T_OFF, reasoning_effort="max"), USER_ONLY, None, T_OFF, None, id="deepseek-configured-off"
     ),
-    pytest.param(M("kimi-k2.6"), THINKING, ENABLED_4096, None, None, id="TX-1i"),
+    pytest.param(M("kimi-k2.6"), THINKING, ENABLED_4096, None, None, id="kimi-no-thinking-keys"),
     pytest.param(
         M("deepseek-v4-pro", thinking=T_ON, reasoning_effort="max"),
         [USER, THINKING_TURN],
         None,
         T_ON,
         "max",
-        id="TX-1j",
+        id="deepseek-configured-on-with-thinking-history",
     ),
     pytest.param(
         M("deepseek-v4-pro", thinking=T_ON, reasoning_effort="max"),
@@ -78,13 +86,13 @@ TX_1 = [
         None,
         T_OFF,
         None,
-        id="TX-1k",
+        id="deepseek-configured-on-history-without-reasoning",
     ),
-    pytest.param(M("deepseek-v4-pro", reasoning_effort="max"), USER_ONLY, None, T_ON, "max", id="TX-1l"),
-    pytest.param(M("deepseek-v4-pro"), THINKING, None, T_ON, "high", id="TX-1m"),
-    pytest.param(M("deepseek-v4-pro"), USER_ONLY, None, None, None, id="TX-1n"),
+    pytest.param(M("deepseek-v4-pro", reasoning_effort="max"), USER_ONLY, None, T_ON, "max", id="deepseek-configured-effort-turns-thinking-on"),
+    pytest.param(M("deepseek-v4-pro"), THINKING, None, T_ON, "high", id="deepseek-thinking-history-default-effort"),
+    pytest.param(M("deepseek-v4-pro"), USER_ONLY, None, None, None, id="deepseek-nothing-asked-nothing-sent"),
     pytest.param(
-        M("deepseek-v4-pro", thinking=T_OFF, reasoning_effort="max"), THINKING, None, T_OFF, None, id="TX-1o"
+        M("deepseek-v4-pro", thinking=T_OFF, reasoning_effort="max"), THINKING, None, T_OFF, None, id="deepseek-configured-off-despite-history"
     ),
     pytest.param(
         M("deepseek-v4-flash"),
@@ -100,14 +108,14 @@ TX_1 = [
         None,
         T_ON,
         "high",
-        id="TX-1p",
+        id="deepseek-tool-use-thinking-counts-as-history",
     ),
-    pytest.param(M("kimi-k2.6", reasoning_effort="high"), USER_ONLY, None, None, "high", id="TX-1q"),
+    pytest.param(M("kimi-k2.6", reasoning_effort="high"), USER_ONLY, None, None, "high", id="kimi-configured-effort-only"),
 ]
 
 
-@pytest.mark.parametrize("model, history, req_thinking, thinking, effort", TX_1)
-def test_TX_1(model, history, req_thinking, thinking, effort):
+@pytest.mark.parametrize("model, history, req_thinking, thinking, effort", THINKING_DECISIONS)
+def test_thinking_and_effort_decision(model, history, req_thinking, thinking, effort):
     extra = {"thinking": req_thinking} if req_thinking is not None else {}
     body = wire(build(history, model, **extra))
     assert body.get("thinking") == thinking
@@ -119,10 +127,10 @@ def test_TX_1(model, history, req_thinking, thinking, effort):
 
 
 # ---------------------------------------------------------------------------
-# TX-2, TX-3, TX-4
+# messages, tool calls, reasoning
 
 
-def test_TX_2_basic():
+def test_basic_request():
     req = {
         "model": "claude-sonnet-4-5",
         "max_tokens": 1024,
@@ -137,7 +145,7 @@ def test_TX_2_basic():
     }
 
 
-def test_TX_3_tool_round_trip():
+def test_tool_call_round_trip():
     req = {
         "model": "x",
         "max_tokens": 256,
@@ -177,7 +185,7 @@ def test_TX_3_tool_round_trip():
     ]
 
 
-def test_TX_3_tool_use_only_assistant_has_empty_content_key():
+def test_tool_use_only_assistant_has_empty_content_key():
     history = [USER, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": None}]}]
     text = json.dumps(build(history, M("glm-5")))
     assistant = json.loads(text)["messages"][1]
@@ -189,7 +197,7 @@ def test_TX_3_tool_use_only_assistant_has_empty_content_key():
     }
 
 
-def test_TX_4_thinking_round_trip_kimi():
+def test_thinking_goes_back_as_reasoning_content_kimi():
     assistant = {
         "role": "assistant",
         "content": [
@@ -212,16 +220,16 @@ def test_TX_4_thinking_round_trip_kimi():
 
 
 # ---------------------------------------------------------------------------
-# TX-5 placeholders
+# reasoning_content placeholders
 
 TOOL_TURN = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ls", "input": {}}]}
 
 
-def test_TX_5a_kimi_tool_only_gets_space():
+def test_kimi_tool_only_turn_gets_space_placeholder():
     assert build([USER, TOOL_TURN], M("kimi-k2.6"))["messages"][1]["reasoning_content"] == " "
 
 
-def test_TX_5b_deepseek_no_thinking_anywhere():
+def test_deepseek_without_thinking_history_gets_no_placeholder():
     body = build([USER, TOOL_TURN], M("deepseek-v4-pro"))
     assert "reasoning_content" not in body["messages"][1]
     assert body["thinking"] == {"type": "disabled"}
@@ -230,18 +238,18 @@ def test_TX_5b_deepseek_no_thinking_anywhere():
 @pytest.mark.parametrize(
     "second_turn",
     [
-        pytest.param(TOOL_TURN, id="TX-5c-tool-use-turn"),
-        pytest.param({"role": "assistant", "content": "just text"}, id="TX-5d-text-only-turn"),
+        pytest.param(TOOL_TURN, id="tool-use-turn"),
+        pytest.param({"role": "assistant", "content": "just text"}, id="text-only-turn"),
     ],
 )
-def test_TX_5cd_deepseek_thinking_history_every_turn_gets_space(second_turn):
+def test_deepseek_thinking_history_every_turn_gets_space(second_turn):
     model = M("deepseek-v4-flash", thinking=T_ON, reasoning_effort="high")
     body = build([USER, THINKING_TURN, {"role": "user", "content": "more"}, second_turn], model)
     assert body["messages"][1]["reasoning_content"] == "let me think"
     assert body["messages"][3]["reasoning_content"] == " "
 
 
-def test_TX_5e_tool_use_inline_thinking():
+def test_tool_use_inline_thinking_becomes_reasoning_content():
     turn = {
         "role": "assistant",
         "content": [
@@ -253,12 +261,12 @@ def test_TX_5e_tool_use_inline_thinking():
     assert len(msg["tool_calls"]) == 1
 
 
-def test_TR_33_no_placeholder_for_other_models():
+def test_no_placeholder_for_other_models():
     msg = build([USER, TOOL_TURN], M("glm-5"))["messages"][1]
     assert "reasoning_content" not in msg
 
 
-def test_TR_33_redacted_thinking_and_signature_not_forwarded():
+def test_redacted_thinking_and_signature_not_forwarded():
     turn = {
         "role": "assistant",
         "content": [
@@ -272,7 +280,7 @@ def test_TR_33_redacted_thinking_and_signature_not_forwarded():
     assert msg == {"role": "assistant", "content": "b", "reasoning_content": "ac"}
 
 
-def test_TR_33_arguments_compact_utf8():
+def test_tool_arguments_are_compact_utf8_json():
     turn = {
         "role": "assistant",
         "content": [{"type": "tool_use", "id": "t", "name": "w", "input": {"city": "Zürich", "n": [1, 2]}}],
@@ -282,7 +290,7 @@ def test_TR_33_arguments_compact_utf8():
 
 
 # ---------------------------------------------------------------------------
-# TX-6 images
+# images
 
 IMAGE_MSG = {
     "role": "user",
@@ -293,7 +301,7 @@ IMAGE_MSG = {
 }
 
 
-def test_TX_6_vision():
+def test_images_sent_to_vision_models():
     assert build([IMAGE_MSG], M("glm-5v", vision=True))["messages"] == [
         {
             "role": "user",
@@ -305,25 +313,25 @@ def test_TX_6_vision():
     ]
 
 
-def test_TX_6_no_vision():
+def test_images_become_placeholder_without_vision():
     assert build([IMAGE_MSG], M("glm-5"))["messages"] == [
         {"role": "user", "content": "What's in this image?\n\n[Image]"}
     ]
 
 
-def test_TX_6_image_only_no_vision():
+def test_image_only_message_without_vision_is_placeholder():
     msg = {"role": "user", "content": IMAGE_MSG["content"][1:] * 2}
     assert build([msg], M("glm-5"))["messages"] == [{"role": "user", "content": "[Image]"}]
 
 
-def test_TR_32_url_image_source_with_vision():
+def test_url_image_source_with_vision():
     msg = {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}
     assert build([msg], M("glm-5v", vision=True))["messages"] == [
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
     ]
 
 
-def test_TR_32_tool_results_precede_user_and_only_results_emit_only_tools():
+def test_tool_results_precede_user_and_only_results_emit_only_tools():
     msg = {
         "role": "user",
         "content": [
@@ -342,24 +350,27 @@ def test_TR_32_tool_results_precede_user_and_only_results_emit_only_tools():
     ]
 
 
-def test_TR_32_empty_user_string():
+def test_empty_user_string_kept():
     assert build([{"role": "user", "content": ""}], M("glm-5"))["messages"] == [{"role": "user", "content": ""}]
 
 
-def test_TR_3_unknown_blocks_ignored():
-    msg = {"role": "user", "content": [{"type": "document", "source": {}}, {"type": "text", "text": "x"}, "junk"]}
+def test_unknown_blocks_ignored():
+    msg = {"role": "user", "content": [{"type": "document", "source": {}}, {"type": "text", "text": "x"}]}
     assert build([msg], M("glm-5"))["messages"] == [{"role": "user", "content": "x"}]
+    # a block that is not an object never reaches the translator: the parser refuses it
+    with pytest.raises(ProxyError, match=r"messages\[0\]\.content\[2\] must be an object"):
+        build([{"role": "user", "content": [*msg["content"], "junk"]}], M("glm-5"))
 
 
 # ---------------------------------------------------------------------------
-# TX-7 system-role messages
+# system-role messages inside the conversation
 
 
 def sysmsg(text):
     return {"role": "system", "content": [{"type": "text", "text": text}]}
 
 
-def test_TX_7a_deepseek_reminder_in_place():
+def test_deepseek_system_message_becomes_reminder_in_place():
     body = build([{"role": "user", "content": "hello"}, sysmsg("task tools haven't been used recently")], M("deepseek-v4-pro"))
     assert body["messages"] == [
         {"role": "user", "content": "hello"},
@@ -367,7 +378,7 @@ def test_TX_7a_deepseek_reminder_in_place():
     ]
 
 
-def test_TX_7b_deepseek_duplicate_reminder_dropped():
+def test_deepseek_reminder_repeating_top_system_dropped():
     body = build(
         [{"role": "user", "content": "hello"}, sysmsg("task tools haven't been used recently")],
         M("deepseek-v4-pro"),
@@ -379,12 +390,12 @@ def test_TX_7b_deepseek_duplicate_reminder_dropped():
     ]
 
 
-def test_TX_7c_deepseek_empty_reminder_dropped():
+def test_deepseek_empty_reminder_dropped():
     body = build([{"role": "user", "content": "hello"}, sysmsg("")], M("deepseek-v4-pro"))
     assert body["messages"] == [{"role": "user", "content": "hello"}]
 
 
-def test_TX_7d_deepseek_reminders_keep_positions():
+def test_deepseek_reminders_keep_positions():
     body = build(
         [sysmsg("first reminder"), {"role": "user", "content": "hello"}, sysmsg("second reminder"), {"role": "assistant", "content": "hi"}],
         M("deepseek-v4-pro"),
@@ -397,34 +408,34 @@ def test_TX_7d_deepseek_reminders_keep_positions():
     ]
 
 
-def test_TX_7e_other_model_keeps_system_role():
+def test_other_models_keep_system_role():
     body = build([{"role": "user", "content": "hello"}, {"role": "system", "content": "a system reminder"}], M("qwen3.6-plus"))
     assert body["messages"][-1] == {"role": "system", "content": "a system reminder"}
 
 
-def test_TR_34_other_role():
+def test_other_roles_pass_as_text():
     body = build([{"role": "developer", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}], M("glm-5"))
     assert body["messages"] == [{"role": "developer", "content": "ab"}]
 
 
 # ---------------------------------------------------------------------------
-# TX-8 cache_control
+# cache_control
 
 CACHED_SYSTEM = [{"type": "text", "text": "You are helpful", "cache_control": {"type": "ephemeral"}}]
 
 
-def test_TX_8_deepseek_system_cache_control():
+def test_deepseek_system_cache_control():
     body = build([USER], M("deepseek-v4-pro"), system=CACHED_SYSTEM)
     assert body["messages"][0] == {"role": "system", "content": "You are helpful", "cache_control": {"type": "ephemeral"}}
 
 
-@pytest.mark.parametrize("model_id", ["kimi-k2.6", "glm-5"], ids=["TX-8-kimi", "TX-8-glm"])
-def test_TX_8_other_models_no_cache_control(model_id):
+@pytest.mark.parametrize("model_id", ["kimi-k2.6", "glm-5"], ids=["kimi", "glm"])
+def test_other_models_get_no_cache_control(model_id):
     body = build([USER], M(model_id), system=CACHED_SYSTEM)
     assert body["messages"][0] == {"role": "system", "content": "You are helpful"}
 
 
-def test_TX_8_deepseek_tool_result_cache_control():
+def test_deepseek_tool_result_cache_control():
     msg = {
         "role": "user",
         "content": [
@@ -438,7 +449,7 @@ def test_TX_8_deepseek_tool_result_cache_control():
     ]
 
 
-def test_TR_35_deepseek_user_and_assistant_markers_only_type_carried():
+def test_deepseek_user_and_assistant_markers_carry_only_type():
     cc = {"type": "ephemeral", "ttl": "1h"}
     history = [
         {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": cc}]},
@@ -452,44 +463,44 @@ def test_TR_35_deepseek_user_and_assistant_markers_only_type_carried():
 
 
 # ---------------------------------------------------------------------------
-# TX-9 budget → effort
+# budget → effort
 
-TX_9 = [(1, "low"), (2048, "low"), (2049, "medium"), (8192, "medium"), (8193, "high"), (32768, "high"), (32769, "max")]
+BUDGET_EFFORT = [(1, "low"), (2048, "low"), (2049, "medium"), (8192, "medium"), (8193, "high"), (32768, "high"), (32769, "max")]
 
 
-@pytest.mark.parametrize("budget, effort", TX_9, ids=[f"TX-9-{b}" for b, _ in TX_9])
-def test_TX_9(budget, effort):
+@pytest.mark.parametrize("budget, effort", BUDGET_EFFORT, ids=[f"budget-{b}" for b, _ in BUDGET_EFFORT])
+def test_budget_to_effort(budget, effort):
     assert effort_of(budget) == effort
     body = build(USER_ONLY, M("o3-mini"), thinking={"type": "enabled", "budget_tokens": budget})
     assert body["reasoning_effort"] == effort
 
 
 @pytest.mark.parametrize(
-    "thinking", [{"type": "enabled", "budget_tokens": 0}, {"type": "enabled"}], ids=["TX-9-budget-0", "TX-9-budget-absent"]
+    "thinking", [{"type": "enabled", "budget_tokens": 0}, {"type": "enabled"}], ids=["budget-0", "budget-absent"]
 )
-def test_TX_9_no_budget_no_effort(thinking):
+def test_no_budget_no_effort(thinking):
     assert "reasoning_effort" not in build(USER_ONLY, M("o3-mini"), thinking=thinking)
 
 
 # ---------------------------------------------------------------------------
-# TX-10 stream options
+# stream options
 
 
-def test_TX_10_streaming():
+def test_streaming_asks_for_usage():
     body = build(USER_ONLY, M("glm-5"), stream=True)
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 
-def test_TX_10_non_streaming():
+def test_non_streaming_has_no_stream_options():
     body = build(USER_ONLY, M("glm-5"), stream=False)
     assert body["stream"] is False and "stream_options" not in body
 
 
 # ---------------------------------------------------------------------------
-# TX-11 temperature
+# temperature
 
 _NONE = object()
-TX_11 = [
+TEMPERATURES = [
     ("kimi-k2.7-code", 0.7, 0.0, 1.0),
     ("kimi-k2.7-code", 0.0, 0.0, 1.0),
     ("kimi-k2.7-code", 1.5, 0.0, 1.0),
@@ -503,8 +514,8 @@ TX_11 = [
 ]
 
 
-@pytest.mark.parametrize("model_id, requested, configured, sent", TX_11, ids=[f"TX-11-row{i + 1}" for i in range(len(TX_11))])
-def test_TX_11(model_id, requested, configured, sent):
+@pytest.mark.parametrize("model_id, requested, configured, sent", TEMPERATURES, ids=[f"temperature-{i + 1}" for i in range(len(TEMPERATURES))])
+def test_temperature(model_id, requested, configured, sent):
     extra = {} if requested is _NONE else {"temperature": requested}
     body = build(USER_ONLY, M(model_id, temperature=configured), **extra)
     if sent is _NONE:
@@ -516,26 +527,26 @@ def test_TX_11(model_id, requested, configured, sent):
 @pytest.mark.parametrize(
     "req, configured, expected",
     [
-        pytest.param({"max_tokens": 1024}, 0, 1024, id="TR-12-request-max-tokens"),
-        pytest.param({"max_tokens": 1024}, 64000, 64000, id="TR-12-config-max-tokens-wins"),
-        pytest.param({"max_tokens": 9999}, 100, 100, id="TR-12-config-wins-even-when-smaller"),
-        pytest.param({"max_tokens": 0}, 0, None, id="TR-12-zero-omitted"),
+        pytest.param({"max_tokens": 1024}, 0, 1024, id="request-max-tokens"),
+        pytest.param({"max_tokens": 1024}, 64000, 64000, id="config-max-tokens-wins"),
+        pytest.param({"max_tokens": 9999}, 100, 100, id="config-wins-even-when-smaller"),
+        pytest.param({"max_tokens": 0}, 0, None, id="zero-omitted"),
     ],
 )
-def test_TR_12_max_tokens(req, configured, expected):
+def test_max_tokens(req, configured, expected):
     body = build_request({"messages": [USER], **req}, M("glm-5", max_tokens=configured), False)
     assert body.get("max_tokens") == expected
     assert ("max_tokens" in body) == (expected is not None)
 
 
-def test_TR_12_top_p_and_no_nulls():
+def test_top_p_and_no_nulls():
     body = build_request({"messages": [USER], "top_p": 0.9, "temperature": None}, M("glm-5"), False)
     assert body["top_p"] == 0.9
     assert "temperature" not in body and "max_tokens" not in body
     assert None not in body.values()
 
 
-def test_TR_16_unsupported_fields_not_sent():
+def test_unsupported_fields_not_sent():
     body = build(
         USER_ONLY,
         M("glm-5"),
@@ -547,7 +558,7 @@ def test_TR_16_unsupported_fields_not_sent():
     assert set(body) == {"model", "messages", "stream", "max_tokens"}
 
 
-def test_TR_15_tools_sanitised_and_omitted_when_none_survive():
+def test_tools_sanitised_and_omitted_when_none_survive():
     tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}}, {"name": " "}]
     body = build(USER_ONLY, M("glm-5"), tools=tools)
     assert body["tools"] == [
@@ -556,21 +567,21 @@ def test_TR_15_tools_sanitised_and_omitted_when_none_survive():
     assert "tools" not in build(USER_ONLY, M("glm-5"), tools=[{"name": ""}])
 
 
-def test_TR_10_routed_model_id():
+def test_routed_model_id_sent():
     assert build(USER_ONLY, M("minimax-m3"))["model"] == "minimax-m3"
 
 
 # ---------------------------------------------------------------------------
-# TR-90 strings go through a serializer
+# strings go through a serializer
 
 
-def test_TR_90_system_prompt_with_newline_quote_backslash():
+def test_system_prompt_with_newline_quote_backslash():
     system = 'line1\nline2 "q" \\'
     encoded = json.dumps(build(USER_ONLY, M("glm-5"), system=system), ensure_ascii=False)
     assert json.loads(encoded)["messages"][0]["content"] == system
 
 
-def test_TR_2_system_blocks_concatenated_without_separator():
+def test_system_blocks_concatenated_without_separator():
     system = [{"type": "text", "text": "A"}, {"type": "other", "text": "X"}, {"type": "text", "text": "B"}]
     assert build(USER_ONLY, M("glm-5"), system=system)["messages"][0] == {"role": "system", "content": "AB"}
 

@@ -23,12 +23,19 @@ from ocproxy.translate.gemini import (
     GEMINI_GENERATE,
     GEMINI_STREAM,
     SKIP_SIGNATURE,
-    build_request,
     gemini_schema,
 )
 from ocproxy.translate.dialects import DIALECTS
+from ocproxy.request import checked_request
+from ocproxy.translate import gemini
 from ocproxy.translate.gemini_stream import GeminiStreamTranslator, convert_response
 from ocproxy.translate.ids import sequential
+
+
+def build_request(body: dict, model, stream):
+    """The builder fed as the proxy feeds it: a type-checked MessagesRequest."""
+    return gemini.build_request(checked_request(body), model, stream)
+
 
 FLASH = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
 
@@ -80,7 +87,7 @@ def test_stream_does_not_change_the_body():
     assert build(messages, stream=True) == build(messages, stream=False)
 
 
-def test_no_system_no_system_instruction_and_TR_90_escaping():
+def test_no_system_no_system_instruction_and_json_escaping():
     assert "systemInstruction" not in build([{"role": "user", "content": "x"}])
     system = 'line1\nline2 "q" \\'
     body = build([{"role": "user", "content": "x"}], system=[{"type": "text", "text": system}])

@@ -20,12 +20,19 @@ from tests.sseclient import check_grammar, tool_input, translate
 from tests.sseclient import frame_events as parse
 from ocproxy.translate.responses import (
     MIN_OUTPUT_TOKENS,
-    build_request,
 )
 from ocproxy.translate.dialects import DIALECTS
 from ocproxy.translate.ids import sequential
+from ocproxy.request import checked_request
+from ocproxy.translate import responses
 from ocproxy.translate.responses_stream import ResponsesStreamTranslator, convert_response
 from ocproxy.translate.tools import canonical_empty_schema
+
+
+def build_request(body: dict, model, stream):
+    """The builder fed as the proxy feeds it: a type-checked MessagesRequest."""
+    return responses.build_request(checked_request(body), model, stream)
+
 
 GPT = ModelConfig(provider="opencode-zen", model_id="gpt-5.4")
 
@@ -79,7 +86,7 @@ def test_system_blocks_joined_and_absent_system_omitted():
     assert "instructions" not in build([{"role": "user", "content": "x"}])
 
 
-def test_TR_90_strings_survive_serialisation():
+def test_strings_survive_serialisation():
     system = 'line1\nline2 "q" \\'
     raw = sse.dumps(build_request({"system": system, "messages": [{"role": "user", "content": system}]}, GPT, True))
     body = json.loads(raw)

@@ -1,4 +1,4 @@
-"""Model chain building (routing.md §7).
+"""Model chain building: which models a request tries, in order.
 
 A request's chain is the ordered list of models the fallback loop tries:
 primary first, then fallbacks. Three sources, first that applies wins:
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import GO, Config, ModelConfig
 from .. import tokens
+from ..config import GO, Config, ModelConfig
+from ..request import MessagesRequest
 from .scenarios import detect_scenario
 
 # Claude Code appends context-window hints to model names ("opus[1m]"); they
-# are not part of any configured name (routing.md §7.1 Recommendation).
+# are not part of any configured name.
 CONTEXT_SUFFIXES = ("[1m]", "[256k]", "[128k]")
 
 
@@ -27,11 +28,35 @@ class RoutingError(Exception):
     "routing failed"; the message goes to the log)."""
 
 
+class RoutingCount:
+    """A request's routing token count, counted the first time it is read.
+
+    Scenario routing needs it (long context), so it is counted there; a
+    client-chosen model does not, and then only the ``tokens=`` log line
+    reads it — lazily, as logging formats ``%d`` arguments (``__index__``)
+    only for a record it emits.
+    """
+
+    def __init__(self, req: MessagesRequest, known: int | None = None) -> None:
+        self._req = req
+        self._value = known
+
+    def __index__(self) -> int:
+        if self._value is None:
+            self._value = tokens.routing_count(self._req)
+        return self._value
+
+    __int__ = __index__
+
+    def __str__(self) -> str:
+        return str(int(self))
+
+
 @dataclass(frozen=True)
 class Route:
     scenario: str
     chain: tuple[ModelConfig, ...]
-    token_count: int
+    token_count: RoutingCount
 
     @property
     def primary(self) -> ModelConfig:
@@ -55,7 +80,7 @@ def _fallbacks(config: Config, key: str) -> tuple[ModelConfig, ...]:
 
 
 def scenario_chain(scenario: str, config: Config, streaming: bool) -> tuple[ModelConfig, ...]:
-    """§7.1 step 3: the chain for a detected scenario.
+    """The chain for a detected scenario.
 
     Streaming with the toggle off falls back through ``fast``, never through
     ``fallbacks.default``: interactive streams should stay on fast models.
@@ -81,8 +106,8 @@ def scenario_chain(scenario: str, config: Config, streaming: bool) -> tuple[Mode
 
 
 def _requested_model(name: str, config: Config) -> ModelConfig:
-    """§7.1 step 2: a configured entry by that key, else a bare Go entry that
-    keeps the default's temperature and max_tokens."""
+    """The client's model: a configured entry by that key, else a bare Go
+    entry that keeps the default's temperature and max_tokens."""
     entry = config.models.get(name)
     if entry is not None:
         return entry
@@ -95,24 +120,26 @@ def _requested_model(name: str, config: Config) -> ModelConfig:
     )
 
 
-def build_route(req: dict, config: Config, streaming: bool) -> Route:
+def build_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
     """Scenario label, model chain and routing token count for ``req``.
 
     Raises ``RoutingError`` when the configuration has no model to use.
     """
-    model = req.get("model") if isinstance(req, dict) else None
-    model = strip_context_suffix(model) if isinstance(model, str) else ""
-    system, pairs = tokens.routing_text(req)
-    count = tokens.routing_count_of(system, pairs)
+    model = strip_context_suffix(req.model)
+
+    def scenario() -> tuple[str, RoutingCount]:
+        system, pairs = tokens.routing_text(req)
+        count = tokens.routing_count_of(system, pairs)
+        return detect_scenario(pairs, count, config, streaming), RoutingCount(req, count)
 
     override = config.model_overrides.get(model) if model else None
     if override is not None:
         chain = [override, *(_fallbacks(config, model) or _fallbacks(config, "default"))]
         # The scenario chain is appended as a safety net; if it cannot be
         # built the request fails even though the override was fine (Go).
-        scenario = detect_scenario(pairs, count, config, streaming)
+        label, count = scenario()
         seen = {m.model_id for m in chain}
-        for entry in scenario_chain(scenario, config, streaming):
+        for entry in scenario_chain(label, config, streaming):
             if entry.model_id not in seen:
                 seen.add(entry.model_id)
                 chain.append(entry)
@@ -121,7 +148,7 @@ def build_route(req: dict, config: Config, streaming: bool) -> Route:
     if model and config.respect_requested_model:
         # Scenario detection is bypassed: the client asked for this model.
         chain = (_requested_model(model, config), *_fallbacks(config, "default"))
-        return Route("default", chain, count)
+        return Route("default", chain, RoutingCount(req))
 
-    scenario = detect_scenario(pairs, count, config, streaming)
-    return Route(scenario, scenario_chain(scenario, config, streaming), count)
+    label, count = scenario()
+    return Route(label, scenario_chain(label, config, streaming), count)

@@ -1,4 +1,4 @@
-"""Scenario detection (routing.md §6).
+"""Scenario detection: which kind of request this is.
 
 The scenario picks which ``models[...]`` entry serves a request. Keyword
 rules are deliberately crude literal substring tests (``dir`` matches
@@ -54,10 +54,11 @@ def _any_in(words: Iterable[str], haystack: str) -> bool:
 def detect_scenario(
     pairs: list[tuple[str, str]], count: int, config: Config, streaming: bool
 ) -> str:
-    """Scenario label for the messages' ``(role, text)`` pairs (§5.1).
+    """Scenario label for the messages' ``(role, text)`` pairs
+    (``tokens.routing_text``).
 
-    Streaming requests go to ``fast`` unless the streaming toggle is on
-    (§6.2): the keyword rules were written for one-shot requests and would
+    Streaming requests go to ``fast`` unless the streaming toggle is on:
+    the keyword rules were written for one-shot requests and would
     send most interactive Claude Code turns to slow "complex" models.
     Over the long-context threshold wins in every mode.
     """

@@ -46,11 +46,13 @@ def _converted(convert: Callable[[dict, ModelConfig, IdFactory, list], dict]) ->
     return parse
 
 
-def _built(build: Callable[[dict, ModelConfig, bool], dict]) -> Callable[[MessagesRequest, ModelConfig, bool], bytes]:
+def _built(
+    build: Callable[[MessagesRequest, ModelConfig, bool], dict],
+) -> Callable[[MessagesRequest, ModelConfig, bool], bytes]:
     def body(req: MessagesRequest, model: ModelConfig, stream: bool) -> bytes:
         # A lone surrogate from the client ("\ud800") cannot be strict
         # UTF-8; it goes out as its JSON escape again.
-        return utf8_json(dumps(build(req.body, model, stream)))
+        return utf8_json(dumps(build(req, model, stream)))
 
     return body
 

@@ -1,15 +1,15 @@
-"""Tool definitions for OpenAI-compatible upstreams (transform.md §2.5).
+"""Tool definitions for the upstreams: names, descriptions, parameter schemas.
 
 OpenAI-compatible upstreams reject tools whose ``parameters`` are empty,
 missing ``type``/``properties``, of the wrong shape or not a valid JSON
-Schema (seed bugs B6–B8), and one bad tool fails the whole request. So every
-schema is repaired the cheap way first (TR-43) and then gated by the
+Schema, and one bad tool fails the whole request. So every
+schema is repaired the cheap way first (see ``_repair``) and then gated by the
 JSON Schema metaschema; whatever still fails becomes the canonical empty
 schema, which every upstream accepts.
 
 Claude Code sends the same ~20 tools on every request and a metaschema check
 costs about a millisecond each, so verdicts are memoised by the repaired
-schema's JSON text in a small bounded table.
+schema's JSON text in a small bounded (thread-safe) ``lru_cache``.
 
 ``sanitize_schema`` never raises: the tool list comes from the client and a
 crash here would turn one odd schema into a failed request.
@@ -17,24 +17,18 @@ crash here would turn one odd schema into a failed request.
 
 from __future__ import annotations
 
+import functools
 import json
-import threading
 
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
 _key_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
-# One metaschema validator instance per draft: building one per check costs
-# about as much as the check itself.
-_meta_validators: dict[type, object] = {}
-_meta_lock = threading.Lock()
-
-# Verdict memo: repaired schema JSON text -> passes the metaschema.
+# Verdict memo bounds: entries, and the longest schema text kept (huge
+# schemas are checked every time instead).
 _MEMO_MAX_ENTRIES = 1024
-_MEMO_MAX_KEY_CHARS = 256 * 1024  # huge schemas are checked every time, not kept
-_memo: dict[str, bool] = {}
-_memo_lock = threading.Lock()
+_MEMO_MAX_KEY_CHARS = 256 * 1024
 
 
 def canonical_empty_schema() -> dict:
@@ -42,40 +36,37 @@ def canonical_empty_schema() -> dict:
     return {"type": "object", "properties": {}, "additionalProperties": False}
 
 
-def _meta_validator(schema: dict):
-    cls = validator_for(schema, default=Draft202012Validator)
-    validator = _meta_validators.get(cls)
-    if validator is None:
-        with _meta_lock:
-            validator = _meta_validators.get(cls)
-            if validator is None:
-                validator = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
-                _meta_validators[cls] = validator
-    return validator
+@functools.lru_cache(maxsize=None)
+def _meta_validator_for(cls: type):
+    """One metaschema validator per draft: building one per check costs
+    about as much as the check itself."""
+    return cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
 
 
 def _passes_metaschema(schema: dict) -> bool:
     try:
-        return bool(_meta_validator(schema).is_valid(schema))
+        validator = _meta_validator_for(validator_for(schema, default=Draft202012Validator))
+        return bool(validator.is_valid(schema))
     except Exception:  # odd $schema values, recursion depth, bad regexes…
         return False
 
 
+@functools.lru_cache(maxsize=_MEMO_MAX_ENTRIES)
+def _memo(key: str) -> bool:
+    """The verdict for a repaired schema, by its JSON text."""
+    return _passes_metaschema(json.loads(key))
+
+
 def _verdict(key: str, schema: dict) -> bool:
-    verdict = _memo.get(key)
-    if verdict is None:
-        verdict = _passes_metaschema(schema)
-        if len(key) <= _MEMO_MAX_KEY_CHARS:
-            with _memo_lock:
-                while len(_memo) >= _MEMO_MAX_ENTRIES:
-                    _memo.pop(next(iter(_memo)))  # oldest first
-                _memo[key] = verdict
-    return verdict
+    if len(key) > _MEMO_MAX_KEY_CHARS:
+        return _passes_metaschema(schema)
+    return _memo(key)
 
 
 def _repair(schema: dict) -> dict:
-    """TR-43: force ``type: object`` and an object ``properties``; keep the
-    rest (``additionalProperties`` included, nested schemas untouched)."""
+    """Force ``type: object`` and an object ``properties``, which every
+    upstream demands of parameters; keep the rest (``additionalProperties``
+    included, nested schemas untouched)."""
     fixed = dict(schema)
     if fixed.get("type") != "object":
         fixed["type"] = "object"
@@ -88,18 +79,19 @@ def sanitize_schema(schema) -> dict:
     """The ``parameters`` object to send for an Anthropic ``input_schema``.
 
     ``schema`` is the parsed value (``None`` when absent); a ``str`` is read
-    as JSON text, so ``" null "`` and ``"{invalid"`` behave as TR-41/TR-42
-    say. The result always is a JSON object that passes the metaschema
-    (TR-44). Nested values are shared with the input, never mutated.
+    as JSON text (some clients send it so), and what is not JSON, not an
+    object or empty gives the empty schema. The result always is a JSON
+    object that passes the metaschema. Nested values are shared with the
+    input, never mutated.
     """
     try:
         if isinstance(schema, (str, bytes, bytearray)):
             try:
                 schema = json.loads(schema)
             except ValueError:
-                return canonical_empty_schema()  # TR-42: not JSON
+                return canonical_empty_schema()
         if not isinstance(schema, dict) or not schema:
-            return canonical_empty_schema()  # TR-41 / TR-42
+            return canonical_empty_schema()
         fixed = _repair(schema)
         key = _key_dumps(fixed)  # also proves the value is plain, finite JSON
         if _verdict(key, fixed):
@@ -109,30 +101,27 @@ def sanitize_schema(schema) -> dict:
     return canonical_empty_schema()
 
 
-def named_tools(tools):
-    """``(name, tool)`` for each tool an upstream will take, in order:
-    objects with a non-blank name (TR-40; upstreams reject unnamed ones)."""
-    if not isinstance(tools, list):
-        return
+def function_specs(tools: list[dict]):
+    """``(name, description or None, parameters)`` for each tool an upstream
+    will take, in order. Tools with a blank name are dropped (upstreams
+    reject them); a tool's own ``type`` (``custom``, server tools) means
+    nothing to a function-calling upstream."""
     for tool in tools:
-        if isinstance(tool, dict):
-            name = tool.get("name")
-            if isinstance(name, str) and name.strip():
-                yield name, tool
-
-
-def chat_tools(tools) -> list:
-    """Anthropic ``tools`` → Chat Completions ``tools`` (TR-40, §2.5).
-
-    Unnamed tools are dropped (upstreams reject them); order is kept. The
-    tool's own ``type`` (``custom``, server-tool types) means nothing here.
-    """
-    out: list = []
-    for name, tool in named_tools(tools):
-        function: dict = {"name": name}
+        name = tool["name"]
+        if not name.strip():
+            continue
         description = tool.get("description")
-        if isinstance(description, str) and description:
+        description = description if isinstance(description, str) and description else None
+        yield name, description, sanitize_schema(tool.get("input_schema"))
+
+
+def chat_tools(tools: list[dict]) -> list:
+    """Anthropic ``tools`` → Chat Completions ``tools``."""
+    out: list = []
+    for name, description, parameters in function_specs(tools):
+        function: dict = {"name": name}
+        if description:
             function["description"] = description
-        function["parameters"] = sanitize_schema(tool.get("input_schema"))
+        function["parameters"] = parameters
         out.append({"type": "function", "function": function})
     return out

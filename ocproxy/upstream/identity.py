@@ -7,6 +7,12 @@ import json
 import re
 import threading
 import uuid
+from typing import TYPE_CHECKING
+
+from ..translate.content import first_user_text
+
+if TYPE_CHECKING:
+    from ..request import MessagesRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -18,7 +24,7 @@ _PROCESS_SESSION = "ocproxy-" + uuid.uuid4().hex
 _SESSION_IN_USER_ID = re.compile(r"(?:^|_)session_([0-9A-Za-z-]+)")
 
 
-def session_id(header_value: str | None, req: dict) -> str:
+def session_id(header_value: str | None, req: MessagesRequest) -> str:
     """The ``x-opencode-session`` value: one stable id per conversation.
 
     OpenCode Go rejects requests without it (400 MissingSessionID). Claude
@@ -28,8 +34,8 @@ def session_id(header_value: str | None, req: dict) -> str:
     """
     if header_value and header_value.strip():
         return header_value.strip()
-    metadata = req.get("metadata")
-    if isinstance(metadata, dict):
+    metadata = req.metadata
+    if metadata is not None:
         user_id = metadata.get("user_id")
         if isinstance(user_id, str):
             from_json = _session_in_json(user_id)
@@ -38,7 +44,7 @@ def session_id(header_value: str | None, req: dict) -> str:
             match = _SESSION_IN_USER_ID.search(user_id)
             if match:
                 return match.group(1)
-    first = _first_user_text(req.get("messages"))
+    first = first_user_text(req.messages)
     if first:
         return "ocproxy-" + hashlib.sha256(first.encode("utf-8", "replace")).hexdigest()[:32]
     return _PROCESS_SESSION
@@ -58,24 +64,8 @@ def _session_in_json(user_id: str) -> str:
     return session.strip() if isinstance(session, str) else ""
 
 
-def _first_user_text(messages) -> str:
-    if not isinstance(messages, list):
-        return ""
-    for message in messages:
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "".join(
-                    b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
-                )
-            return ""
-    return ""
-
-
 def auth_headers(endpoint: str, key: str) -> dict[str, str]:
-    """Auth the way each upstream API expects it (operations.md §8.1)."""
+    """Auth the way each upstream API expects it."""
     headers = {"Content-Type": "application/json"}
     if not key:
         return headers
@@ -89,7 +79,7 @@ def auth_headers(endpoint: str, key: str) -> dict[str, str]:
 
 
 class KeyRotator:
-    """Round-robin over the key pool, one counter per provider (routing.md §12).
+    """Round-robin over the key pool, one counter per provider.
 
     ``_lock`` guards ``_counters``; counters survive config reloads.
     """
