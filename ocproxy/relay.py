@@ -108,19 +108,24 @@ class Leg:
         self.headers["x-opencode-session"] = call.session
         if stream:
             self.headers["Accept"] = "text/event-stream"
+        warnings: list[str] = []
         try:
-            self.body = self._dialect.body(call.req, model, stream)
+            self.body = self._dialect.body(call.req, model, stream, warnings)
         except Exception as exc:  # a conversion bug must fail this attempt, not the request
             log.exception("building the %s request for %s failed", target.endpoint, model.model_id)
             raise UpstreamDataError(f"transform error: {exc}") from None
+        self._log(warnings)
 
     def answer(self, data: bytes) -> bytes:
         """A whole upstream answer as an Anthropic Messages response body."""
         warnings: list[str] = []
         message = self._dialect.response(data, self.model, self._ids, warnings)
+        self._log(warnings)
+        return message
+
+    def _log(self, warnings: list[str]) -> None:
         for warning in warnings:
             log.warning("%s id=%s", warning, self._rid)
-        return message
 
     def translator(self):
         """A fresh stream translator: ``feed(bytes) -> frames``, ``close()``,

@@ -266,3 +266,16 @@ def test_ST_55_close_after_only_whitespace_is_success():
     stream = PassthroughStream()
     assert stream.feed(b"\n") == []
     assert stream.close() == [b"\n"]
+
+
+def test_a_body_forwarded_unedited_says_why_through_the_dialect_warnings():
+    """A number past float range cannot go back out as plain JSON, so the
+    body is sent as the client wrote it and the relay gets a line to log."""
+    from ocproxy.config import ModelConfig
+    from ocproxy.request import parse_messages_request
+
+    raw = b'{"model":"claude-x","max_tokens":5,"temperature":1e400,"messages":[{"role":"user","content":"hi"}]}'
+    warnings: list[str] = []
+    wire = DIALECTS["anthropic"].body(parse_messages_request(raw), ModelConfig(model_id="minimax-m2.5"), False, warnings)
+    assert wire == raw
+    assert len(warnings) == 1 and "forwarding it unchanged" in warnings[0]

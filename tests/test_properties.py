@@ -359,7 +359,7 @@ def test_request_builders_never_raise_and_match_the_upstream_schema(endpoint, re
     json.dumps(built, ensure_ascii=True, allow_nan=False)  # JSON-serialisable, finite
     assert json.dumps(decoded, ensure_ascii=True) == before, "the builder mutated the client's request"
     # the exact bytes the proxy sends: strict UTF-8, valid JSON, schema-valid
-    wire = DIALECTS[endpoint].body(raw, model, stream)
+    wire = DIALECTS[endpoint].body(raw, model, stream, [])
     body = json.loads(wire.decode("utf-8", "strict"))
     jsonschema.validate(body, UPSTREAM_SCHEMAS[endpoint])
     assert body == json.loads(json.dumps(built, ensure_ascii=True))
@@ -369,7 +369,7 @@ def test_request_builders_never_raise_and_match_the_upstream_schema(endpoint, re
 @given(req=anthropic_requests())
 def test_anthropic_passthrough_body_is_strict_utf8_json(req):
     decoded, raw = _decoded(req)
-    wire = DIALECTS["anthropic"].body(raw, ModelConfig(model_id="minimax-m2.5"), True)
+    wire = DIALECTS["anthropic"].body(raw, ModelConfig(model_id="minimax-m2.5"), True, [])
     body = json.loads(wire.decode("utf-8", "strict"))
     assert body["model"] == "minimax-m2.5" and body["messages"]
 
@@ -382,7 +382,7 @@ def test_lone_surrogate_request_goes_out_as_an_escape():
     decoded, raw = _decoded({"model": "m", "max_tokens": 5,
                              "messages": [{"role": "user", "content": "cut \ud83d here \u2028"}]})
     for endpoint in ("chat", "responses", "gemini"):
-        wire = DIALECTS[endpoint].body(raw, ModelConfig(model_id="kimi-k2.6"), True)
+        wire = DIALECTS[endpoint].body(raw, ModelConfig(model_id="kimi-k2.6"), True, [])
         assert b"\\ud83d" in wire and "\u2028".encode() in wire
         json.loads(wire.decode("utf-8"))
 

@@ -63,7 +63,7 @@ def relay_for(fake: FakeUpstreamClient, writer: FakeWriter, scope: CancelScope |
     cfg = config("model-a", "model-b")
     req = parse_messages_request(b'{"model":"m","max_tokens":5,"stream":true,'
                                  b'"messages":[{"role":"user","content":"hi"}]}')
-    call = Call(cfg, req, {}, "req-1", build_route(req.body, cfg, True), time.monotonic())
+    call = Call(cfg, req, {}, "req-1", build_route(req, cfg, True), time.monotonic())
     services = Services(fake, KeyRotator(), None, None, None)  # breakers, metrics, watch: unused by attempt
     return StreamRelay(call, services, writer, scope or CancelScope())
 

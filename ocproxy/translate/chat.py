@@ -23,11 +23,9 @@ from .content import as_str, blocks, text_of
 from .tools import chat_tools
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from ..config.types import ModelConfig
     from ..request import MessagesRequest
 
-#: chat_response imports this name from here; the helper itself is content.as_str.
-_str = as_str
 
 _EPHEMERAL = {"type": "ephemeral"}
 

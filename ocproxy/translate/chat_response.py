@@ -5,9 +5,9 @@ Pure: dicts in, dicts out.
 
 from __future__ import annotations
 
-from ..config import ModelConfig
+from ..config.types import ModelConfig
 from ..errors import UpstreamDataError
-from .chat import _str
+from .content import as_str
 from .ids import IdFactory
 from .message import message, tool_input
 from .usage import anthropic_usage
@@ -28,7 +28,7 @@ def _message_text(content) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            _str(p.get("text")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+            as_str(p.get("text")) for p in content if isinstance(p, dict) and p.get("type") == "text"
         )
     return ""
 
@@ -61,20 +61,20 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
         if not isinstance(call, dict):
             continue
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
-        name = _str(function.get("name"))
+        name = as_str(function.get("name"))
         content.append(
             {
                 "type": "tool_use",
-                "id": _str(call.get("id")) or ids("toolu_"),
+                "id": as_str(call.get("id")) or ids("toolu_"),
                 "name": name,
                 "input": tool_input(function.get("arguments"), name, warnings),
             }
         )
 
     return message(
-        _str(body.get("id")) or ids("msg_"),
+        as_str(body.get("id")) or ids("msg_"),
         model.model_id,
         content,
-        STOP_REASONS.get(_str(choice.get("finish_reason")), "end_turn"),
+        STOP_REASONS.get(as_str(choice.get("finish_reason")), "end_turn"),
         anthropic_usage(body.get("usage")),
     )

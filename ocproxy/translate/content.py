@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .sse import dumps as compact_json
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from ..config.types import ModelConfig
     from ..request import MessagesRequest
 
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ocproxy.config import ModelConfig
+from ocproxy.config.types import ModelConfig
 from ocproxy.errors import UpstreamDataError
 from ocproxy.request import MessagesRequest
 from ocproxy.translate import (
@@ -46,10 +46,15 @@ def _converted(convert: Callable[[dict, ModelConfig, IdFactory, list], dict]) ->
     return parse
 
 
+#: ``body(req, model, stream, warnings) -> bytes``: the upstream request body;
+#: anything worth a log line is appended to ``warnings``.
+Body = Callable[[MessagesRequest, ModelConfig, bool, list], bytes]
+
+
 def _built(
     build: Callable[[MessagesRequest, ModelConfig, bool], dict],
-) -> Callable[[MessagesRequest, ModelConfig, bool], bytes]:
-    def body(req: MessagesRequest, model: ModelConfig, stream: bool) -> bytes:
+) -> Body:
+    def body(req: MessagesRequest, model: ModelConfig, stream: bool, warnings: list[str]) -> bytes:
         # A lone surrogate from the client ("\ud800") cannot be strict
         # UTF-8; it goes out as its JSON escape again.
         return utf8_json(dumps(build(req, model, stream)))
@@ -60,7 +65,7 @@ def _built(
 @dataclass(frozen=True)
 class Dialect:
     endpoint: str
-    body: Callable[[MessagesRequest, ModelConfig, bool], bytes]
+    body: Body
     response: Response
     translator: Callable[[ModelConfig, IdFactory], StreamTranslator]
     url_suffix: Callable[[bool], str] = lambda stream: ""
@@ -78,7 +83,7 @@ DIALECTS: dict[str, Dialect] = {
     ),
     "anthropic": Dialect(
         "anthropic",
-        lambda req, model, stream: anthropic.passthrough_body(req.raw, model.model_id),
+        lambda req, model, stream, warnings: anthropic.passthrough_body(req.raw, model.model_id, warnings),
         lambda data, model, ids, warnings: anthropic.check_response(data),
         lambda model, ids: anthropic.PassthroughStream(),
         pauses_heartbeat=True,

@@ -16,11 +16,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import content
-from .gemini_schema import _is_number, gemini_schema  # noqa: F401  (gemini_stream and tests import them from here)
+from .gemini_schema import gemini_schema
 from .tools import function_specs
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from ..config.types import ModelConfig
     from ..request import MessagesRequest
 
 #: URL suffixes after ``<gemini_base_url>/<model_id>``.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from ..config import ModelConfig
+from ..config.types import ModelConfig
 from ..errors import UpstreamDataError
 from .emitter import MessageEmitter
 from .ids import IdFactory

@@ -18,7 +18,7 @@ from . import content
 from .tools import function_specs
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from ..config.types import ModelConfig
     from ..request import MessagesRequest
 
 #: The Responses API rejects ``max_output_tokens`` below this value; Claude
