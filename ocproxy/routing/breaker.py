@@ -13,12 +13,15 @@ import threading
 import time
 from typing import Callable
 
+from ocproxy.config.types import DEFAULTS
+
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
 
-DEFAULT_THRESHOLD = 3
-DEFAULT_RECOVERY_S = 30.0
+# The config's defaults, for a breaker made without settings or given a non-positive one.
+DEFAULT_THRESHOLD = DEFAULTS.breaker_threshold
+DEFAULT_RECOVERY_S = DEFAULTS.breaker_recovery_ms / 1000.0
 HALF_OPEN_MAX = 3  # fixed: probes admitted in half-open, and successes to close
 
 Clock = Callable[[], float]
