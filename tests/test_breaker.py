@@ -39,13 +39,13 @@ def half_open():
 # --- closed column -----------------------------------------------------------
 
 
-def test_11_2_closed_allow_true():
+def test_closed_allow_true():
     b, _ = make()
     assert [b.allow() for _ in range(10)] == [True] * 10
     assert b.state == CLOSED
 
 
-def test_11_2_closed_success_resets_failures():
+def test_closed_success_resets_failures():
     b, _ = make()
     b.record_failure()
     b.record_failure()
@@ -56,7 +56,7 @@ def test_11_2_closed_success_resets_failures():
     assert b.state == CLOSED  # "3 consecutive failures": the success broke the run
 
 
-def test_11_2_closed_failure_counts_and_stamps_time():
+def test_closed_failure_counts_and_stamps_time():
     b, clock = make()
     clock.now = 1234.5
     b.record_failure()
@@ -65,7 +65,7 @@ def test_11_2_closed_failure_counts_and_stamps_time():
 
 
 @pytest.mark.parametrize("threshold", [1, 2, 3, 5], ids=lambda t: f"closed-opens-at-threshold-{t}")
-def test_11_2_closed_opens_at_threshold(threshold):
+def test_closed_opens_at_threshold(threshold):
     b, _ = make(threshold)
     for _ in range(threshold - 1):
         b.record_failure()
@@ -77,7 +77,7 @@ def test_11_2_closed_opens_at_threshold(threshold):
 # --- open column -------------------------------------------------------------
 
 
-def test_11_2_open_allow_false_until_recovery_strictly_passed():
+def test_open_allow_false_until_recovery_strictly_passed():
     b, clock = opened()
     assert b.allow() is False
     clock.now += 30.0  # exactly the recovery: "now - last_failure > recovery" is false
@@ -85,7 +85,7 @@ def test_11_2_open_allow_false_until_recovery_strictly_passed():
     assert b.state == OPEN
 
 
-def test_11_2_open_allow_after_recovery_half_opens_and_resets_probes():
+def test_open_allow_after_recovery_half_opens_and_resets_probes():
     b, clock = opened()
     clock.now += 30.001
     assert b.allow() is True
@@ -93,14 +93,14 @@ def test_11_2_open_allow_after_recovery_half_opens_and_resets_probes():
     assert (snap["state"], snap["probes"]) == (HALF_OPEN, 0)
 
 
-def test_11_2_open_success_changes_nothing():
+def test_open_success_changes_nothing():
     b, _ = opened()
     before = b.snapshot()
     b.record_success()
     assert b.snapshot() == before
 
 
-def test_11_2_open_failure_restamps_time_and_counts():
+def test_open_failure_restamps_time_and_counts():
     b, clock = opened()
     clock.now += 20
     b.record_failure()
@@ -110,7 +110,7 @@ def test_11_2_open_failure_restamps_time_and_counts():
     assert b.allow() is False
 
 
-def test_11_2_open_state_reported_until_allow():
+def test_open_state_reported_until_allow():
     b, clock = opened()
     clock.now += 100
     assert b.state == OPEN  # /health shows the stored state
@@ -121,13 +121,13 @@ def test_11_2_open_state_reported_until_allow():
 # --- half_open column --------------------------------------------------------
 
 
-def test_11_2_half_open_allows_three_probes_then_refuses():
+def test_half_open_allows_three_probes_then_refuses():
     b, _ = half_open()
     assert [b.allow() for _ in range(4)] == [True, True, True, False]
     assert b.snapshot()["probes"] == 3
 
 
-def test_11_2_half_open_up_to_4_admitted():
+def test_half_open_up_to_4_admitted():
     """The transition request plus 3 probes: 4 admitted before closing."""
     b, clock = opened()
     clock.now += 31
@@ -135,7 +135,7 @@ def test_11_2_half_open_up_to_4_admitted():
     assert admitted == [True, True, True, True, False, False]
 
 
-def test_11_2_half_open_three_successes_close():
+def test_half_open_three_successes_close():
     b, _ = half_open()
     b.record_success()
     b.record_success()
@@ -146,7 +146,7 @@ def test_11_2_half_open_three_successes_close():
     assert b.allow() is True
 
 
-def test_11_2_half_open_failure_reopens_for_fresh_recovery():
+def test_half_open_failure_reopens_for_fresh_recovery():
     b, clock = half_open()
     b.record_success()
     clock.now += 5
@@ -159,7 +159,7 @@ def test_11_2_half_open_failure_reopens_for_fresh_recovery():
     assert b.allow() is True
 
 
-def test_11_2_closed_after_half_open_needs_full_threshold_again():
+def test_closed_after_half_open_needs_full_threshold_again():
     b, _ = half_open()
     for _ in range(3):
         b.record_success()
@@ -175,7 +175,7 @@ def test_11_2_closed_after_half_open_needs_full_threshold_again():
     [(0, 0, 3, 30.0), (-1, -5, 3, 30.0), (1, 0.5, 1, 0.5)],
     ids=["zero-means-default", "negative-means-default", "configured-parameters"],
 )
-def test_11_1_parameters(threshold, recovery, failures_to_open, wait):
+def test_parameters(threshold, recovery, failures_to_open, wait):
     b, clock = make(threshold, recovery)
     for _ in range(failures_to_open):
         b.record_failure()
@@ -189,7 +189,7 @@ def test_11_1_parameters(threshold, recovery, failures_to_open, wait):
 # --- registry ----------------------------------------------------------------
 
 
-def test_11_1_registry_lazy_one_per_model_id():
+def test_registry_lazy_one_per_model_id():
     reg = BreakerRegistry(clock=FakeClock())
     assert reg.states() == {}
     a = reg.get("kimi-k2.6")
@@ -198,7 +198,7 @@ def test_11_1_registry_lazy_one_per_model_id():
     assert reg.states() == {"glm-5.1": CLOSED, "kimi-k2.6": CLOSED}
 
 
-def test_11_1_registry_parameters_reach_breakers():
+def test_registry_parameters_reach_breakers():
     clock = FakeClock()
     reg = BreakerRegistry(threshold=1, recovery_s=2.0, clock=clock)
     b = reg.get("m")
@@ -208,7 +208,7 @@ def test_11_1_registry_parameters_reach_breakers():
     assert b.allow() is True
 
 
-def test_11_3_reset_all_closes_every_breaker():
+def test_reset_all_closes_every_breaker():
     clock = FakeClock()
     reg = BreakerRegistry(threshold=1, clock=clock)
     reg.get("a").record_failure()
@@ -246,7 +246,7 @@ def test_configure_keeps_state_changes_thresholds():
     assert c.state == CLOSED
 
 
-def test_11_1_concurrency_smoke():
+def test_concurrency_smoke():
     clock = FakeClock()
     reg = BreakerRegistry(threshold=10_000_000, clock=clock)
     start = threading.Barrier(8)
@@ -270,7 +270,7 @@ def test_11_1_concurrency_smoke():
     assert sum(reg.get(f"m{i}").snapshot()["failures"] for i in range(5)) == 16_000
 
 
-def test_11_2_half_open_concurrent_admission_bounded():
+def test_half_open_concurrent_admission_bounded():
     b, clock = opened()
     clock.now += 31
     results = []

@@ -1,5 +1,6 @@
-"""Raw Anthropic passthrough: transform.md §5 (TX-15), contract "Decisions"
-third edit, streaming.md §8 (ST-52) whole-event forwarding."""
+"""Raw Anthropic passthrough: the body goes out as the client wrote it but for
+the routed model, Claude Code's custom tool types and our own placeholder
+thinking blocks; the upstream's events come back whole and unchanged."""
 
 from __future__ import annotations
 
@@ -20,15 +21,15 @@ def forward(body, model="new-model") -> bytes:
 
 
 # ---------------------------------------------------------------------------
-# TX-15
+# the request body
 
 
-def test_TX_15a_model_replaced_stream_kept():
+def test_model_replaced_stream_kept():
     out = json.loads(forward(b'{"model":"old-model","stream":true}'))
     assert out == {"model": "new-model", "stream": True}
 
 
-def test_TX_15b_whitespace_does_not_matter():
+def test_whitespace_does_not_matter():
     out = json.loads(forward(b'{  "model"  :   "old-model"  ,   "stream": true}'))
     assert out["model"] == "new-model" and out["stream"] is True
 
@@ -36,22 +37,22 @@ def test_TX_15b_whitespace_does_not_matter():
 @pytest.mark.parametrize(
     "raw",
     [
-        pytest.param(b'{"stream":true}', id="TX-15c-no-model"),
-        pytest.param(b"{invalid json}", id="TX-15d-invalid-json"),
-        pytest.param(b'{"model": 42, "stream": true}', id="TR-51-model-not-string"),
-        pytest.param(b'["model", "old"]', id="TR-51-not-object"),
-        pytest.param(b'{"model": "new-model" , "x": 1}', id="TR-51-already-routed-model"),
-        pytest.param(b'{"model": "old", "t": NaN}', id="TR-51-nan-not-json"),
-        pytest.param(b'{"model": "old", "t": 1e999}', id="TR-51-overflowing-number"),
-        pytest.param(b'{"model": "old\xff"}', id="TR-51-invalid-utf8"),
-        pytest.param(b"", id="TR-51-empty"),
+        pytest.param(b'{"stream":true}', id="no-model"),
+        pytest.param(b"{invalid json}", id="invalid-json"),
+        pytest.param(b'{"model": 42, "stream": true}', id="model-not-string"),
+        pytest.param(b'["model", "old"]', id="not-object"),
+        pytest.param(b'{"model": "new-model" , "x": 1}', id="already-routed-model"),
+        pytest.param(b'{"model": "old", "t": NaN}', id="nan-not-json"),
+        pytest.param(b'{"model": "old", "t": 1e999}', id="overflowing-number"),
+        pytest.param(b'{"model": "old\xff"}', id="invalid-utf8"),
+        pytest.param(b"", id="empty"),
     ],
 )
-def test_TX_15_byte_identical(raw):
+def test_body_byte_identical_when_nothing_to_edit(raw):
     assert forward(raw) == raw
 
 
-def test_TX_15e_nested_model_untouched():
+def test_nested_model_untouched():
     out = json.loads(forward(b'{"model":"old","nested":{"model":"don\'t touch me"}}'))
     assert out == {"model": "new-model", "nested": {"model": "don't touch me"}}
 
@@ -59,7 +60,7 @@ def test_TX_15e_nested_model_untouched():
 SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}}
 
 
-def test_TX_15f_custom_type_removed_everything_else_kept():
+def test_custom_type_removed_everything_else_kept():
     body = {
         "model": "claude-sonnet-4-5",
         "max_tokens": 4096,
@@ -81,7 +82,7 @@ def test_TX_15f_custom_type_removed_everything_else_kept():
     assert out["max_tokens"] == 4096
 
 
-def test_TX_15g_other_tool_types_unchanged():
+def test_other_tool_types_unchanged():
     tools = [
         {"type": "function", "name": "f", "input_schema": SCHEMA},
         {"type": "web_search_20250305", "name": "web_search"},
@@ -92,7 +93,7 @@ def test_TX_15g_other_tool_types_unchanged():
     assert out["tools"] == tools
 
 
-def test_TX_15h_streaming_request_for_minimax_keeps_anthropic_tools():
+def test_streaming_request_for_minimax_keeps_anthropic_tools():
     body = {
         "model": "claude-sonnet-4-5",
         "stream": True,
@@ -106,7 +107,7 @@ def test_TX_15h_streaming_request_for_minimax_keeps_anthropic_tools():
     assert "function" not in out["tools"][0]
 
 
-def test_TR_51_non_ascii_and_numbers_survive():
+def test_non_ascii_and_numbers_survive():
     raw = '{"model":"old","system":"Grüße 日本","temperature":0.7,"big":12345678901234567890,"f":1.5e3}'.encode()
     out = forward(raw)
     assert "Grüße 日本".encode() in out  # not \\u-escaped
@@ -114,7 +115,7 @@ def test_TR_51_non_ascii_and_numbers_survive():
     assert parsed["temperature"] == 0.7 and parsed["big"] == 12345678901234567890 and parsed["f"] == 1500.0
 
 
-def test_TR_51_lone_surrogate_still_valid_json():
+def test_lone_surrogate_still_valid_json():
     out = forward(b'{"model":"old","s":"\\ud800"}')
     assert json.loads(out) == {"model": "new-model", "s": "\ud800"}
 
@@ -255,14 +256,14 @@ def test_passthrough_stream_close_returns_unterminated_remainder():
     assert rest == [b'event: message_stop\ndata: {"type":"message_stop"}\n']
 
 
-def test_ST_46_close_without_any_byte_is_empty_stream():
+def test_close_without_any_byte_is_an_empty_stream():
     stream = PassthroughStream()
     assert stream.feed(b"") == []
     with pytest.raises(UpstreamDataError, match="empty stream"):
         stream.close()
 
 
-def test_ST_55_close_after_only_whitespace_is_success():
+def test_close_after_only_whitespace_is_success():
     stream = PassthroughStream()
     assert stream.feed(b"\n") == []
     assert stream.close() == [b"\n"]

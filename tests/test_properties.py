@@ -1,4 +1,4 @@
-"""Property-based tests (issue #7): hostile-but-valid Anthropic requests through
+"""Property-based tests: hostile-but-valid Anthropic requests through
 every request builder, and arbitrary upstream chunk sequences through every
 stream translator.
 

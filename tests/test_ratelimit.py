@@ -15,19 +15,19 @@ class FakeClock:
         return self.now
 
 
-def test_13_1_101st_request_refused():
+def test_the_request_past_the_limit_is_refused():
     rl = RateLimiter(100, FakeClock())
     results = [rl.allow("10.0.0.1") for _ in range(101)]
     assert results == [True] * 100 + [False]
 
 
-def test_13_1_keys_independent():
+def test_keys_independent():
     rl = RateLimiter(2, FakeClock())
     assert [rl.allow("a"), rl.allow("a"), rl.allow("a")] == [True, True, False]
     assert rl.allow("b") is True
 
 
-def test_13_1_window_refills_after_60s_from_window_start():
+def test_window_refills_after_60s_from_window_start():
     clock = FakeClock()
     rl = RateLimiter(2, clock)
     assert rl.allow("k") and rl.allow("k")
@@ -39,7 +39,7 @@ def test_13_1_window_refills_after_60s_from_window_start():
     assert [rl.allow("k"), rl.allow("k"), rl.allow("k")] == [True, True, False]
 
 
-def test_13_1_fixed_window_not_sliding():
+def test_fixed_window_not_sliding():
     clock = FakeClock()
     rl = RateLimiter(3, clock)
     rl.allow("k")  # window starts at t=0
@@ -65,7 +65,7 @@ def test_configure_changes_limit_keeps_windows():
     assert rl.allow("k") is True
 
 
-def test_13_1_memory_bounded_expired_windows_dropped():
+def test_memory_bounded_expired_windows_dropped():
     clock = FakeClock()
     rl = RateLimiter(5, clock)
     for i in range(1000):
@@ -76,7 +76,7 @@ def test_13_1_memory_bounded_expired_windows_dropped():
     assert len(rl) == 1
 
 
-def test_13_1_concurrent_requests_never_exceed_limit():
+def test_concurrent_requests_never_exceed_limit():
     rl = RateLimiter(100, FakeClock())
     allowed = []
     lock = threading.Lock()
@@ -109,5 +109,5 @@ def test_13_1_concurrent_requests_never_exceed_limit():
     ids=["xff-single", "xff-first-entry", "xff-trimmed", "no-xff-peer",
          "empty-xff-peer", "blank-first-entry-peer"],
 )
-def test_13_1_client_key(xff, peer, expected):
+def test_client_key(xff, peer, expected):
     assert client_key(xff, peer) == expected

@@ -1,6 +1,6 @@
-"""Anthropic ⇄ Google Gemini generateContent: transform.md §7 and streaming.md
-ST-49, extended with functionCall/functionResponse, thought parts,
-systemInstruction, toolConfig and cached usage.
+"""Anthropic ⇄ Google Gemini generateContent, both ways: tool calls as
+functionCall/functionResponse parts, thinking as thought parts, the system
+prompt as systemInstruction, toolConfig and cached usage.
 
 Upstream shapes are recorded from the public Gemini API reference
 (`generateContent`, `streamGenerateContent?alt=sse`, `functionCall` parts,

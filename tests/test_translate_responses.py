@@ -1,5 +1,5 @@
-"""Anthropic ⇄ OpenAI Responses API: transform.md §6 and streaming.md ST-48,
-extended with tool calls both ways, reasoning summaries and cached usage.
+"""Anthropic ⇄ OpenAI Responses API, both ways: tool calls as function_call
+items, reasoning summaries as thinking, and cached usage.
 
 Upstream shapes are recorded from the public Responses API reference
 (`response.output_item.added`, `response.function_call_arguments.delta`,
