@@ -106,6 +106,7 @@ class LogQueue:
 
     Owner of the listener thread: :meth:`start` starts it and :meth:`stop`
     writes what is queued and joins it. ``_lock`` guards ``_running``.
+    ``records`` replaces the queue (tests pass one that misbehaves).
     """
 
     def __init__(self, stream, fmt: str = LINE_FORMAT, logger: logging.Logger | None = None,
