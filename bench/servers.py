@@ -38,9 +38,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn(cmd: list[str], env: dict | None = None, log: str | None = None) -> subprocess.Popen:
+def spawn(cmd: list[str], env: dict | None = None, log: str | None = None, cwd: str = ROOT) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
                          stdin=subprocess.DEVNULL, start_new_session=True)
     _procs.append(p)
     return p
@@ -196,9 +196,11 @@ def ocproxy_config(tmp: str, port: int, up: int, slow: int) -> str:
     return path
 
 
-def start_server(kind: str, tmp: str, up: int, slow: int) -> tuple[subprocess.Popen, int]:
+def start_server(kind: str, tmp: str, up: int, slow: int, root: str = ROOT) -> tuple[subprocess.Popen, int]:
+    """Start ``kind`` with ``tmp`` as its HOME, running the ocproxy found in
+    the checkout ``root`` (bench/ab.py passes other checkouts)."""
     port = free_port()
-    env = dict(os.environ, HOME=tmp, OCPROXY_SHUTDOWN_GRACE_MS="0", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, HOME=tmp, OCPROXY_SHUTDOWN_GRACE_MS="0", PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=root)
     env.pop("OCPROXY_API_KEY", None)
     log = os.path.join(tmp, f"{kind}.log")
     if kind == "relay":
@@ -211,7 +213,7 @@ def start_server(kind: str, tmp: str, up: int, slow: int) -> tuple[subprocess.Po
         env["OCPROXY_CONFIG"] = ocproxy_config(tmp, port, up, slow)
         cmd = [os.path.join(os.path.dirname(PY), "gunicorn"), "-k", "gthread", "--threads", "64", "-w", "2",
                "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048", "ocproxy.wsgi:application"]
-    p = spawn(cmd, env=env, log=log)
+    p = spawn(cmd, env=env, log=log, cwd=root)
     wait_port(port, p)
     time.sleep(0.5)  # let gunicorn's workers come up
     return p, port
