@@ -109,6 +109,9 @@ def serve_fast(listener: socket.socket) -> None:
         finally:
             sock.close()
 
+    # A thread per connection, ending with it. Their owner is the process:
+    # the benchmark kills its process group when done (servers.stop), and
+    # nothing here outlives that.
     while True:
         s, _ = listener.accept()
         threading.Thread(target=conn, args=(s,), daemon=True).start()

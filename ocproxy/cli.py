@@ -1,9 +1,9 @@
-"""The ``ocproxy`` command (contract.md "CLI", operations.md §10).
+"""The ``ocproxy`` command: serve, stop, status, init, validate, models,
+systemd-unit.
 
-Every user error ends as ``Error: ...`` on stderr and an exit code from the
-contract table, never as a traceback. The heavy modules (server, daemon) are
-imported only by the commands that need them, so ``validate``/``models``/
-``init`` stay fast and keep working while those are being built.
+Every user error ends as ``Error: ...`` on stderr and an exit code (1 an
+error, 2 a bad config, 3 "not running" from stop/status), never as a
+traceback.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import logging
 import os
 import shutil
 import sys
-import warnings
 from typing import Sequence
 
-from ocproxy import __version__
+from ocproxy import __version__, daemon
+from ocproxy.catalog import CATALOG
 from ocproxy.config import (
     Config,
     ConfigError,
@@ -90,8 +90,8 @@ def _load(path: str | None, **overrides) -> tuple[Config, list[str]]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    # Go always wrote the default path; honouring OCPROXY_CONFIG (operations.md
-    # §10.4 Recommendation) lets `init` and `serve` agree on one file.
+    # Go always wrote the default path; honouring OCPROXY_CONFIG lets `init`
+    # and `serve` agree on one file.
     target = os.environ.get("OCPROXY_CONFIG")
     target = os.path.abspath(expand_user(target, os.environ)) if target else primary_config_path(os.environ)
     if os.path.exists(target) and not args.force:
@@ -137,8 +137,6 @@ _SECTIONS = (("opencode-go", "OpenCode Go models"), ("opencode-zen", "OpenCode Z
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from ocproxy.catalog import CATALOG
-
     for provider, title in _SECTIONS:
         print(f"{title} ({provider}):")
         for entry in CATALOG:
@@ -206,41 +204,6 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _optional_module(name: str):
-    """Import ``ocproxy.<name>``; None (after an error line) if it is absent."""
-    import importlib
-
-    full = f"ocproxy.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name != full:  # a real bug inside the module: let it surface
-            raise
-        _err(f"{full} is not available in this installation")
-        return None
-
-
-def _skip_charset_guessing() -> None:
-    """Keep requests from importing a character-set guesser in our server.
-
-    requests imports charset_normalizer (or chardet) at import time, only to
-    guess the encoding behind ``Response.text`` when a body declares none.
-    ocproxy never asks: it reads upstream bodies as bytes and decodes them
-    as UTF-8 itself, as JSON and SSE require. The import cost 3.4 MB, 25
-    modules with six CJK codec tables: over 5 % of an idle proxy (issue #6,
-    ``make bench``). requests supports running without one (text then falls
-    back to UTF-8) and says so in a warning, which is expected here.
-
-    Only the ``serve`` command's own process does this, and only before
-    requests is loaded; a WSGI host embedding ocproxy keeps its modules.
-    """
-    if "requests" in sys.modules:
-        return
-    for name in ("charset_normalizer", "chardet"):
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "import fails"
-    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection dependency")
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config, os.environ)
     if args.config and path:
@@ -253,9 +216,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _print_problems("failed to load config", exc)
         return EXIT_BAD_CONFIG
     if args.background and not args.daemonize:
-        daemon = _optional_module("daemon")
-        if daemon is None:
-            return EXIT_ERROR
         # The child re-runs `serve` in the foreground with absolute paths, so
         # its different working directory cannot change which file it reads.
         child = ["serve"]
@@ -266,22 +226,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.host:
             child += ["--host", args.host]
         return daemon.start_background(child)
-    _skip_charset_guessing()
-    server = _optional_module("server")
-    if server is None:
-        return EXIT_ERROR
+    # Imported here, not at the top: the HTTP stack (werkzeug, requests, the
+    # token encoder) doubles the start-up time of every other command.
+    from ocproxy import server
+
     extra = {"daemon_child": True} if args.daemonize else {}
     return server.run(config, config_path=path, cli_host=args.host, cli_port=args.port, **extra)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    daemon = _optional_module("daemon")
-    return EXIT_ERROR if daemon is None else daemon.stop()
+    return daemon.stop()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    daemon = _optional_module("daemon")
-    return EXIT_ERROR if daemon is None else daemon.status()
+    return daemon.status()
 
 
 # -- parser ------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""Pid file, background launch, ``stop`` and ``status`` (operations.md §10.1-§10.3, §11).
+"""Pid file, background launch, ``stop`` and ``status``.
 
 One instance per user: the pid and log files live in ``~/.config/ocproxy``
 whatever ``--config`` says, so ``ocproxy stop`` finds a server started with
 any config. "Running" means signal 0 reaches the pid (pid reuse may give a
-false positive; the spec accepts that), except that a zombie counts as gone:
+false positive, a rare and harmless one), except that a zombie counts as gone:
 a server that exited but was not reaped yet must not block ``stop``/``serve``.
 
-Exit codes follow the contract: 0 running/stopped, 3 not running, 1 errors.
+Exit codes: 0 running/stopped, 3 not running, 1 errors.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def read_pid(path: str | None = None) -> int | None:
     """The pid in the file, or None when missing/unreadable/non-numeric.
 
     Tolerant: surrounding whitespace (a trailing newline from a hand edit or
-    another tool) is ignored, as operations.md §11 asks.
+    another tool) is ignored.
     """
     try:
         with open(path or pid_path(), encoding="ascii", errors="replace") as fh:
@@ -122,7 +122,7 @@ def running_pid() -> int | None:
 
 def check_not_running() -> int | None:
     """For ``serve`` (foreground and launcher): the pid of a live server, after
-    printing the §10.1 error; None when we may start (stale file removed)."""
+    printing "already running"; None when we may start (stale file removed)."""
     pid = read_pid()
     if pid is None or pid == os.getpid():
         return None
@@ -175,7 +175,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 
 def stop() -> int:
-    """SIGTERM the server and wait for it to go (operations.md §10.2)."""
+    """SIGTERM the server and wait for it to go."""
     pid = read_pid()
     if pid is None:
         print("Error: server is not running (no PID file)", file=sys.stderr)
@@ -202,7 +202,7 @@ def stop() -> int:
 
 
 def status() -> int:
-    """operations.md §10.3 with the contract's exit codes."""
+    """Say whether the server runs: exit 0 if it does, 3 if not."""
     pid = read_pid()
     if pid is None:
         print("Server is not running")

@@ -5,14 +5,17 @@ configured secrets (upstream API keys, client API keys) wherever they
 appear. Code never logs a key on purpose, but upstream error bodies are
 logged (they are what explains a failure) and an upstream may echo the key
 it was sent ("invalid api key: sk-..."); redacting the final text is the one
-place that catches every such path (contract.md "Security defaults").
+place that catches every such path.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 import threading
+import time
+from logging.handlers import QueueHandler, QueueListener
 from typing import Iterable
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -30,7 +33,7 @@ _secrets: tuple[str, ...] = ()
 
 
 def level_of(name: str) -> int:
-    """Any unknown level name behaves as info (config.md §6.1)."""
+    """Any unknown level name behaves as info: a typo must not silence the log."""
     return _LEVELS.get((name or "").lower(), logging.INFO)
 
 
@@ -60,101 +63,119 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-class SharedWriterHandler(logging.Handler):
-    """A stream handler whose lines are written by whichever logging thread
-    is already writing.
+LINE_FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
 
-    Why not ``logging.StreamHandler``: it formats, writes and flushes every
-    line under one handler-wide lock. Under load the holder sits in
-    ``write()`` with the GIL released while every other request thread that
-    logs sleeps on that lock. Measured with ``wrk`` at 16 connections, the
-    three info lines of a request cost 600 us of CPU per request and 20 % of
-    the throughput (at level warn ocproxy matched the bare relay).
 
-    Here a line is formatted in the caller's thread without any shared lock,
-    then appended to ``_pending``. A thread that finds nobody writing becomes
-    the writer and writes everything pending, lines others append meanwhile
-    included, one write and flush per batch. Threads that find a writer at
-    work return at once. Lines keep their order, and none waits for a later
-    line: the writer stops only once ``_pending`` is empty. The handler
-    starts no thread, so nothing needs stopping; :meth:`flush` (which
-    ``logging.shutdown`` calls at exit) waits for a write in progress.
+#: How long the listener lets lines gather after the first one arrives
+#: before it writes them, so it wakes once per burst instead of once per
+#: line. Woken per line, it cost 15 % of req/s at one connection
+#: (bench/README.md). A log line may trail its event by this much.
+GATHER_SECONDS = 0.05
+
+
+class _Listener(QueueListener):
+    """The stdlib listener, plus a short gathering pause (GATHER_SECONDS)
+    and flush markers: an Event found on the queue is set once every line
+    queued before it has been written."""
+
+    def dequeue(self, block: bool):
+        if block and self.queue.empty():
+            record = self.queue.get()
+            time.sleep(GATHER_SECONDS)
+            return record
+        return self.queue.get(block)
+
+    def handle(self, record) -> None:
+        if isinstance(record, threading.Event):
+            record.set()
+        else:
+            super().handle(record)
+
+
+class LogQueue:
+    """Log lines from any thread go onto a queue; one listener thread writes
+    them to ``stream``, whole and in the order they were queued.
+
+    Why not a plain ``logging.StreamHandler`` on the logger: it writes and
+    flushes every line under one handler-wide lock, so under load request
+    threads queue behind whichever thread sits in ``write()``. Here a
+    request thread only merges the message and appends the record to a
+    ``queue.SimpleQueue`` (whose ``put`` is safe even from a signal handler
+    that interrupts another ``put``); the listener formats, redacts and
+    writes.
+
+    Owner of the listener thread: :meth:`start` starts it and :meth:`stop`
+    writes what is queued and joins it. ``_lock`` guards ``_running``.
+    ``records`` replaces the queue (tests pass one that misbehaves).
     """
 
-    def __init__(self, stream) -> None:
-        super().__init__()
-        self.stream = stream
-        #: ``_cond`` guards ``_pending`` and ``_writing``; it is never held
-        #: across I/O. Reentrant, like logging's own handler locks: a signal
-        #: handler that logs may run while its thread holds it.
-        self._cond = threading.Condition(threading.RLock())
-        self._pending: list[str] = []
-        self._writing = False
+    def __init__(self, stream, fmt: str = LINE_FORMAT, logger: logging.Logger | None = None,
+                 records: queue.SimpleQueue | None = None) -> None:
+        self.queue = queue.SimpleQueue() if records is None else records
+        self.handler = QueueHandler(self.queue)
+        self.output = logging.StreamHandler(stream)
+        self.output.setFormatter(RedactingFormatter(fmt))
+        self._listener = _Listener(self.queue, self.output)
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._running = False
 
-    def handle(self, record: logging.LogRecord):
-        # Deliberately without Handler.handle's lock: see the class docstring.
-        passed = self.filter(record)
-        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may replace the record
-            record = passed
-        if passed:
-            self.emit(record)
-        return passed
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        with self._cond:
-            self._pending.append(line)
-            if self._writing:
+    def start(self) -> None:
+        """Start the listener and send ``logger``'s lines to the queue."""
+        with self._lock:
+            if self._running:
                 return
-            self._writing = True
-        self._write_pending(record)
+            self._running = True
+        self._listener.start()
+        if self._logger is not None:
+            self._logger.addHandler(self.handler)
+            self._logger.removeHandler(self.output)
 
-    def _write_pending(self, record: logging.LogRecord) -> None:
-        done = False
-        try:
-            while True:
-                with self._cond:
-                    if not self._pending:
-                        # Seen empty and released in one step, so a line
-                        # appended from now on finds nobody writing.
-                        self._writing = False
-                        self._cond.notify_all()
-                        done = True
-                        return
-                    batch, self._pending = self._pending, []
-                try:
-                    self.stream.write("\n".join(batch) + "\n")
-                    self.stream.flush()
-                except Exception:
-                    self.handleError(record)
-        finally:
-            if not done:  # KeyboardInterrupt and the like: let the next line write
-                with self._cond:
-                    self._writing = False
-                    self._cond.notify_all()
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every line queued so far is written; False on timeout."""
+        with self._lock:
+            running = self._running
+        if not running:
+            return True
+        written = threading.Event()
+        self.queue.put(written)
+        return written.wait(timeout)
 
-    def flush(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing, timeout)
-        self.stream.flush()
+    def stop(self) -> None:
+        """Write every queued line, then join the listener. A line logged
+        after this is written by its own thread, straight to the stream."""
+        with self._lock:
+            if not self._running:
+                return
+            self._running = False
+        if self._logger is not None:
+            self._logger.addHandler(self.output)
+            self._logger.removeHandler(self.handler)
+        self._listener.stop()
 
 
-def setup_logging(level: str, stream=None, secrets: Iterable[str] = ()) -> None:
-    root = logging.getLogger("ocproxy")
-    if not any(getattr(h, "_ocproxy", False) for h in root.handlers):
-        handler = SharedWriterHandler(stream or sys.stdout)
-        handler.setFormatter(RedactingFormatter(
-            "time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"))
-        handler._ocproxy = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        root.propagate = False
+#: The process's one LogQueue, made by the first setup_logging; guarded by
+#: ``_setup_lock``.
+_setup_lock = threading.Lock()
+_installed: LogQueue | None = None
+
+
+def setup_logging(level: str, stream=None, secrets: Iterable[str] = ()) -> LogQueue:
+    """Send the ``ocproxy`` loggers' lines to ``stream`` (stdout) through a
+    :class:`LogQueue`, and return it: the caller owns it and must
+    :meth:`~LogQueue.stop` it at shutdown so the last lines are written."""
+    global _installed
+    with _setup_lock:
+        if _installed is None:
+            root = logging.getLogger("ocproxy")
+            root.propagate = False
+            _installed = LogQueue(stream or sys.stdout, logger=root)
+        logs = _installed
+    logs.start()
     set_secrets(secrets)
     set_level(level)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return logs
 
 
 def set_level(level: str) -> None:
@@ -162,6 +183,6 @@ def set_level(level: str) -> None:
 
 
 def apply_config(config) -> None:
-    """Hot-reload callback: level and secrets follow the new config (§9.3)."""
+    """Hot-reload callback: level and secrets follow the new config."""
     set_secrets(secrets_of(config))
     set_level(config.log_level)

@@ -3,16 +3,17 @@
 Owns the process-level concerns: binding, the pid file, the banner, signals,
 the grace period on shutdown, and (via ``ocproxy.reload``) hot reload. One
 thread per request; no write timeout (a stream may last as long as its
-upstream keeps it alive, operations.md §1).
+upstream keeps it alive).
 
-Shutdown (operations.md §12): the first SIGTERM/SIGINT stops the accept
+Shutdown: the first SIGTERM/SIGINT stops the accept
 loop, whose ``finally`` closes the listening socket, so new connections are
 refused at once. In-flight requests and streams then get the grace period
 (10 s; ``OCPROXY_SHUTDOWN_GRACE_MS`` overrides it, e.g. for tests) to end on
 their own; whatever is still open after that is ended by
 :meth:`ProxyApp.close` with an SSE ``error`` event ("server shutting down"),
-request threads are joined, the pid file is removed and the exit code is 0.
-A second signal during the grace period skips the rest of the wait.
+request threads are joined, the pid file is removed, the log queue writes
+its last lines and the exit code is 0. A second signal during the grace
+period skips the rest of the wait.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ import time
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, get_sockaddr, select_address_family
 
-from ocproxy import __version__
+from ocproxy import __version__, daemon
 from ocproxy.app import ProxyApp
 from ocproxy.config import Config
 from ocproxy.logs import secrets_of, setup_logging
-from ocproxy.reload import ConfigHolder
+from ocproxy.reload import ConfigHolder, Reloader
 
 log = logging.getLogger("ocproxy.server")
 
@@ -62,15 +63,14 @@ def grace_from_env(env=os.environ) -> float:
 class _Handler(WSGIRequestHandler):
     """Quiet access log (the app logs each request itself) and an idle bound
     on the connection: a client that stops sending mid-request is dropped
-    after 300 s (operations.md §1).
+    after 300 s, so it cannot hold a thread forever.
 
     Writes to the client are buffered until werkzeug flushes, which it does
     after every item the application yields. Unbuffered (socketserver's
     default), the status line and headers went out in one send and the
     body in another, and each chunk of a stream in three (size line, data,
     CRLF); on a socket with a timeout every send is a poll and a sendto,
-    each letting go of the GIL (issue #6: strace showed 9 polls per
-    non-streaming request against the relay's 2).
+    each letting go of the GIL.
     """
 
     timeout = 300
@@ -215,9 +215,15 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
     file is written once the socket is bound (a server that could not bind
     never claims to run) and removed on the way out.
     """
-    from ocproxy import daemon
+    logs = setup_logging(config.log_level, secrets=secrets_of(config))
+    try:
+        return _run(config, config_path, cli_host, cli_port, daemon_child)
+    finally:
+        logs.stop()
 
-    setup_logging(config.log_level, secrets=secrets_of(config))
+
+def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port: int | None,
+         daemon_child: bool) -> int:
     if not daemon_child and daemon.check_not_running() is not None:
         return 1
     holder = ConfigHolder(config, cli_host=cli_host, cli_port=cli_port)
@@ -240,8 +246,6 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
     watcher = None
     try:
         if config.hot_reload and config_path:
-            from ocproxy.reload import Reloader
-
             watcher = Reloader(holder, config_path, cli_host=cli_host, cli_port=cli_port)
             watcher.start()
 

@@ -15,7 +15,8 @@ in-flight requests and streams get the grace period
 ``error`` event via :meth:`ProxyApp.close`, and then SIGINT is raised so the
 host runs its own orderly stop (waitress: close the listener, exit 0).
 Hosts that installed a handler (gunicorn, mod_wsgi) are left alone and the
-app is closed from ``atexit``.
+app is closed from ``atexit``, which also stops the log queue's listener
+after the last line.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import time
 
 from ocproxy.app import ProxyApp, create_app
 from ocproxy.config import load_config, resolve_config_path
-from ocproxy.logs import secrets_of, setup_logging
+from ocproxy.logs import LogQueue, secrets_of, setup_logging
 from ocproxy.server import grace_from_env
 
 log = logging.getLogger("ocproxy.wsgi")
@@ -37,12 +38,14 @@ log = logging.getLogger("ocproxy.wsgi")
 
 class HostShutdown:
     """Graceful SIGTERM for hosts without one. Owner of the one drain
-    thread: started by the signal, joined by :meth:`at_exit`. ``_lock``
-    guards ``_thread`` and ``_closed``."""
+    thread (started by the signal, joined by :meth:`at_exit`) and of the
+    log queue (stopped by :meth:`at_exit`). ``_lock`` guards ``_thread``
+    and ``_closed``."""
 
-    def __init__(self, app: ProxyApp, grace: float):
+    def __init__(self, app: ProxyApp, grace: float, logs: LogQueue | None = None):
         self.app = app
         self.grace = grace
+        self.logs = logs
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -88,11 +91,13 @@ class HostShutdown:
             thread.join(self.grace + 10)
         self.close()
         log.info("server stopped")
+        if self.logs is not None:
+            self.logs.stop()
 
 
 _config = load_config(resolve_config_path(None))
-setup_logging(_config.log_level, secrets=secrets_of(_config))
+_logs = setup_logging(_config.log_level, secrets=secrets_of(_config))
 application = create_app(_config)
-shutdown = HostShutdown(application, grace_from_env())
+shutdown = HostShutdown(application, grace_from_env(), _logs)
 shutdown.install()
 atexit.register(shutdown.at_exit)

@@ -208,7 +208,7 @@ def chat_completion(text="", tool_calls=None, reasoning=None, finish="stop", usa
     }
 
 
-# -- scripts added for issue #7 (hardening) ------------------------------------
+# -- scripts for upstreams that misbehave ----------------------------------------
 
 
 def chat_auto(text: str = "ok", usage=None):
@@ -321,7 +321,7 @@ def sse_many(*parts):
     return script
 
 
-# -- chunked framing and compression (issue #6: the read path waits in peek) ----
+# -- chunked framing and compression (the read path waits in peek) --------------
 
 
 def chunk(frame) -> bytes:

@@ -1,4 +1,4 @@
-"""The real client (issue #7): Claude Code's CLI, through the proxy, against a
+"""The real client: Claude Code's CLI, through the proxy, against a
 fake OpenAI-chat upstream that first asks for a Write tool call and then,
 given the tool result, answers with text. The file must exist with the
 content and the CLI must print the final text.

@@ -1,4 +1,4 @@
-"""The ``ocproxy`` command as a user runs it (contract "CLI", operations.md §10).
+"""The ``ocproxy`` command as a user runs it: output, files and exit codes.
 
 Each test runs ``python -m ocproxy`` in a subprocess with a throwaway HOME
 and a minimal environment, so neither the real home nor the developer's
@@ -60,12 +60,12 @@ def test_cli_version():
 
 
 @pytest.mark.parametrize("command", ["serve", "init", "validate", "models", "systemd-unit", "stop", "status"])
-def test_cli_10_help_on_every_command(home, command):
+def test_cli_help_on_every_command(home, command):
     r = run(home, command, "--help")
     assert r.returncode == 0 and "usage: ocproxy" in r.stdout
 
 
-def test_cli_10_4_init_writes_template_then_refuses(home):
+def test_cli_init_writes_template_then_refuses(home):
     first = run(home, "init")
     assert first.returncode == 0, first.stderr
     assert f"Created default config at {primary(home)}" in first.stdout
@@ -79,7 +79,7 @@ def test_cli_10_4_init_writes_template_then_refuses(home):
     assert primary(home).read_text() == '{"api_key": "mine"}'  # untouched
 
 
-def test_cli_10_4_init_force_overwrites(home):
+def test_cli_init_force_overwrites(home):
     primary(home).parent.mkdir(parents=True)
     primary(home).write_text('{"api_key": "mine"}')
     r = run(home, "init", "--force")
@@ -87,13 +87,13 @@ def test_cli_10_4_init_force_overwrites(home):
     assert json.loads(primary(home).read_text()) == default_template()
 
 
-def test_cli_10_4_init_honours_ocproxy_config(home):
+def test_cli_init_honours_ocproxy_config(home):
     target = home / "elsewhere" / "c.json"
     r = run(home, "init", env={"OCPROXY_CONFIG": str(target)})
     assert r.returncode == 0 and target.exists() and not primary(home).exists()
 
 
-def test_cli_10_4_init_then_validate_with_env_key(home):
+def test_cli_init_then_validate_with_env_key(home):
     assert run(home, "init").returncode == 0
     r = run(home, "validate", env={"OCPROXY_API_KEY": "sk-abcdefghijklmnop"})
     assert r.returncode == 0, r.stderr
@@ -109,13 +109,13 @@ def test_cli_10_4_init_then_validate_with_env_key(home):
     assert "sk-abcdefghijklmnop" not in r.stdout + r.stderr
 
 
-def test_cli_10_5_validate_example_config(home):
+def test_cli_validate_example_config(home):
     r = run(home, "validate", "-c", str(REPO / "etc/config.example.json"), env={"OCPROXY_API_KEY": "sk-1234567890"})
     assert r.returncode == 0, r.stderr
     assert "  Models configured: 8" in r.stdout
 
 
-def test_cli_10_5_validate_key_pool_line(home):
+def test_cli_validate_key_pool_line(home):
     path = write_config(home, {"api_keys": ["k1-aaaaaaaa", "k2-bbbbbbbb", "k3-cccccccc"]})
     r = run(home, "validate", "--config", path)
     assert r.returncode == 0
@@ -126,14 +126,14 @@ def test_cli_10_5_validate_key_pool_line(home):
 @pytest.mark.parametrize(
     "key, shown",
     [("sk-abcdefghijklmnop", "sk-abcde..."), ("sk-abcdefghijk", "sk-abcd..."), ("abcd", "ab..."), ("abc", "a..."), ("12345678", "1234..."), ("x", "...")],
-    ids=["§10.5-long-first-8", "§10.5-14-chars-half", "§10.5-short-half", "§10.5-odd-half-floor", "§10.5-8-chars-half", "§10.5-one-char-hidden"],
+    ids=["long-first-8", "14-chars-half", "short-half", "odd-half-floor", "8-chars-half", "one-char-hidden"],
 )
-def test_cli_10_5_mask_never_more_than_half(key, shown):
+def test_cli_mask_never_more_than_half(key, shown):
     assert mask_key(key) == shown
     assert len(shown) - 3 <= len(key) // 2
 
 
-def test_cli_10_5_validate_invalid_lists_every_problem(home):
+def test_cli_validate_invalid_lists_every_problem(home):
     path = write_config(
         home,
         {
@@ -156,32 +156,32 @@ def test_cli_10_5_validate_invalid_lists_every_problem(home):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
-def test_cli_10_5_validate_not_json(home):
+def test_cli_validate_not_json(home):
     r = run(home, "validate", "-c", write_config(home, "{oops"))
     assert r.returncode == 2
     assert "$: invalid JSON" in r.stderr and "line 1" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_cli_10_5_validate_missing_key_in_file(home):
+def test_cli_validate_missing_key_in_file(home):
     r = run(home, "validate", "-c", write_config(home, {"host": "127.0.0.1"}))
     assert r.returncode == 2
     assert "$.api_key: api_key or api_keys is required" in r.stderr
 
 
-def test_cli_10_5_validate_missing_file(home):
+def test_cli_validate_missing_file(home):
     r = run(home, "validate", "-c", str(home / "nope.json"))
     assert r.returncode == 2 and "cannot read" in r.stderr
 
 
-def test_cli_2_validate_without_any_file_uses_builtin_defaults(home):
+def test_cli_validate_without_any_file_uses_builtin_defaults(home):
     r = run(home, "validate")
     assert r.returncode == 0
     assert "Configuration is valid!" in r.stdout
     assert "OCPROXY_API_KEY" in r.stderr  # the missing key is a warning only
 
 
-def test_cli_8_validate_prints_warning_once(home):
+def test_cli_validate_prints_warning_once(home):
     path = write_config(home, {"api_key": "k", "models": {"k": {"model_id": "glm-5", "anthropic_tools_disabled": True}}})
     r = run(home, "validate", "-c", path)
     assert r.returncode == 0
@@ -189,7 +189,7 @@ def test_cli_8_validate_prints_warning_once(home):
     assert 'WARNING: config: models["k"] has anthropic_tools_disabled=true' in r.stderr
 
 
-def test_cli_10_6_models_lists_catalog(home):
+def test_cli_models_lists_catalog(home):
     r = run(home, "models")
     assert r.returncode == 0
     lines = r.stdout.splitlines()
@@ -198,7 +198,7 @@ def test_cli_10_6_models_lists_catalog(home):
         assert [entry.id, entry.provider, entry.endpoint] in [m[:3] for m in matching], entry
 
 
-def test_cli_10_8_systemd_unit_parses(home):
+def test_cli_systemd_unit_parses(home):
     r = run(home, "systemd-unit", "-c", "~/conf/c.json", "-p", "4567")
     assert r.returncode == 0
     unit = configparser.ConfigParser(interpolation=None, strict=True)
@@ -223,7 +223,7 @@ def test_cli_10_8_systemd_unit_parses(home):
     assert "systemctl --user daemon-reload && systemctl --user enable --now ocproxy" in r.stderr
 
 
-def test_cli_10_8_systemd_unit_without_options(home):
+def test_cli_systemd_unit_without_options(home):
     r = run(home, "systemd-unit")
     unit = configparser.ConfigParser(interpolation=None)
     unit.read_string(r.stdout)
@@ -231,7 +231,7 @@ def test_cli_10_8_systemd_unit_without_options(home):
     assert exec_start.endswith(" serve") and "--config" not in exec_start and "--port" not in exec_start
 
 
-def test_cli_10_8_systemd_unit_via_console_script(home):
+def test_cli_systemd_unit_via_console_script(home):
     script = Path(sys.executable).parent / "ocproxy"
     if not script.exists():
         pytest.skip("console script not installed")
@@ -241,7 +241,7 @@ def test_cli_10_8_systemd_unit_via_console_script(home):
     assert f"ExecStart={script} serve" in r.stdout
 
 
-def test_cli_10_1_serve_bad_config_exits_2_without_traceback(home):
+def test_cli_serve_bad_config_exits_2_without_traceback(home):
     path = write_config(home, {"api_key": "k", "port": 0.5, "models": {"d": {"model_id": "x", "endpoint": "gemini"}}})
     r = run(home, "serve", "-c", path)
     assert r.returncode == 2
@@ -250,18 +250,18 @@ def test_cli_10_1_serve_bad_config_exits_2_without_traceback(home):
     assert "Traceback" not in r.stderr
 
 
-def test_cli_10_1_serve_background_bad_config_exits_2_before_spawning(home):
+def test_cli_serve_background_bad_config_exits_2_before_spawning(home):
     r = run(home, "serve", "-b", "-c", write_config(home, "[]"))
     assert r.returncode == 2 and "failed to load config" in r.stderr
     assert not (home / ".config" / "ocproxy" / "ocproxy.pid").exists()
 
 
-@pytest.mark.parametrize("port", ["0", "70000", "abc"], ids=["§10.1-port-zero", "§10.1-port-too-big", "§10.1-port-not-number"])
-def test_cli_10_1_serve_rejects_bad_port_flag(home, port):
+@pytest.mark.parametrize("port", ["0", "70000", "abc"], ids=["port-zero", "port-too-big", "port-not-number"])
+def test_cli_serve_rejects_bad_port_flag(home, port):
     r = run(home, "serve", "-p", port)
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-def test_cli_10_unknown_command_is_usage_error(home):
+def test_cli_unknown_command_is_usage_error(home):
     r = run(home, "frobnicate")
     assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 
-import pytest
 
 from ocproxy.config import ModelConfig
 from tests.conftest import GO_CHAT, GO_MESSAGES, chain, make_config

@@ -1,4 +1,4 @@
-"""Load (issue #7): many concurrent slow streams through the real werkzeug
+"""Load: many concurrent slow streams through the real werkzeug
 server with heartbeats on. Every byte the clients receive is parsed strictly
 (zero torn or merged frames, one message per stream, the whole text), RSS
 stays flat once the streams are running, and the thread and socket counts

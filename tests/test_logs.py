@@ -1,14 +1,17 @@
-"""The log handler: whole lines, in order, none waiting behind a slow write."""
+"""The log queue: whole lines, in order, none waiting behind a slow write."""
 
 from __future__ import annotations
 
 import io
 import logging
+import queue
 import subprocess
 import sys
 import threading
 
-from ocproxy.logs import RedactingFormatter, SharedWriterHandler, set_secrets
+from ocproxy.logs import LogQueue, set_secrets
+
+FORMAT = "%(threadName)s %(message)s"
 
 
 class GatedStream(io.StringIO):
@@ -29,30 +32,41 @@ class GatedStream(io.StringIO):
         return super().write(text)
 
 
-def logger_with(handler: logging.Handler, name: str) -> logging.Logger:
+def logger_with(stream, name: str, records=None) -> tuple[LogQueue, logging.Logger]:
+    """A started LogQueue writing ``name``'s lines to ``stream``; its listener
+    is stopped (and joined) after the test."""
     logger = logging.getLogger(name)
-    logger.handlers[:] = [handler]
+    logger.handlers[:] = []
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    handler.setFormatter(RedactingFormatter("%(threadName)s %(message)s"))
-    return logger
+    logs = LogQueue(stream, FORMAT, logger=logger, records=records)
+    logs.start()
+    _started.append(logs)
+    return logs, logger
+
+
+_started: list[LogQueue] = []
+
+
+def teardown_function(_):
+    while _started:
+        _started.pop().stop()
 
 
 def stuck_writer(name: str, line: str):
-    """A handler whose thread "writer" is inside a write that blocks until
-    ``stream.gate`` opens, having logged ``line``."""
+    """A LogQueue whose listener is inside a write that blocks until
+    ``stream.gate`` opens, writing ``line`` logged by thread "writer"."""
     stream = GatedStream()
-    handler = SharedWriterHandler(stream)
-    log = logger_with(handler, name)
+    logs, log = logger_with(stream, name)
     writer = threading.Thread(target=log.info, args=(line,), name="writer")
     writer.start()
     assert stream.entered.wait(10)
-    return stream, handler, log, writer
+    return stream, logs, log, writer
 
 
 def test_logs_many_threads_every_line_whole_and_in_each_threads_order():
     stream = io.StringIO()
-    log = logger_with(SharedWriterHandler(stream), "test.logs.many")
+    logs, log = logger_with(stream, "test.logs.many")
     start = threading.Barrier(8)
 
     def burst(n: int) -> None:
@@ -65,6 +79,7 @@ def test_logs_many_threads_every_line_whole_and_in_each_threads_order():
         t.start()
     for t in threads:
         t.join()
+    logs.stop()
 
     lines = stream.getvalue().splitlines()
     assert len(lines) == 8 * 300
@@ -73,11 +88,14 @@ def test_logs_many_threads_every_line_whole_and_in_each_threads_order():
         assert mine == [f"w{n} worker={n} line={i} {'x' * 200}" for i in range(300)]
 
 
-def test_logs_a_thread_never_waits_for_another_threads_write_and_its_line_follows():
-    stream, _, log, writer = stuck_writer("test.logs.gated", "first")
+def test_logs_a_thread_never_waits_for_a_slow_write_and_its_line_follows():
+    stream, logs, log, writer = stuck_writer("test.logs.gated", "first")
+    # The listener is stuck in write(); the thread that logged has returned.
+    writer.join(5)
+    assert not writer.is_alive()
 
-    # The writer is stuck in write(); another thread's line is queued and
-    # the call returns without touching the stream.
+    # Another thread's line is queued and the call returns without touching
+    # the stream.
     other = threading.Thread(target=log.info, args=("second",), name="other")
     other.start()
     other.join(5)
@@ -85,15 +103,15 @@ def test_logs_a_thread_never_waits_for_another_threads_write_and_its_line_follow
     assert stream.getvalue() == ""
 
     stream.gate.set()
-    writer.join(5)
+    assert logs.flush(5)
     assert stream.getvalue() == "writer first\nother second\n"
     assert stream.writes == 2
 
 
 def test_logs_flush_waits_for_the_write_in_progress():
-    stream, handler, _, writer = stuck_writer("test.logs.flush", "last words")
+    stream, logs, _, writer = stuck_writer("test.logs.flush", "last words")
     flushed = threading.Event()
-    flusher = threading.Thread(target=lambda: (handler.flush(), flushed.set()))
+    flusher = threading.Thread(target=lambda: (logs.flush(), flushed.set()))
     flusher.start()
     assert not flushed.wait(0.2)
     stream.gate.set()
@@ -101,6 +119,24 @@ def test_logs_flush_waits_for_the_write_in_progress():
     assert stream.getvalue() == "writer last words\n"
     writer.join(5)
     flusher.join(5)
+
+
+def test_logs_stop_writes_every_queued_line_and_joins_the_listener():
+    stream, logs, log, writer = stuck_writer("test.logs.stop", "first")
+    log.info("queued")
+    stopped = threading.Event()
+    stopper = threading.Thread(target=lambda: (logs.stop(), stopped.set()))
+    stopper.start()
+    assert not stopped.wait(0.2)
+    stream.gate.set()
+    assert stopped.wait(5)
+    assert stream.getvalue() == "writer first\nMainThread queued\n"
+    assert not [t for t in threading.enumerate() if t.name.endswith("(_monitor)")]
+    # After stop, a line is written by the thread that logs it.
+    log.info("late")
+    assert stream.getvalue().endswith("MainThread late\n")
+    writer.join(5)
+    stopper.join(5)
 
 
 def test_logs_a_failing_stream_is_reported_and_does_not_wedge_the_handler(capsys, monkeypatch):
@@ -114,58 +150,78 @@ def test_logs_a_failing_stream_is_reported_and_does_not_wedge_the_handler(capsys
 
     monkeypatch.setattr(logging, "raiseExceptions", True)
     stream = Broken()
-    log = logger_with(SharedWriterHandler(stream), "test.logs.broken")
+    logs, log = logger_with(stream, "test.logs.broken")
     log.info("lost")
+    assert logs.flush(5)
     assert "BrokenPipeError" in capsys.readouterr().err
     stream.fail = False
     log.info("delivered")
+    assert logs.flush(5)
     assert stream.getvalue() == "MainThread delivered\n"
 
 
-def test_logs_9_secrets_are_redacted_by_the_shared_writer():
+def test_logs_secrets_are_redacted_in_every_line():
     stream = io.StringIO()
-    log = logger_with(SharedWriterHandler(stream), "test.logs.secret")
+    logs, log = logger_with(stream, "test.logs.secret")
     set_secrets(["sk-upstream-secret-123"])
     try:
         log.info("upstream said: invalid api key sk-upstream-secret-123")
+        assert logs.flush(5)
     finally:
         set_secrets([])
     assert stream.getvalue() == "MainThread upstream said: invalid api key [redacted]\n"
 
 
-def test_logs_a_line_logged_while_writing_follows_without_deadlock():
-    """A signal handler that logs runs in the thread that may be writing."""
+def test_logs_a_line_logged_while_queueing_follows_without_deadlock():
+    """A signal handler that logs runs in the thread that may be queueing."""
 
-    class Reentrant(io.StringIO):
+    class Reentrant(queue.SimpleQueue):
+        def put_nowait(self, item):
+            super().put_nowait(item)
+            if getattr(item, "msg", None) == "outer":
+                log.info("inner")
+
+    stream = io.StringIO()
+    logs, log = logger_with(stream, "test.logs.reentrant", Reentrant())
+    log.info("outer")
+    assert logs.flush(5)
+    assert stream.getvalue() == "MainThread outer\nMainThread inner\n"
+
+
+def test_logs_a_line_logged_by_the_writing_thread_itself_follows():
+    class LogsWhileWriting(io.StringIO):
         def write(self, text):
             if "outer" in text:
                 log.info("inner")
             return super().write(text)
 
-    stream = Reentrant()
-    log = logger_with(SharedWriterHandler(stream), "test.logs.reentrant")
+    stream = LogsWhileWriting()
+    logs, log = logger_with(stream, "test.logs.writer-logs")
     log.info("outer")
-    assert stream.getvalue() == "MainThread outer\nMainThread inner\n"
+    assert logs.flush(5)
+    assert logs.flush(5)  # "inner" was queued while "outer" was being written
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "MainThread outer" and lines[1].endswith(" inner") and len(lines) == 2
 
 
 SIGNAL_WHILE_QUEUEING = r"""
-import io, logging, signal, sys
-from ocproxy.logs import SharedWriterHandler
+import io, logging, queue, signal, sys
+from ocproxy.logs import LogQueue
 
-class SignalOnAppend(list):
-    def append(self, item):
-        super().append(item)
-        if item == "outer":
-            signal.raise_signal(signal.SIGUSR1)  # runs the handler inside the queueing lock
+class SignalOnPut(queue.SimpleQueue):
+    def put_nowait(self, item):
+        super().put_nowait(item)
+        if getattr(item, "msg", None) == "outer":
+            signal.raise_signal(signal.SIGUSR1)  # runs the handler inside the queueing handler's lock
 
 stream = io.StringIO()
-handler = SharedWriterHandler(stream)
-handler._pending = SignalOnAppend()
 log = logging.getLogger("reentrant")
-log.addHandler(handler)
 log.setLevel(logging.INFO)
+logs = LogQueue(stream, "%(message)s", logger=log, records=SignalOnPut())
+logs.start()
 signal.signal(signal.SIGUSR1, lambda *_: log.info("from the signal handler"))
 log.info("outer")
+logs.stop()
 sys.stdout.write(stream.getvalue())
 """
 
@@ -176,21 +232,22 @@ def test_logs_a_signal_handler_that_logs_while_a_line_is_queued_does_not_deadloc
     assert done.stdout == "outer\nfrom the signal handler\n"
 
 
-def test_logs_an_interrupted_write_hands_the_job_to_the_next_line():
-    class InterruptedOnce(io.StringIO):
+def test_logs_an_interrupted_log_call_does_not_stop_the_next_line():
+    class InterruptedOnce(queue.SimpleQueue):
         interrupted = False
 
-        def write(self, text):
+        def put_nowait(self, item):
             if not self.interrupted:
                 self.interrupted = True
                 raise KeyboardInterrupt
-            return super().write(text)
+            super().put_nowait(item)
 
-    stream = InterruptedOnce()
-    log = logger_with(SharedWriterHandler(stream), "test.logs.interrupted")
+    stream = io.StringIO()
+    logs, log = logger_with(stream, "test.logs.interrupted", InterruptedOnce())
     try:
         log.info("interrupted")
     except KeyboardInterrupt:
         pass
     log.info("next")
+    assert logs.flush(5)
     assert stream.getvalue() == "MainThread next\n"

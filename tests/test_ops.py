@@ -1,4 +1,5 @@
-"""Operations through the real CLI (operations.md §5, §9-§12, §15; config.md §9).
+"""Operations through the real CLI: background mode, pid file, status/stop,
+shutdown, hot reload, logging and the systemd unit.
 
 Every test runs ``python -m ocproxy`` as a subprocess with a throwaway HOME,
 a FakeUpstream on a real socket, and requests / the anthropic SDK as client.
@@ -68,7 +69,7 @@ def post(url, body, **kw):
 # -- background mode, status, stop -------------------------------------------
 
 
-def test_ops_11_serve_background_status_request_stop(box, upstream, procs):
+def test_serve_background_then_status_request_and_stop(box, upstream, procs):
     b = box()
     upstream.on(GO_CHAT, json_body(chat_completion("hello from upstream")))
     run = b.cli("serve", "-b", "--config", str(b.config_path))
@@ -94,7 +95,7 @@ def test_ops_11_serve_background_status_request_stop(box, upstream, procs):
                                  messages=[{"role": "user", "content": "hi"}])
     assert msg.content[0].text == "hello from upstream"
 
-    # §5 /health through the running process: version, uptime, breakers, counters
+    # /health through the running process: version, uptime, breakers, counters
     health = requests.get(b.url + "/health", timeout=5)
     assert health.headers["X-Content-Type-Options"] == "nosniff"
     h = health.json()
@@ -120,7 +121,7 @@ def test_ops_11_serve_background_status_request_stop(box, upstream, procs):
     assert "Starting ocproxy v" in log and "request completed" in log and "server stopped" in log
 
 
-def test_ops_11_serve_background_bad_config_exits_2_without_spawning(box):
+def test_serve_background_with_bad_config_exits_2_without_spawning(box):
     b = box()
     b.config_path.write_text('{"api_key": "x", "port": "not-a-port"}')
     run = b.cli("serve", "-b", "--config", str(b.config_path))
@@ -130,7 +131,7 @@ def test_ops_11_serve_background_bad_config_exits_2_without_spawning(box):
     assert not b.pid_file.exists() and not (b.state / "ocproxy.log").exists()
 
 
-def test_ops_10_3_status_stale_pid(box):
+def test_status_and_stop_with_missing_stale_or_garbage_pid_file(box):
     b = box()
     assert (b.cli("status").returncode, b.cli("status").stdout.strip()) == (3, "Server is not running")
     stop = b.cli("stop")
@@ -156,7 +157,7 @@ def test_ops_10_3_status_stale_pid(box):
     assert b.cli("status").returncode == 3
 
 
-def test_ops_10_1_serve_twice_already_running_and_sigterm_exit_0(box):
+def test_serve_prints_banner_refuses_a_second_server_and_exits_0_on_sigterm(box):
     b = box()
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -180,7 +181,7 @@ def test_ops_10_1_serve_twice_already_running_and_sigterm_exit_0(box):
     again_bg = b.cli("serve", "-b", "--config", str(b.config_path))
     assert again_bg.returncode == 1 and "already running" in again_bg.stderr
 
-    # hot_reload is off: SIGHUP is logged and ignored, not fatal (config.md §9.1)
+    # hot_reload is off: SIGHUP is logged and ignored, not fatal
     first.signal(signal.SIGHUP)
     assert wait_for(lambda: "SIGHUP ignored" in first.output(), 5)
     assert first.popen.poll() is None
@@ -192,21 +193,16 @@ def test_ops_10_1_serve_twice_already_running_and_sigterm_exit_0(box):
     assert "shutting down server" in out and "server stopped" in out
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/<pid>/maps")
-def test_ops_serve_runs_without_a_charset_guesser_and_says_nothing_of_it(box, upstream):
-    """Issue #6: the server's own process skips requests' charset_normalizer
-    (3.4 MB it never uses); answers still arrive and no warning is printed."""
+def test_serve_decodes_an_upstream_answer_as_utf8_and_prints_no_warning(box, upstream):
     upstream.on(GO_CHAT, json_body(chat_completion("plain ünïcode")))
     b = box()
     proc = b.serve()
     r = post(b.url, message_body(False))
     assert r.status_code == 200 and r.json()["content"][0]["text"] == "plain ünïcode"
-    with open(f"/proc/{proc.pid}/maps") as maps:
-        assert "charset_normalizer" not in maps.read()
     assert "Warning" not in proc.output()
 
 
-def test_ops_10_1_bind_failure_exits_1(box):
+def test_serve_bind_failure_exits_1(box):
     b = box()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", b.port))
@@ -217,7 +213,7 @@ def test_ops_10_1_bind_failure_exits_1(box):
     assert not b.pid_file.exists()
 
 
-# -- graceful shutdown (§12) ----------------------------------------------------
+# -- graceful shutdown ---------------------------------------------------------
 
 
 def _stream_with_sigterm(b, proc, check_refused=True):
@@ -241,7 +237,7 @@ def _stream_with_sigterm(b, proc, check_refused=True):
     return raw, sent
 
 
-def test_ops_12_sigterm_lets_inflight_stream_finish(box, upstream):
+def test_sigterm_lets_an_inflight_stream_finish(box, upstream):
     b = box(grace_ms=5000)
     words = [f"w{i} " for i in range(10)]
     upstream.on(GO_CHAT, sse(*chat_text_chunks(words), delay=0.3))  # ~3 s of stream
@@ -256,7 +252,7 @@ def test_ops_12_sigterm_lets_inflight_stream_finish(box, upstream):
     assert not b.pid_file.exists()
 
 
-def test_ops_12_sigterm_past_grace_ends_stream_with_error_event(box, upstream):
+def test_sigterm_past_the_grace_period_ends_the_stream_with_an_error_event(box, upstream):
     b = box(grace_ms=800)
     upstream.on(GO_CHAT, sse(*chat_text_chunks([f"w{i} " for i in range(30)]), delay=0.3))  # ~9 s
     proc = b.serve()
@@ -272,7 +268,7 @@ def test_ops_12_sigterm_past_grace_ends_stream_with_error_event(box, upstream):
     assert wait_for(lambda: upstream.calls(GO_CHAT)[-1].closed_by_peer_at is not None, 5)
 
 
-# -- hot reload (config.md §9) ---------------------------------------------------
+# -- hot reload ------------------------------------------------------------------
 
 
 def _routed_model(b, upstream) -> str:
@@ -281,7 +277,7 @@ def _routed_model(b, upstream) -> str:
     return upstream.calls(GO_CHAT)[-1].json["model"]
 
 
-def test_config_9_reload_by_rename_sighup_and_broken_edit(box, upstream):
+def test_hot_reload_by_rename_and_sighup_and_a_broken_edit_changes_nothing(box, upstream):
     upstream.on(GO_CHAT, json_body(chat_completion("ok")))
     b = box(model="kimi-k2.6", hot_reload=True)
     proc = b.serve()
@@ -322,10 +318,10 @@ def test_config_9_reload_by_rename_sighup_and_broken_edit(box, upstream):
     assert proc.wait(10) == 0
 
 
-# -- logging (§9) and the security default -------------------------------------------
+# -- logging and the security default ------------------------------------------------
 
 
-def test_ops_9_log_scan_never_shows_upstream_key(box, upstream, tmp_path):
+def test_log_never_shows_the_upstream_or_client_key(box, upstream, tmp_path):
     """Drive successes, upstream errors (500, 401 echoing the key), fallbacks,
     a bad request and a stream through a debug-level server that logs request
     headers, then grep everything it wrote for the key."""
@@ -373,7 +369,7 @@ def test_ops_9_log_scan_never_shows_upstream_key(box, upstream, tmp_path):
     assert upstream.calls(GO_CHAT)[0].headers["authorization"] == f"Bearer {KEY}"
 
 
-def test_ops_10_8_example_unit_matches_systemd_unit_command(tmp_path):
+def test_example_unit_matches_the_systemd_unit_command(tmp_path):
     """etc/ocproxy.service is the `systemd-unit` output with a generic ExecStart."""
     import configparser
 

@@ -1,4 +1,4 @@
-"""``ocproxy.wsgi:application`` under real WSGI hosts (contract.md "Embedding").
+"""``ocproxy.wsgi:application`` under real WSGI hosts.
 
 The core streaming checks again, but with gunicorn (gthread) and waitress
 as the server: the SDK assembles a stream, a slow stream carries
@@ -53,7 +53,7 @@ class Host:
 
 
 @pytest.mark.parametrize("host", HOSTS)
-def test_contract_embedding_streaming_under_host(host, tmp_path, upstream, procs):
+def test_streaming_under_a_wsgi_host(host, tmp_path, upstream, procs):
     """SDK stream assembly, then a slow stream read as raw bytes: the first
     delta arrives while the upstream is still sending (no buffering), and
     keep-alives sit only between whole events."""
@@ -91,7 +91,7 @@ def test_contract_embedding_streaming_under_host(host, tmp_path, upstream, procs
 
 
 @pytest.mark.parametrize("host", HOSTS)
-def test_ops_12_sigterm_to_host_ends_cleanly(host, tmp_path, upstream, procs):
+def test_sigterm_to_a_wsgi_host_ends_cleanly(host, tmp_path, upstream, procs):
     """SIGTERM mid-stream: the stream still completes (grace), the host exits 0."""
     h = Host(host, tmp_path, upstream, procs, grace_ms=5000)
     words = [f"w{i} " for i in range(6)]
