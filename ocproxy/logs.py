@@ -73,10 +73,49 @@ LINE_FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(messag
 GATHER_SECONDS = 0.05
 
 
+class _Enqueue(QueueHandler):
+    """Merges the message into the record in the caller's thread. It is the
+    logger's only handler, so the record is changed in place rather than
+    copied as the stdlib does for the sake of other handlers."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg = self.format(record)  # message, with any traceback
+        record.args = record.exc_info = record.exc_text = None
+        return record
+
+
+class _BatchWriter(logging.StreamHandler):
+    """Formats each line as it is handled and writes the lines gathered so
+    far in one write when flushed. Used only by the listener thread."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []  # guarded by the handler's own lock
+        self._last: logging.LogRecord | None = None  # named when a write fails
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+        self._last = record
+
+    def flush(self) -> None:
+        with self.lock:
+            if not self._lines:
+                return
+            text, self._lines = "".join(self._lines), []
+            try:
+                self.stream.write(text)
+                super().flush()
+            except Exception:
+                self.handleError(self._last)
+
+
 class _Listener(QueueListener):
-    """The stdlib listener, plus a short gathering pause (GATHER_SECONDS)
-    and flush markers: an Event found on the queue is set once every line
-    queued before it has been written."""
+    """The stdlib listener, plus a short gathering pause (GATHER_SECONDS),
+    one write for everything it found queued, and flush markers: an Event
+    found on the queue is set once every line queued before it is written."""
 
     def dequeue(self, block: bool):
         if block and self.queue.empty():
@@ -86,10 +125,16 @@ class _Listener(QueueListener):
         return self.queue.get(block)
 
     def handle(self, record) -> None:
+        if not isinstance(record, threading.Event):
+            super().handle(record)
+        if isinstance(record, threading.Event) or self.queue.empty():
+            self._write()
         if isinstance(record, threading.Event):
             record.set()
-        else:
-            super().handle(record)
+
+    def _write(self) -> None:
+        for handler in self.handlers:
+            handler.flush()
 
 
 class LogQueue:
@@ -112,10 +157,13 @@ class LogQueue:
     def __init__(self, stream, fmt: str = LINE_FORMAT, logger: logging.Logger | None = None,
                  records: queue.SimpleQueue | None = None) -> None:
         self.queue = queue.SimpleQueue() if records is None else records
-        self.handler = QueueHandler(self.queue)
+        self.handler = _Enqueue(self.queue)
+        self._writer = _BatchWriter(stream)
+        self._writer.setFormatter(RedactingFormatter(fmt))
+        self._listener = _Listener(self.queue, self._writer)
+        # after stop() a line is written by the thread that logs it
         self.output = logging.StreamHandler(stream)
         self.output.setFormatter(RedactingFormatter(fmt))
-        self._listener = _Listener(self.queue, self.output)
         self._logger = logger
         self._lock = threading.Lock()
         self._running = False
@@ -152,6 +200,7 @@ class LogQueue:
             self._logger.addHandler(self.output)
             self._logger.removeHandler(self.handler)
         self._listener.stop()
+        self._writer.flush()  # what came with the stop sentinel
 
 
 #: The process's one LogQueue, made by the first setup_logging; guarded by
