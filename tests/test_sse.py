@@ -126,6 +126,72 @@ def test_frames_before_the_failure_are_returned_first():
         translator.feed(b"x")
 
 
+# -- an event whose JSON spans several data lines -------------------------
+
+MULTI_LINE = [
+    pytest.param(b'data: {"a":\ndata: 1}\n\n', [b'data: {"a":\n1}'], id="closed-by-a-data-line"),
+    pytest.param(b'data: {\ndata: "a": 1\ndata: }\n\n', [b'data: {\n"a": 1\n}'], id="three-lines"),
+    pytest.param(b'data: {"a": [1,\r\ndata: 2]\r\n\r\ndata: {"b":1}\r\n', [b'data: {"a": [1,\n2]', b'data: {"b":1}'],
+                 id="ended-by-the-blank-line"),
+    pytest.param(b'event: x\ndata: {"a":\n: comment\ndata: 1}\n\n', [b"event: x", b": comment", b'data: {"a":\n1}'],
+                 id="other-fields-pass"),
+    pytest.param(b'data: {"a":\ndata: 1', [b'data: {"a":\n1'], id="unterminated-at-EOF"),
+]
+
+
+@pytest.mark.parametrize("data, lines", MULTI_LINE)
+def test_data_lines_of_one_event_are_joined_whatever_the_read_boundaries(data, lines):
+    for pieces in every_split(data):
+        assert decode(pieces) == lines
+
+
+def test_a_closed_object_still_goes_out_at_its_line_end():
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"a":\n') == []
+    assert decoder.feed(b"data: 1}\n") == [b'data: {"a":\n1}']
+    assert decoder.feed(b'data: {"b":2}\n') == [b'data: {"b":2}']
+
+
+def test_a_held_event_is_capped_too():
+    decoder = SSEDecoder()
+    decoder.feed(b'data: {"a":\n')
+    out = []
+    for _ in range(33):
+        out += decoder.feed(b"data: " + b"x" * (1 << 20) + b"\n")
+        if out:
+            break
+    assert isinstance(out[-1], UpstreamDataError)
+
+
+SPLIT_STREAMS = {
+    "chat": (b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n',
+             b'data: {"choices":[{"delta":\ndata: {"content":"hi"}}]}\n\ndata: [DONE]\n\n'),
+    "responses": (b'data: {"type":"response.output_text.delta","delta":"hi"}\n\n'
+                  b'data: {"type":"response.completed","response":{"status":"completed"}}\n\n',
+                  b'data: {"type":"response.output_text.delta",\ndata: "delta":"hi"}\n\n'
+                  b'data: {"type":"response.completed",\r\ndata: "response":{"status":"completed"}}\r\n\r\n'),
+    "gemini": (b'data: {"candidates":[{"content":{"parts":[{"text":"hi"}]}}]}\n\n',
+               b'data: {"candidates":[\ndata: {"content":{"parts":[{"text":"hi"}]}}]}\n\n'),
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(SPLIT_STREAMS))
+def test_every_dialect_reads_json_spread_over_data_lines_as_one_event(endpoint):
+    one_line, multi_line = SPLIT_STREAMS[endpoint]
+
+    def run(data: bytes, pieces) -> bytes:
+        translator = DIALECTS[endpoint].translator(ModelConfig(model_id="m"), sequential("t"))
+        frames = []
+        for piece in pieces:
+            frames += translator.feed(piece)
+        return b"".join(frames + translator.close())
+
+    expected = run(one_line, [one_line])
+    assert b"hi" in expected
+    for pieces in every_split(multi_line):
+        assert run(multi_line, pieces) == expected
+
+
 # -- translators are deterministic given their ids ------------------------
 
 STREAMS = {

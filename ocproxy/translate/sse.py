@@ -55,6 +55,11 @@ def data_payload(line: bytes) -> bytes | None:
     return payload or None
 
 
+def _opens_object(line: bytes) -> bool:
+    """A ``data:`` line whose payload starts a JSON object and does not end it."""
+    return line[-1:] != b"}" and line.startswith(b"data:") and line[5:].lstrip()[:1] == b"{"
+
+
 def _too_long() -> UpstreamDataError:
     return UpstreamDataError("SSE line longer than 32 MiB")
 
@@ -65,7 +70,11 @@ class SSEDecoder:
     By default ``feed`` returns each complete line as soon as its line end
     arrives, stripped of surrounding whitespace, blank lines left out: the
     translators act on every ``data:`` line at once instead of waiting for
-    the blank line that ends the event. With ``whole_events`` it returns each
+    the blank line that ends the event. The exception is an event whose
+    JSON is spread over several ``data:`` lines: a ``data:`` line that opens
+    an object without closing it is held, and the event's data lines come
+    out as one ``data:`` line, joined with ``\n`` as SSE joins them, once
+    a line closes the object or the blank line ends the event. With ``whole_events`` it returns each
     event's own bytes (terminator included) once a blank line ends it, for
     passthrough. A CR at the very end of the input is held back until the
     next byte shows whether it is half of a CRLF. Unfinished input is kept as
@@ -73,7 +82,7 @@ class SSEDecoder:
     time; past ``MAX_BYTES`` it fails the attempt.
     """
 
-    __slots__ = ("_event", "_event_len", "_pending", "_pending_len", "_whole_events")
+    __slots__ = ("_event", "_event_len", "_held", "_pending", "_pending_len", "_whole_events")
 
     def __init__(self, *, whole_events: bool = False) -> None:
         self._whole_events = whole_events
@@ -81,6 +90,7 @@ class SSEDecoder:
         self._pending_len = 0
         self._event: list[bytes] = []  # whole_events: raw lines of the open event
         self._event_len = 0
+        self._held: list[bytes] = []  # data payloads of an event whose JSON is still open
 
     def feed(self, data: bytes) -> list:
         """Complete lines (or events), then an ``UpstreamDataError`` as the
@@ -99,6 +109,8 @@ class SSEDecoder:
             out = self._events(lines)
         elif len(data) <= MAX_BYTES:
             out = [s for s in map(bytes.strip, lines) if s]
+            if self._held or any(map(_opens_object, out)):
+                out = self._join_data(lines)
         else:
             out = self._long_lines(lines)
         return self._hold(rest, out) if rest else out
@@ -107,9 +119,32 @@ class SSEDecoder:
         """At EOF: the unterminated rest (passthrough: as it is)."""
         rest = b"".join(self._event + self._pending)
         self._event, self._pending = [], []
-        if not self._whole_events:
-            rest = rest.strip()
-        return [rest] if rest else []
+        if self._whole_events:
+            return [rest] if rest else []
+        out = self._join_data([rest.strip(), b""]) if self._held else [rest.strip()]
+        return [line for line in out if line]
+
+    def _join_data(self, lines: list[bytes]) -> list:
+        """Lines as ``feed`` returns them, the data lines of an event whose
+        JSON object spans several of them joined into one."""
+        out: list = []
+        held = self._held
+        for line in map(bytes.strip, lines):
+            payload = data_payload(line) if line.startswith(b"data:") else None
+            if held and (payload is not None or not line):
+                if payload is not None:
+                    held.append(payload)
+                if not line or payload.endswith(b"}"):
+                    out.append(b"data: " + b"\n".join(held))
+                    held.clear()
+                elif sum(map(len, held)) > MAX_BYTES:
+                    out.append(_too_long())
+                    break
+            elif payload is not None and payload[:1] == b"{" and payload[-1:] != b"}":
+                held.append(payload)
+            elif line:
+                out.append(line)
+        return out
 
     def _hold(self, piece: bytes, out: list) -> list:
         self._pending.append(piece)
