@@ -28,7 +28,8 @@ from ocproxy.translate.sse import StreamTranslator, dumps, utf8_json
 #: Anthropic message bytes, naming ``name`` (the model the client asked for:
 #: Claude Code keeps thinking blocks only when the answer names it); anything
 #: worth logging is appended to ``warnings``.
-Response = Callable[[bytes, ModelConfig, IdFactory, list, str], bytes]
+#: (``name`` None: the answering model's own id.)
+Response = Callable[..., bytes]
 
 
 def _json_object(data: bytes) -> dict:
@@ -42,9 +43,9 @@ def _json_object(data: bytes) -> dict:
 
 
 def _converted(convert: Callable[[dict, ModelConfig, IdFactory, list], dict]) -> Response:
-    def parse(data: bytes, model: ModelConfig, ids: IdFactory, warnings: list, name: str) -> bytes:
+    def parse(data: bytes, model: ModelConfig, ids: IdFactory, warnings: list, name: str | None = None) -> bytes:
         message = convert(_json_object(data), model, ids, warnings)
-        message["model"] = name
+        message["model"] = name or model.model_id
         return utf8_json(dumps(message))
 
     return parse
@@ -71,8 +72,9 @@ class Dialect:
     endpoint: str
     body: Body
     response: Response
-    #: ``translator(model, ids, name)``: its ``message_start`` names ``name``
-    translator: Callable[[ModelConfig, IdFactory, str], StreamTranslator]
+    #: ``translator(model, ids, name=None)``: its ``message_start`` names
+    #: ``name`` (None: the model's own id, or as the upstream sent it)
+    translator: Callable[..., StreamTranslator]
     url_suffix: Callable[[bool], str] = lambda stream: ""
     #: Raw passthrough: the heartbeat stays silent between the upstream's own
     #: events, which the upstream paces itself.
@@ -84,26 +86,26 @@ DIALECTS: dict[str, Dialect] = {
         "chat",
         _built(chat.build_request),
         _converted(chat_response.convert_response),
-        lambda model, ids, name: ChatStreamTranslator(name, ids),
+        lambda model, ids, name=None: ChatStreamTranslator(name or model.model_id, ids),
     ),
     "anthropic": Dialect(
         "anthropic",
         lambda req, model, stream, warnings: anthropic.passthrough_body(req.raw, model.model_id, warnings),
-        lambda data, model, ids, warnings, name: anthropic.check_response(data, name),
-        lambda model, ids, name: anthropic.PassthroughStream(name),
+        lambda data, model, ids, warnings, name=None: anthropic.check_response(data, name),
+        lambda model, ids, name=None: anthropic.PassthroughStream(name),
         pauses_heartbeat=True,
     ),
     "responses": Dialect(
         "responses",
         _built(responses.build_request),
         _converted(responses_stream.convert_response),
-        lambda model, ids, name: responses_stream.ResponsesStreamTranslator(name, ids),
+        lambda model, ids, name=None: responses_stream.ResponsesStreamTranslator(name or model.model_id, ids),
     ),
     "gemini": Dialect(
         "gemini",
         _built(gemini.build_request),
         _converted(gemini_stream.convert_response),
-        lambda model, ids, name: gemini_stream.GeminiStreamTranslator(name, ids),
+        lambda model, ids, name=None: gemini_stream.GeminiStreamTranslator(name or model.model_id, ids),
         lambda stream: gemini.GEMINI_STREAM if stream else gemini.GEMINI_GENERATE,
     ),
 }
