@@ -254,7 +254,8 @@ class ProxyApp:
         except ClientGone:  # nobody is left to read an answer
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
-        return self._json(environ, start_response, body)
+        # The body names the client's model; this header the one that answered.
+        return self._json(environ, start_response, body, extra=[("x-ocproxy-model", call.answered_by)])
 
     def _stream(self, call: Call, start_response):
         writer = StreamWriter(call.cfg.heartbeat_interval)
@@ -268,6 +269,9 @@ class ProxyApp:
             ("Cache-Control", "no-cache"),
             ("X-Accel-Buffering", "no"),
             ("X-Request-ID", call.rid),
+            # Stream headers leave before any model answered: the first one
+            # tried (the log line, /metrics and /health name the one that did).
+            ("x-ocproxy-model", call.route.primary.model_id),
         ])
         return response
 

@@ -168,6 +168,25 @@ CATALOG: tuple[CatalogEntry, ...] = (
 )
 
 
+#: Each listed id's provider; an id both providers serve is OpenCode Go's
+#: (the subscription, listed first).
+_PROVIDER_OF: dict[str, str] = {}
+for _entry in CATALOG:
+    _PROVIDER_OF.setdefault(_entry.id, _entry.provider)
+
+
+def provider_of(model_id: str) -> str | None:
+    """The provider that serves a catalog id (Go when both do); None when the
+    id is in no table."""
+    return _PROVIDER_OF.get(model_id)
+
+
+def is_claude_name(name: str) -> bool:
+    """A name Claude Code sends for its own models (``claude-opus-4-8``,
+    ``claude-3-5-haiku-20241022``): never a model to pass upstream as is."""
+    return name.lower().startswith("claude-")
+
+
 def lookup(provider: str | None, model_id: str) -> CatalogEntry | None:
     """The catalog row for ``(provider, id)``, or None for an unlisted id."""
     p = normalise_provider(provider)

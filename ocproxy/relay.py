@@ -81,6 +81,8 @@ class Call:
     route: Route
     started: float  # time.monotonic() when the request arrived
     session: str = field(init=False)
+    #: the model_id that answered (the x-ocproxy-model header); "" until one did
+    answered_by: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.session = session_id(self.environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), self.req)
@@ -102,6 +104,8 @@ class Leg:
         self.model = model
         self._rid = call.rid
         self._dialect = target.dialect
+        # The answer speaks the client's model name, whoever answers it.
+        self._name = call.req.model or model.model_id
         self._ids = sequential(os.urandom(8).hex())  # message and tool ids of this attempt's answer
         self.url = target.url(stream)
         self.headers = auth_headers(target.endpoint, keys.next_key(model.provider, call.cfg.key_pool))
@@ -119,7 +123,7 @@ class Leg:
     def answer(self, data: bytes) -> bytes:
         """A whole upstream answer as an Anthropic Messages response body."""
         warnings: list[str] = []
-        message = self._dialect.response(data, self.model, self._ids, warnings)
+        message = self._dialect.response(data, self.model, self._ids, warnings, self._name)
         self._log(warnings)
         return message
 
@@ -130,7 +134,7 @@ class Leg:
     def translator(self):
         """A fresh stream translator: ``feed(bytes) -> frames``, ``close()``,
         ``done``."""
-        return self._dialect.translator(self.model, self._ids)
+        return self._dialect.translator(self.model, self._ids, self._name)
 
     @property
     def pauses_heartbeat(self) -> bool:
@@ -262,6 +266,7 @@ def answer_whole(call: Call, services: Services) -> bytes:
 
 
 def _succeeded(call: Call, metrics: Metrics, trace: Trace, result: ChainResult, since: float) -> None:
+    call.answered_by = result.model.model_id
     metrics.inc("fallbacks", trace.attempts - 1)
     metrics.success(result.model.model_id, time.monotonic() - since)
     call.log_done(trace, "ok", result.model.model_id)

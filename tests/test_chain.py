@@ -71,8 +71,11 @@ WORKED = [
     ("no-fallbacks", B_NO_FALLBACKS, req("claude-sonnet-4.5"), False,
      ["claude-sonnet-4.5", "kimi-k2.6"], "override"),
     ("unknown-ignored", C, req("completely-unknown"), False, ["kimi-k2.6", "mimo-v2-pro"], "default"),
-    ("unknown-bare-entry", D, req("some-unknown-model"), False,
-     ["some-unknown-model", "qwen3.5-plus"], "default"),
+    # issue #15: an unknown name goes to the scenario route, never upstream as is
+    ("unknown-to-scenario", D, req("some-unknown-model"), False,
+     ["kimi-k2.6", "qwen3.5-plus"], "default"),
+    ("catalog-id-bare-entry", D, req("glm-5.1"), False,
+     ["glm-5.1", "qwen3.5-plus"], "default"),
     ("models-entry-bypasses-scenario", D_ENTRY, req("kimi-k2.6", "refactor the architecture"), False,
      ["kimi-k2.6", "qwen3.5-plus"], "default"),
 ]
@@ -93,8 +96,8 @@ def test_configA_override_keeps_override_entry():
 
 
 def test_configD_bare_entry_copies_temperature_and_max_tokens_only():
-    primary = build_route(req("some-unknown-model"), D, False).primary
-    assert primary == ModelConfig(provider=GO, model_id="some-unknown-model", temperature=0.5, max_tokens=8192)
+    primary = build_route(req("glm-5.1"), D, False).primary
+    assert primary == ModelConfig(provider=GO, model_id="glm-5.1", temperature=0.5, max_tokens=8192)
 
 
 def test_configD_models_entry_used_as_is():
@@ -117,9 +120,11 @@ def test_requested_model_streaming_uses_fallbacks_default_not_fast():
     assert ids(route) == ["glm-5.1", "mimo-v2-pro"] and route.scenario == "default"
 
 
-def test_claude_code_name_sent_as_is_with_default_respect():
-    route = build_route(req("claude-sonnet-4-5-20250929"), A, False)
-    assert ids(route) == ["claude-sonnet-4-5-20250929", "mimo-v2-pro", "qwen3.6-plus"]
+def test_claude_code_name_goes_to_scenario_route_not_upstream():
+    # issue #15: Claude Code's own names are not a choice of upstream model
+    for name in ("claude-sonnet-4-5-20250929", "claude-opus-4-8", "claude-opus-4-8[1m]"):
+        route = build_route(req(name), A, False)
+        assert ids(route) == ["kimi-k2.6", "mimo-v2-pro", "qwen3.6-plus"], name
 
 
 # scenario routing: respect_requested_model false, so the requested model is ignored

@@ -56,7 +56,7 @@ def test_plain_text_answer_through_the_sdk(upstream, start_proxy, sdk):
     assert [b.type for b in msg.content] == ["text"]
     assert msg.content[0].text == "Hello there."
     assert msg.stop_reason == "end_turn"
-    assert msg.model == "kimi-k2.6"
+    assert msg.model == "claude-sonnet-4-6"  # issue #15: the client's own name
     assert msg.usage.input_tokens == 10 and msg.usage.output_tokens == 5
     sent = upstream.calls(GO_CHAT)[0].json
     assert sent["model"] == "kimi-k2.6"
@@ -203,14 +203,14 @@ def test_raw_anthropic_endpoint_minimax_m3(upstream, start_proxy, sdk):
     assert "anthropic-beta" not in rec.headers
 
 
-def test_anthropic_answer_relayed_verbatim(upstream, start_proxy):
+def test_anthropic_answer_relayed_verbatim_when_it_names_the_requested_model(upstream, start_proxy):
     raw = b'{"id":"msg_v","type":"message","role":"assistant","model":"minimax-m3",' \
           b'"content":[{"type":"text","text":"x"}],"stop_reason":"end_turn","stop_sequence":null,' \
           b'"usage":{"input_tokens":1,"output_tokens":1},  "odd_spacing" : 1.50}'
     upstream.on(GO_MESSAGES, status(200, raw=raw))
     proxy = start_proxy(make_config(upstream, **go_chain("minimax-m3")))
     resp = requests.post(proxy.url + "/v1/messages", timeout=10,
-                         json={"model": "m", "max_tokens": 10, "messages": USER})
+                         json={"model": "minimax-m3", "max_tokens": 10, "messages": USER})
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "application/json"
     assert resp.content == raw
@@ -320,9 +320,11 @@ def mixed_chain(*entries):
 def test_fallback_on_500_returns_next_models_answer(upstream, start_proxy, sdk):
     upstream.on(GO_CHAT, by_model(model_a=[status(500)], model_b=[ok("answer from b")]))
     proxy = start_proxy(make_config(upstream, **go_chain("model-a", "model-b")))
-    msg = sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
+    raw = sdk(proxy).messages.with_raw_response.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
+    msg = raw.parse()
     assert msg.content[0].text == "answer from b"
-    assert msg.model == "model-b"
+    assert msg.model == "claude-sonnet-4-6"  # issue #15: the client's name in the body...
+    assert raw.headers["x-ocproxy-model"] == "model-b"  # ...the model that answered in the header
     assert models_called(upstream) == ["model-a", "model-b"]
     assert health(proxy)["metrics"]["fallbacks"] == 1
 

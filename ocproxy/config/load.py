@@ -23,12 +23,15 @@ from ocproxy.catalog import (
     ENDPOINTS,
     PROVIDERS,
     catalog_endpoint,
+    lookup,
     normalise_provider,
+    provider_of,
 )
 from ocproxy.config.schema import (
     PLACEHOLDER,
     ConfigError,
     Problem,
+    json_path,
     label,
     rule_problems,
     type_problems,
@@ -202,7 +205,7 @@ def apply_env_overrides(data: dict, env: Mapping[str, str]) -> None:
 
 def _iter_models(data: dict) -> Iterator[tuple[list, dict]]:
     """Every model entry with its JSON-path parts."""
-    for section in ("models", "model_overrides"):
+    for section in ("models", "model_overrides", "model_family_overrides"):
         entries = data.get(section)
         if isinstance(entries, dict):
             for name, entry in entries.items():
@@ -243,8 +246,8 @@ def semantic_problems(data: dict, builtin: bool, warnings: list[str]) -> list[Pr
     for parts, entry in _iter_models(data):
         provider = entry.get("provider")
         provider = normalise_provider(provider if isinstance(provider, str) else None)
-        if parts[0] != "model_overrides" and provider not in PROVIDERS:
-            # (in model_overrides the schema rejects it)
+        if parts[0] not in ("model_overrides", "model_family_overrides") and provider not in PROVIDERS:
+            # (in the overrides the schema rejects it)
             warnings.append(f'config: {label(parts)} has unknown provider "{provider}" — it will be sent to OpenCode Go')
         endpoint = entry.get("endpoint")
         model_id = entry.get("model_id")
@@ -255,6 +258,41 @@ def semantic_problems(data: dict, builtin: bool, warnings: list[str]) -> list[Pr
                     f"config: {label(parts)} has anthropic_tools_disabled=true — this is only effective "
                     "on models routing to the Anthropic endpoint"
                 )
+    problems += family_problems(data)
+    return problems
+
+
+def family_problems(data: dict) -> list[Problem]:
+    """Each ``model_family_overrides`` entry must name a model that exists:
+    a ``models`` key or a catalog id, or an entry whose ``model_id`` is in
+    the catalog for its provider (or is a configured model's). A typo here
+    would otherwise send every Claude Code turn of that family to a model
+    the upstream does not have."""
+    families = data.get("model_family_overrides")
+    if not isinstance(families, dict):
+        return []
+    models = data.get("models") if isinstance(data.get("models"), dict) else {}
+    configured = {m.get("model_id") for m in models.values() if isinstance(m, dict)}
+    problems = []
+    for key, target in families.items():
+        if isinstance(target, str) and target:
+            if target not in models and provider_of(target) is None:
+                problems.append(Problem(
+                    json_path(["model_family_overrides", key]),
+                    f'{label(["model_family_overrides", key])} names unknown model "{target}" '
+                    "(not a models key, not in the catalog: see `ocproxy models`)",
+                ))
+        elif isinstance(target, dict):
+            model_id = target.get("model_id")
+            provider = target.get("provider")
+            provider = normalise_provider(provider if isinstance(provider, str) else None)
+            if isinstance(model_id, str) and model_id and model_id not in configured \
+                    and lookup(provider, model_id) is None:
+                problems.append(Problem(
+                    json_path(["model_family_overrides", key, "model_id"]),
+                    f'{label(["model_family_overrides", key])} names unknown model "{model_id}" '
+                    f"on {provider} (not in the catalog: see `ocproxy models`)",
+                ))
     return problems
 
 
@@ -317,6 +355,9 @@ def _build(data: dict, source_path: str | None) -> Config:
         models=MappingProxyType({k: _model(v) for k, v in (data.get("models") or {}).items()}),
         fallbacks=MappingProxyType({k: tuple(_model(m) for m in v or ()) for k, v in (data.get("fallbacks") or {}).items()}),
         model_overrides=MappingProxyType({k: _model(v) for k, v in (data.get("model_overrides") or {}).items()}),
+        model_family_overrides=MappingProxyType({
+            k: v if isinstance(v, str) else _model(v) for k, v in (data.get("model_family_overrides") or {}).items()
+        }),
         opencode_go=_provider(data.get("opencode_go"), DEFAULT_GO),
         opencode_zen=_provider(data.get("opencode_zen"), DEFAULT_ZEN),
         # any unknown level behaves as the default, so store the normal form

@@ -221,6 +221,15 @@ CONFIG_SCHEMA: dict = {
         "models": _opt("object", additionalProperties={"$ref": "#/$defs/model"}),
         "fallbacks": _opt("object", additionalProperties=_opt("array", items={"$ref": "#/$defs/model"})),
         "model_overrides": _opt("object", additionalProperties={"$ref": "#/$defs/override"}),
+        # a name (a ``models`` key or a catalog id), or a whole model entry
+        "model_family_overrides": _opt(
+            "object",
+            additionalProperties={
+                "if": {"type": "string"},
+                "then": {"minLength": 1},
+                "else": {"$ref": "#/$defs/override"},
+            },
+        ),
         "opencode_go": _PROVIDER_SCHEMA,
         "opencode_zen": _PROVIDER_SCHEMA,
         "logging": _opt("object", properties={"level": _opt("string"), "requests": _opt("boolean")}),

@@ -49,6 +49,16 @@ def default_template() -> dict:
             "complex": _chain("glm-5", "kimi-k2.6"),
             "fast": _chain("qwen3.5-plus", "minimax-m2.5"),
         },
+        # Claude Code names its own models in every request: main turns
+        # (opus, sonnet, fable) go to the default model, its haiku background
+        # calls to the background one; long requests go to long_context all
+        # the same.
+        "model_family_overrides": {
+            "opus": "default",
+            "sonnet": "default",
+            "fable": "default",
+            "haiku": "background",
+        },
         "model_overrides": {
             "deepseek-v4-pro": _m(
                 "deepseek-v4-pro", 0.7, 8192, ZEN, reasoning_effort="max", thinking={"type": "enabled"}

@@ -108,6 +108,10 @@ class Config:
     models: Mapping[str, ModelConfig] = field(default_factory=lambda: _EMPTY)
     fallbacks: Mapping[str, tuple[ModelConfig, ...]] = field(default_factory=lambda: _EMPTY)
     model_overrides: Mapping[str, ModelConfig] = field(default_factory=lambda: _EMPTY)
+    #: family keyword (case-insensitive substring of the requested name, such
+    #: as "haiku") -> the model for it: a ``models`` key or catalog id, or a
+    #: whole entry (routatic-proxy's form)
+    model_family_overrides: Mapping[str, "str | ModelConfig"] = field(default_factory=lambda: _EMPTY)
     opencode_go: ProviderConfig = DEFAULT_GO
     opencode_zen: ProviderConfig = DEFAULT_ZEN
     log_level: str = "info"

@@ -1,12 +1,22 @@
 """Model chain building: which models a request tries, in order.
 
 A request's chain is the ordered list of models the fallback loop tries:
-primary first, then fallbacks. Three sources, first that applies wins:
-a ``model_overrides`` entry for the requested name, the requested name
-itself (``respect_requested_model``), or scenario routing.
+primary first, then fallbacks. Four sources, first that applies wins:
 
-Only the override path de-duplicates; the other chains are used exactly as
-configured, so a model listed twice is tried twice (the Go behaviour).
+1. a ``model_overrides`` entry for the exact requested name;
+2. a ``model_family_overrides`` keyword found in the name (``haiku`` in
+   ``claude-haiku-4-5-20251001``), longest keyword first -- except that a
+   request over the long-context threshold goes to ``long_context`` when
+   one is configured, since the family's model may not hold it;
+3. the requested name itself (``respect_requested_model``), only when it is
+   a ``models`` key or a catalog id -- and never a bare Claude name, which
+   is what Claude Code sends for every turn, not a choice of upstream;
+4. scenario routing (also for every unknown name: an unknown name sent
+   upstream could only fail there).
+
+Both override paths append the scenario chain as a de-duplicated safety
+net; the other chains are used exactly as configured, so a model listed
+twice is tried twice (the Go behaviour).
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import tokens
-from ..config import GO, Config, ModelConfig
+from ..catalog import is_claude_name, provider_of
+from ..config import Config, ModelConfig
 from ..request import MessagesRequest
 from .scenarios import detect_scenario
 
@@ -105,19 +116,68 @@ def scenario_chain(scenario: str, config: Config, streaming: bool) -> tuple[Mode
     return (primary, *rest)
 
 
-def _requested_model(name: str, config: Config) -> ModelConfig:
-    """The client's model: a configured entry by that key, else a bare Go
-    entry that keeps the default's temperature and max_tokens."""
-    entry = config.models.get(name)
-    if entry is not None:
-        return entry
+def _catalog_model(model_id: str, config: Config) -> ModelConfig | None:
+    """A catalog id as a bare entry on the provider that serves it (so a Zen
+    GPT goes to Responses, a Zen Gemini to Gemini), keeping the default's
+    temperature and max_tokens; None for an id in no table."""
+    provider = provider_of(model_id)
+    if provider is None:
+        return None
     default = config.models.get("default")
     return ModelConfig(
-        provider=GO,
-        model_id=name,
+        provider=provider,
+        model_id=model_id,
         temperature=default.temperature if default else 0.0,
         max_tokens=default.max_tokens if default else 0,
     )
+
+
+def _requested_model(name: str, config: Config) -> ModelConfig | None:
+    """The client's model when ``respect_requested_model`` may pass it: a
+    configured entry by that key, else a catalog id that is not a Claude
+    name; None sends the request to scenario routing."""
+    entry = config.models.get(name)
+    if entry is not None:
+        return entry
+    if is_claude_name(name):
+        return None
+    return _catalog_model(name, config)
+
+
+def family_of(name: str, config: Config) -> str | None:
+    """The ``model_family_overrides`` keyword found in ``name``
+    (case-insensitive), the longest first; None when none is."""
+    lowered = name.lower()
+    for key in sorted(config.model_family_overrides, key=lambda k: (-len(k), k)):
+        if key and key.lower() in lowered:
+            return key
+    return None
+
+
+def _family_chain(key: str, config: Config) -> tuple[str, list[ModelConfig]]:
+    """Label and chain (before the safety net) of a family mapping. A name
+    that is a ``models`` key brings that key's fallbacks along and labels
+    the route with it (``haiku -> background`` reads as background)."""
+    target = config.model_family_overrides[key]
+    if isinstance(target, ModelConfig):
+        return "family", [target, *(_fallbacks(config, key) or _fallbacks(config, "default"))]
+    entry = config.models.get(target)
+    if entry is not None:
+        return target, [entry, *(_fallbacks(config, target) or _fallbacks(config, "default"))]
+    entry = _catalog_model(target, config)
+    if entry is None:  # the loader refuses such a config; a hand-built one may have it
+        raise RoutingError(f'model_family_overrides["{key}"] names unknown model "{target}"')
+    return "family", [entry, *(_fallbacks(config, key) or _fallbacks(config, "default"))]
+
+
+def _with_safety_net(chain: list[ModelConfig], net: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
+    """``chain`` followed by each entry of ``net`` whose model_id it lacks."""
+    seen = {m.model_id for m in chain}
+    for entry in net:
+        if entry.model_id not in seen:
+            seen.add(entry.model_id)
+            chain.append(entry)
+    return tuple(chain)
 
 
 def build_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
@@ -138,16 +198,21 @@ def build_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
         # The scenario chain is appended as a safety net; if it cannot be
         # built the request fails even though the override was fine (Go).
         label, count = scenario()
-        seen = {m.model_id for m in chain}
-        for entry in scenario_chain(label, config, streaming):
-            if entry.model_id not in seen:
-                seen.add(entry.model_id)
-                chain.append(entry)
-        return Route("override", tuple(chain), count)
+        return Route("override", _with_safety_net(chain, scenario_chain(label, config, streaming)), count)
 
-    if model and config.respect_requested_model:
+    family = family_of(model, config) if model else None
+    if family is not None:
+        label, count = scenario()
+        net = scenario_chain(label, config, streaming)
+        if label == "long_context" and "long_context" in config.models:
+            return Route(label, net, count)
+        family_label, chain = _family_chain(family, config)
+        return Route(family_label, _with_safety_net(chain, net), count)
+
+    requested = _requested_model(model, config) if model and config.respect_requested_model else None
+    if requested is not None:
         # Scenario detection is bypassed: the client asked for this model.
-        chain = (_requested_model(model, config), *_fallbacks(config, "default"))
+        chain = (requested, *_fallbacks(config, "default"))
         return Route("default", chain, RoutingCount(req))
 
     label, count = scenario()

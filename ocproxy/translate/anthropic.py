@@ -15,8 +15,12 @@ otherwise reject or misroute the request:
 When nothing needs editing, or the body cannot be read with certainty, the
 original bytes go out unchanged.
 
-The stream side forwards the upstream's SSE unchanged but in whole events,
-so the proxy's own bytes (an error frame) can never land inside one.
+The answer comes back as the upstream sent it, with one edit: its
+``model`` (whole, or in ``message_start``) becomes the name the client asked
+for, because Claude Code keeps thinking blocks in its history only when the
+answer names the model it requested. The stream side forwards the upstream's
+SSE otherwise unchanged but in whole events, so the proxy's own bytes (an
+error frame) can never land inside one.
 """
 
 from __future__ import annotations
@@ -118,8 +122,10 @@ def passthrough_body(raw: bytes, model_id: str, warnings: list[str] | None = Non
         return raw
 
 
-def check_response(body: bytes) -> bytes:
-    """A 2xx non-streaming answer, returned verbatim if it is a JSON object.
+def check_response(body: bytes, model: str | None = None) -> bytes:
+    """A 2xx non-streaming answer, returned verbatim if it is a JSON object
+    (naming ``model`` already, or ``model`` is None); else with its top-level
+    ``model`` replaced by ``model``.
 
     An HTML page or an error object served with 200 (proxies, captive
     portals, misconfigured gateways) must fail the attempt so the next
@@ -135,7 +141,44 @@ def check_response(body: bytes) -> bytes:
         error = parsed.get("error")
         message = error.get("message") if isinstance(error, dict) else None
         raise UpstreamDataError(f"upstream answered 2xx with an error body: {message or body[:200]!r}")
-    return body
+    if model is None or parsed.get("model") == model:
+        return body
+    try:
+        plain = _parse(body)
+    except ValueError:  # NaN or an infinite number: cannot re-serialise faithfully
+        return body
+    plain["model"] = model
+    return _serialise(plain)
+
+
+def _line_end(line: bytes) -> bytes:
+    return line[len(line.rstrip(b"\r\n")):]
+
+
+def renamed_message_start(event: bytes, model: str) -> bytes | None:
+    """``event`` (one whole SSE event) with ``message.model`` set to
+    ``model`` if it is a ``message_start``; None when it is not one (or its
+    data cannot be read). Every other line stays as it was."""
+    lines = event.splitlines(True)
+    payload = b"".join(
+        line.rstrip(b"\r\n")[6:] if line[5:6] == b" " else line.rstrip(b"\r\n")[5:]
+        for line in lines if line.startswith(b"data:")
+    )
+    try:
+        data = _parse(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("type") != "message_start" or not isinstance(data.get("message"), dict):
+        return None
+    data["message"]["model"] = model
+    out, written = [], False
+    for line in lines:
+        if not line.startswith(b"data:"):
+            out.append(line)
+        elif not written:
+            out.append(b"data: " + _serialise(data) + _line_end(line))
+            written = True
+    return b"".join(out)
 
 
 class PassthroughStream(DecodingTranslator):
@@ -145,15 +188,21 @@ class PassthroughStream(DecodingTranslator):
 
     whole_events = True
 
-    def __init__(self) -> None:
+    def __init__(self, model: str | None = None) -> None:
         super().__init__()
         self._received = False
+        self._model = model  # the name message_start must carry (None: as sent)
 
     def feed(self, data: bytes) -> list[bytes]:
         self._received = self._received or bool(data)
         return super().feed(data)
 
     def _item(self, event: bytes, out: list[bytes]) -> None:
+        if self._model is not None and b"message_start" in event:
+            renamed = renamed_message_start(event, self._model)
+            if renamed is not None:
+                self._model = None  # only the one message_start
+                event = renamed
         out.append(event)
 
     def _end(self, out: list[bytes]) -> None:

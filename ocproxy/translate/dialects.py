@@ -24,9 +24,12 @@ from ocproxy.translate.chat_stream import ChatStreamTranslator
 from ocproxy.translate.ids import IdFactory
 from ocproxy.translate.sse import StreamTranslator, dumps, utf8_json
 
-#: ``response(data, model, ids, warnings)``: a whole 2xx answer → the Anthropic
-#: message bytes; anything worth logging is appended to ``warnings``.
-Response = Callable[[bytes, ModelConfig, IdFactory, list], bytes]
+#: ``response(data, model, ids, warnings, name)``: a whole 2xx answer → the
+#: Anthropic message bytes, naming ``name`` (the model the client asked for:
+#: Claude Code keeps thinking blocks only when the answer names it); anything
+#: worth logging is appended to ``warnings``.
+#: (``name`` None: the answering model's own id.)
+Response = Callable[..., bytes]
 
 
 def _json_object(data: bytes) -> dict:
@@ -40,8 +43,10 @@ def _json_object(data: bytes) -> dict:
 
 
 def _converted(convert: Callable[[dict, ModelConfig, IdFactory, list], dict]) -> Response:
-    def parse(data: bytes, model: ModelConfig, ids: IdFactory, warnings: list) -> bytes:
-        return utf8_json(dumps(convert(_json_object(data), model, ids, warnings)))
+    def parse(data: bytes, model: ModelConfig, ids: IdFactory, warnings: list, name: str | None = None) -> bytes:
+        message = convert(_json_object(data), model, ids, warnings)
+        message["model"] = name or model.model_id
+        return utf8_json(dumps(message))
 
     return parse
 
@@ -67,7 +72,9 @@ class Dialect:
     endpoint: str
     body: Body
     response: Response
-    translator: Callable[[ModelConfig, IdFactory], StreamTranslator]
+    #: ``translator(model, ids, name=None)``: its ``message_start`` names
+    #: ``name`` (None: the model's own id, or as the upstream sent it)
+    translator: Callable[..., StreamTranslator]
     url_suffix: Callable[[bool], str] = lambda stream: ""
     #: Raw passthrough: the heartbeat stays silent between the upstream's own
     #: events, which the upstream paces itself.
@@ -79,26 +86,26 @@ DIALECTS: dict[str, Dialect] = {
         "chat",
         _built(chat.build_request),
         _converted(chat_response.convert_response),
-        lambda model, ids: ChatStreamTranslator(model.model_id, ids),
+        lambda model, ids, name=None: ChatStreamTranslator(name or model.model_id, ids),
     ),
     "anthropic": Dialect(
         "anthropic",
         lambda req, model, stream, warnings: anthropic.passthrough_body(req.raw, model.model_id, warnings),
-        lambda data, model, ids, warnings: anthropic.check_response(data),
-        lambda model, ids: anthropic.PassthroughStream(),
+        lambda data, model, ids, warnings, name=None: anthropic.check_response(data, name),
+        lambda model, ids, name=None: anthropic.PassthroughStream(name),
         pauses_heartbeat=True,
     ),
     "responses": Dialect(
         "responses",
         _built(responses.build_request),
         _converted(responses_stream.convert_response),
-        lambda model, ids: responses_stream.ResponsesStreamTranslator(model.model_id, ids),
+        lambda model, ids, name=None: responses_stream.ResponsesStreamTranslator(name or model.model_id, ids),
     ),
     "gemini": Dialect(
         "gemini",
         _built(gemini.build_request),
         _converted(gemini_stream.convert_response),
-        lambda model, ids: gemini_stream.GeminiStreamTranslator(model.model_id, ids),
+        lambda model, ids, name=None: gemini_stream.GeminiStreamTranslator(name or model.model_id, ids),
         lambda stream: gemini.GEMINI_STREAM if stream else gemini.GEMINI_GENERATE,
     ),
 }
