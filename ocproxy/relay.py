@@ -25,7 +25,6 @@ from typing import Callable
 from ocproxy.clientwatch import ClientWatch, client_socket, gone_probe
 from ocproxy.config import Config, ModelConfig
 from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError, describe
-from ocproxy.logs import secrets_of
 from ocproxy.metrics import Metrics
 from ocproxy.request import MessagesRequest
 from ocproxy.routing.breaker import BreakerRegistry
@@ -259,16 +258,22 @@ def answer_whole(call: Call, services: Services) -> bytes:
         metrics.inc("fallbacks", exc.trace.attempts)
         call.log_done(trace, "all-failed")
         _record_failures(call, metrics, trace, ok=False)
-        raise exc.error("all models failed", secrets_of(call.cfg)) from None
+        raise exc.error("all models failed", _secrets(call.cfg)) from None
     _succeeded(call, metrics, trace, result, call.started)
     return result.value
+
+
+def _secrets(cfg: Config) -> tuple[str, ...]:
+    """Every key the config holds: an upstream may echo any of them, even
+    ``api_key`` when ``api_keys`` replaces it."""
+    return (cfg.api_key, *cfg.api_keys, *cfg.client_api_keys)
 
 
 def _record_failures(call: Call, metrics: Metrics, trace: Trace, ok: bool) -> None:
     """Each model's failure and the request's outcome, for /health."""
     for model_id, _, failure in trace.failures:
         if isinstance(failure, AttemptFailure):
-            metrics.model_failed(model_id, describe(failure, secrets_of(call.cfg)))
+            metrics.model_failed(model_id, describe(failure, _secrets(call.cfg)))
     metrics.outcome(ok)
 
 
@@ -378,7 +383,7 @@ class StreamRelay:
         except ChainExhausted as exc:
             metrics.inc("requests_failed")
             _record_failures(call, metrics, trace, ok=False)
-            err = exc.error("all upstream models failed", secrets_of(call.cfg))
+            err = exc.error("all upstream models failed", _secrets(call.cfg))
             writer.finish([error_frame(err.message, err.kind)])
             call.log_done(trace, "all-failed")
         except StreamBroken as broken:
