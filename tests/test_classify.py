@@ -99,7 +99,7 @@ def zen(failure):
 
 EXHAUSTED = [
     ("every_key_refused", [go(UpstreamHTTPError(401, "bad")), zen(UpstreamHTTPError(403, "bad"))], 401),
-    ("refused_then_provider_skipped", [go(UpstreamHTTPError(401, "bad")), go("skipped (provider refused)")], 401),
+    ("refused_then_provider_skipped", [go(UpstreamHTTPError(401, "bad")), go("skipped (provider blocked)")], 401),
     ("usage_limits", [go(UpstreamHTTPError(429, "GoUsageLimitError")), zen(UpstreamHTTPError(429, "slow"))], 429),
     ("usage_limit_any_status", [go(UpstreamHTTPError(403, '{"type": "GoUsageLimitError"}'))], 429),
     ("a_key_and_an_outage", [go(UpstreamHTTPError(401, "bad")), zen(UpstreamHTTPError(500, "x"))], 502),

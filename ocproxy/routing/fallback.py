@@ -48,12 +48,6 @@ class ChainExhausted(Exception):
         super().__init__("all models failed")
         self.trace = trace
 
-    @property
-    def only_open_breakers(self) -> bool:
-        """Not one upstream call was made: every model sat behind an open
-        breaker (answered 529 instead of 502)."""
-        return self.trace.attempts == 0 and self.trace.skipped_open > 0
-
     def error(self, prefix: str, secrets: Sequence[str] = ()) -> ProxyError:
         """What the client is told: each model and what it answered, with
         ``secrets`` (the keys) redacted."""
@@ -84,7 +78,7 @@ def run_chain(
             raise ClientGone()
         if model.provider in blocked:
             trace.tried.append(f"{model.model_id}:provider-blocked")
-            trace.failures.append((model.model_id, model.provider, "skipped (provider refused)"))
+            trace.failures.append((model.model_id, model.provider, "skipped (provider blocked)"))
             continue
         breaker = breakers.get(model.model_id) if breakers is not None else None
         if breaker is not None and not breaker.allow():
