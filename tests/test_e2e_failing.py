@@ -9,7 +9,9 @@ upstream path and the requests each one saw are counted apart.
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
+import time
 
 import anthropic
 import pytest
@@ -18,6 +20,7 @@ import requests
 from ocproxy.config import ModelConfig
 from tests.conftest import GO_CHAT, ZEN_CHAT, make_config
 from tests.fakes import chat_completion, chat_text_chunks, json_body, no_headers, sse, status
+from tests.sseclient import post_stream, stream_body
 
 API_KEY = "sk-upstream-secret-0123456789"  # make_config's key
 USER = [{"role": "user", "content": "hi"}]
@@ -49,7 +52,7 @@ def zen_answers(text="from zen"):
 
 def with_retry_after(code: int, obj, retry_after: str):
     def script(h, rec):
-        data = __import__("json").dumps(obj).encode()
+        data = json.dumps(obj).encode()
         h.send_response(code)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
@@ -214,3 +217,16 @@ def test_health_is_degraded_after_the_last_requests_all_failed(upstream, start_p
     upstream.on(ZEN_CHAT, zen_answers())
     assert stream_text(client) == "from zen"
     assert requests.get(proxy.url + "/health", timeout=5).json()["status"] == "ok"
+
+
+def test_a_client_leaving_before_the_first_byte_charges_nothing(upstream, start_proxy):
+    upstream.on(GO_CHAT, no_headers(hold=30.0))
+    upstream.on(ZEN_CHAT, zen_answers())
+    proxy = start_proxy(go_then_zen(upstream, breaker_threshold=1))
+    post_stream(proxy.url, stream_body(), close_after=0.3)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and proxy.app.metrics.snapshot()["client_cancelled"] == 0:
+        time.sleep(0.02)
+    assert proxy.app.metrics.snapshot()["client_cancelled"] == 1
+    assert proxy.app.breakers.states()["kimi-k2.6"] == "closed"
+    assert upstream.calls(ZEN_CHAT) == []
