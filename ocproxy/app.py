@@ -126,7 +126,7 @@ class ProxyApp:
         request_id = environ.get("ocproxy.request_id")
         if request_id:
             headers.append(("X-Request-ID", request_id))
-        return _respond(environ, start_response, err.status, err.body(), JSON, headers)
+        return _respond(environ, start_response, err.status, err.body(), JSON, [*headers, *err.headers])
 
     def _json(self, environ, start_response, obj, extra=()) -> Iterable[bytes]:
         body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
@@ -183,13 +183,18 @@ class ProxyApp:
         metrics["upstream_calls"] = snap["requests_success"]
         metrics["deduplicated"] = 0
         metrics["streams_open"] = self.heartbeat.open_streams
+        breakers = self.breakers.states()
+        # Degraded while a breaker is not closed or the last requests all
+        # failed (a fully failed request closes every breaker again).
+        degraded = any(state != "closed" for state in breakers.values()) or self.metrics.recent_all_failed()
         body = {
-            "status": "ok",
+            "status": "degraded" if degraded else "ok",
             "service": "ocproxy",
             "version": __version__,
             "uptime_s": int(time.time() - self.started_at),
             "metrics": metrics,
-            "circuit_breakers": self.breakers.states(),
+            "circuit_breakers": breakers,
+            "last_failures": self.metrics.last_failures(),
             "models": snap["models"],
         }
         return self._json(environ, start_response, body, extra=[("X-Content-Type-Options", "nosniff")])

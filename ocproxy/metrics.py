@@ -7,6 +7,7 @@ application keeps one ``Metrics`` for its whole life.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 COUNTERS = (
@@ -18,6 +19,9 @@ COUNTERS = (
     "fallbacks",
     "client_cancelled",
 )
+
+#: /health says "degraded" when this many requests in a row all failed.
+RECENT = 3
 
 # Prometheus histogram buckets, in seconds.
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -35,7 +39,8 @@ _HELP = {
 
 class Metrics:
     """``_lock`` guards every counter, the per-model counts, the latency
-    samples and the histogram."""
+    samples, the histogram, the last failure per model and the recent
+    outcomes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -44,6 +49,27 @@ class Metrics:
         self._samples: deque[float] = deque(maxlen=1000)  # ms
         self._bucket_counts = [0] * len(BUCKETS)
         self._latency_sum = 0.0
+        self._last_failure: dict[str, dict] = {}  # model id -> {"error", "at"}
+        self._recent: deque[bool] = deque(maxlen=RECENT)  # True: answered
+
+    def model_failed(self, model_id: str, description: str) -> None:
+        """One attempt on ``model_id`` failed; ``description`` says how,
+        without secrets (``errors.describe``)."""
+        with self._lock:
+            self._last_failure[model_id] = {"error": description, "at": int(time.time())}
+
+    def outcome(self, ok: bool) -> None:
+        """A request ended answered (True) or with every model failed."""
+        with self._lock:
+            self._recent.append(ok)
+
+    def recent_all_failed(self) -> bool:
+        with self._lock:
+            return len(self._recent) == RECENT and not any(self._recent)
+
+    def last_failures(self) -> dict[str, dict]:
+        with self._lock:
+            return {k: dict(v) for k, v in sorted(self._last_failure.items())}
 
     def inc(self, name: str, n: int = 1) -> None:
         with self._lock:

@@ -20,10 +20,11 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ocproxy.clientwatch import ClientWatch, client_socket, gone_probe
 from ocproxy.config import Config, ModelConfig
-from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError
+from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError, describe
 from ocproxy.metrics import Metrics
 from ocproxy.request import MessagesRequest
 from ocproxy.routing.breaker import BreakerRegistry
@@ -260,13 +261,29 @@ def answer_whole(call: Call, services: Services) -> bytes:
         metrics.inc("requests_failed")
         metrics.inc("fallbacks", exc.trace.attempts)
         call.log_done(trace, "all-failed")
-        raise ProxyError(529 if exc.only_open_breakers else 502, "all models failed") from None
+        _record_failures(call, metrics, trace, ok=False)
+        raise exc.error("all models failed", _secrets(call.cfg)) from None
     _succeeded(call, metrics, trace, result, call.started)
     return result.value
 
 
+def _secrets(cfg: Config) -> tuple[str, ...]:
+    """Every key the config holds: an upstream may echo any of them, even
+    ``api_key`` when ``api_keys`` replaces it."""
+    return (cfg.api_key, *cfg.api_keys, *cfg.client_api_keys)
+
+
+def _record_failures(call: Call, metrics: Metrics, trace: Trace, ok: bool) -> None:
+    """Each model's failure and the request's outcome, for /health."""
+    for model_id, _, failure in trace.failures:
+        if isinstance(failure, AttemptFailure):
+            metrics.model_failed(model_id, describe(failure, _secrets(call.cfg)))
+    metrics.outcome(ok)
+
+
 def _succeeded(call: Call, metrics: Metrics, trace: Trace, result: ChainResult, since: float) -> None:
     call.answered_by = result.model.model_id
+    _record_failures(call, metrics, trace, ok=True)
     metrics.inc("fallbacks", trace.attempts - 1)
     metrics.success(result.model.model_id, time.monotonic() - since)
     call.log_done(trace, "ok", result.model.model_id)
@@ -294,16 +311,22 @@ def after_failure(*, client_gone: bool, payload_written: bool) -> Next:
     return Next.FALL_BACK
 
 
-def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bool = False) -> None:
+def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bool = False,
+                payload_began: Callable[[], None] | None = None) -> None:
     """Translate ``upstream`` chunk by chunk into ``writer``, then finish it.
-    Raises ``ClientGone`` when the writer refuses frames (client left)."""
+    Raises ``ClientGone`` when the writer refuses frames (client left).
+    ``payload_began`` is called once, after the first frames went out."""
     if pauses_heartbeat:
         writer.pause(True)
     try:
         for chunk in upstream:
             frames = translator.feed(chunk)
-            if frames and not writer.write(frames):
-                raise ClientGone()
+            if frames:
+                if not writer.write(frames):
+                    raise ClientGone()
+                if payload_began is not None:
+                    payload_began()
+                    payload_began = None
             if translator.done:
                 break
         final = translator.close()
@@ -329,11 +352,12 @@ class StreamRelay:
     def attempt(self, model: ModelConfig) -> None:
         leg = Leg(self.call, model, True, self.services.keys)
         provider = self.call.cfg.provider(model)
-        handle = Attempt(time.monotonic() + provider.streaming_timeout, provider.stream_idle_timeout)
+        handle = Attempt(time.monotonic() + provider.streaming_timeout, provider.stream_idle_timeout,
+                         first_byte=provider.first_byte_timeout)
         self.scope.bind(handle)
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
-            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat)
+            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began)
         except AttemptFailure as failure:
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
                                      payload_written=self.writer.payload_written)
@@ -349,25 +373,29 @@ class StreamRelay:
         return self.writer.gone or self.scope.cancelled or self._gone()
 
     def pump(self, writer: StreamWriter) -> None:
-        """Run the chain; end ``writer`` however it ends. Circuit breakers
-        are left out: a stream's failures are not charged to its models."""
+        """Run the chain; end ``writer`` however it ends. Breakers are
+        consulted and charged as for a whole answer, for failures before
+        the first payload byte; a stream broken after it charges nothing."""
         call, metrics, trace = self.call, self.services.metrics, self.trace
         first_attempt = time.monotonic()
         try:
             result = run_chain(call.route.chain, self.attempt, key_count=len(call.cfg.key_pool),
-                               is_cancelled=self.cancelled, breakers=None, trace=trace)
+                               is_cancelled=self.cancelled, breakers=self.services.breakers, trace=trace)
         except ClientGone:
             metrics.inc("client_cancelled")
             log.debug("client disconnected during stream id=%s", call.rid)
             call.log_done(trace, "cancelled")
-        except ChainExhausted:
+        except ChainExhausted as exc:
             metrics.inc("requests_failed")
-            writer.finish([error_frame("all upstream models failed")])
+            _record_failures(call, metrics, trace, ok=False)
+            err = exc.error("all upstream models failed", _secrets(call.cfg))
+            writer.finish([error_frame(err.message, err.kind)])
             call.log_done(trace, "all-failed")
         except StreamBroken as broken:
             metrics.inc("requests_failed")
             log.warning("stream failed after payload started id=%s cause=%s error=%s",
                         call.rid, broken.failure.cause, broken.failure)
+            _record_failures(call, metrics, trace, ok=False)
             writer.finish([error_frame(broken.client_message)])
             call.log_done(trace, broken.failure.cause)
         except Exception:

@@ -210,6 +210,14 @@ def test_stream_timeout_defaults_to_own_timeout_ms(tmp_path):
     assert (c.opencode_go.stream_timeout_ms, c.opencode_zen.stream_timeout_ms) == (45000, 70000)
 
 
+def test_first_byte_timeout_per_provider_defaults_to_a_minute_and_never_exceeds_the_idle_limit(tmp_path):
+    c = load(tmp_path, {"api_key": "k", "opencode_go": {"first_byte_timeout_ms": 20000},
+                        "opencode_zen": {"stream_timeout_ms": 10000}})
+    assert c.opencode_go.first_byte_timeout == 20
+    assert load(tmp_path, {"api_key": "k"}).opencode_go.first_byte_timeout == 60
+    assert c.opencode_zen.first_byte_timeout == 10  # the idle limit bounds every silent gap
+
+
 # -- interpolation ----------------------------------------------------------
 
 INTERP = [

@@ -336,7 +336,8 @@ def test_a400_b400_two_attempts_502_breakers_closed(upstream, start_proxy, sdk):
         sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
     err = info.value
     assert err.status_code == 502
-    assert err.body == {"type": "error", "error": {"type": "api_error", "message": "all models failed"}}
+    assert err.body == {"type": "error", "error": {"type": "api_error", "message":
+                        "all models failed: model-a: 400 bad for [redacted]; model-b: 400 bad for [redacted]"}}
     assert err.response.headers["content-type"] == "application/json"
     assert models_called(upstream) == ["model-a", "model-b"]
     h = health(proxy)
@@ -362,7 +363,8 @@ def test_threshold1_a500_b500_502_then_all_breakers_closed(upstream, start_proxy
     with pytest.raises(anthropic.InternalServerError) as info:
         sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
     assert info.value.status_code == 502
-    assert info.value.body["error"] == {"type": "api_error", "message": "all models failed"}
+    assert info.value.body["error"] == {"type": "api_error", "message":
+                                        "all models failed: model-a: 500 status 500; model-b: 500 status 500"}
     assert models_called(upstream) == ["model-a", "model-b"]
     assert health(proxy)["circuit_breakers"] == {"model-a": "closed", "model-b": "closed"}
 
@@ -456,7 +458,8 @@ def test_all_models_behind_open_breakers_529_overloaded(upstream, start_proxy, s
         client.messages.create(model="claude-sonnet-4-6", max_tokens=10,
                                messages=[{"role": "user", "content": "Think through this problem step by step"}])
     assert info.value.status_code == 529
-    assert info.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "all models failed"}}
+    assert info.value.body == {"type": "error", "error": {"type": "overloaded_error", "message":
+                               "all models failed: model-a: circuit breaker open; model-b: circuit breaker open"}}
     assert len(upstream.calls(GO_CHAT)) == 3
     # the exhausted chain still resets every breaker
     assert set(health(proxy)["circuit_breakers"].values()) == {"closed"}

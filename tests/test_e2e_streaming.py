@@ -108,7 +108,8 @@ def test_all_models_fail_gives_one_error_frame(upstream, start_proxy):
     cap = post_stream(proxy.url, stream_body())
     assert cap.status == 200 and cap.body.startswith(b":keepalive\n\n")
     assert cap.types == ["error"]
-    assert cap.events[0]["error"] == {"type": "api_error", "message": "all upstream models failed"}
+    assert cap.events[0]["error"] == {"type": "api_error", "message": "all upstream models failed: "
+                                      "model-a: 500 status 500; model-b: 500 status 500"}
     assert models_called(upstream) == ["model-a", "model-b"]
 
 
@@ -206,7 +207,7 @@ def test_disconnect_mid_stream_aborts_upstream_and_tries_nothing_else(upstream, 
     assert snap["requests_failed"] == 0 and snap["client_cancelled"] == 1
     records = [r for r in caplog.records if "client disconnected during stream" in r.getMessage()]
     assert records and all(r.levelno == logging.DEBUG for r in records)
-    assert proxy.app.breakers.states() == {}
+    assert set(proxy.app.breakers.states().values()) <= {"closed"}
 
 
 def passthrough_config(upstream, **kw):

@@ -402,7 +402,7 @@ def test_upstream_keys_absent_from_every_surface(upstream, start_proxy):
     upstream.on(GO_CHAT, status(403, leak))
     proxy = start_proxy(make_config(upstream, api_keys=keys, **FAST, **chain("model-a", "model-b")))
     client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
-    with pytest.raises(anthropic.InternalServerError) as info:
+    with pytest.raises(anthropic.AuthenticationError) as info:  # every key refused: 401, quoting the upstream
         client.messages.create(model=MODEL, max_tokens=10, messages=USER)
     surfaces = [info.value.response.text,
                 requests.get(proxy.url + "/health", timeout=5).text,

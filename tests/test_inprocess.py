@@ -165,7 +165,8 @@ def test_every_model_failing_is_502_and_resets_the_breakers(make):
                               model_b=[UpstreamHTTPError(404, "no such model")])
     client = make(fake, config("model-a", "model-b", breaker_threshold=1))
     resp = messages(client)
-    assert resp.status_code == 502 and error_of(resp) == ("api_error", "all models failed")
+    assert resp.status_code == 502 and error_of(resp) == (
+        "api_error", "all models failed: model-a: connection failed; model-b: 404 no such model")
     health = client.get("/health").get_json()
     assert set(health["circuit_breakers"].values()) == {"closed"}
     assert health["metrics"]["requests_failed"] == 1
@@ -193,14 +194,14 @@ def test_streamed_answer_is_translated_frame_by_frame(make):
     assert client.get("/health").get_json()["metrics"]["requests_streamed"] == 1
 
 
-def test_stream_falls_back_before_payload_without_charging_breakers(make):
+def test_stream_falls_back_before_payload_and_charges_the_breaker(make):
     fake = FakeUpstreamClient(model_a=[UpstreamHTTPError(503, "busy")],
                               model_b=[sse_chunks(*chat_text_chunks(["B"]))])
     client = make(fake, config("model-a", "model-b", breaker_threshold=1))
     events = events_of(messages(client, stream=True))
     assert [e["type"] for e in events].count("message_start") == 1
     assert fake.models == ["model-a", "model-b"]
-    assert client.get("/health").get_json()["circuit_breakers"] == {}
+    assert client.get("/health").get_json()["circuit_breakers"] == {"model-a": "open", "model-b": "closed"}
 
 
 def test_stream_broken_after_payload_ends_with_one_error_and_no_fallback(make):
@@ -217,4 +218,4 @@ def test_stream_with_every_model_failing_is_one_error_event(make):
     fake = FakeUpstreamClient(model_a=[UpstreamHTTPError(500, "x")], model_b=[UpstreamHTTPError(500, "y")])
     events = events_of(messages(make(fake), stream=True))
     assert [e["type"] for e in events] == ["error"]
-    assert events[0]["error"]["message"] == "all upstream models failed"
+    assert events[0]["error"]["message"] == "all upstream models failed: model-a: 500 x; model-b: 500 y"

@@ -333,7 +333,7 @@ def test_log_never_shows_the_upstream_or_client_key(box, upstream, tmp_path):
         GO_CHAT,
         json_body(chat_completion("first ok")),                       # 1 success
         status(500), json_body(chat_completion("after fallback")),    # 2 500 -> fallback ok
-        status(401, echo),                                            # 3 401 blocks the provider -> 502
+        status(401, echo),                                            # 3 401 blocks the provider -> 401
         sse(*chat_text_chunks(["streamed ", "text"])),                # 4 stream
         json_body(chat_completion("last")),
     )
@@ -346,7 +346,7 @@ def test_log_never_shows_the_upstream_or_client_key(box, upstream, tmp_path):
     r = post(b.url, message_body(False), headers=headers)
     assert r.status_code == 200 and r.json()["content"][0]["text"] == "after fallback"
     r = post(b.url, message_body(False), headers=headers)
-    assert r.status_code == 502
+    assert r.status_code == 401 and "invalid api key: [redacted]" in r.text
     bodies.append(r.text)
     r = requests.post(b.url + "/v1/messages", data=b'{"model": "x", "messages": 5}', headers=headers, timeout=10)
     assert r.status_code == 400

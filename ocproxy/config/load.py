@@ -335,6 +335,7 @@ def _provider(d: dict | None, default: ProviderConfig) -> ProviderConfig:
         # the largest silent gap defaults to this provider's own timeout_ms
         # (not to streaming_timeout_ms, which would let a stalled stream hang)
         stream_timeout_ms=int(d.get("stream_timeout_ms") or timeout_ms),
+        first_byte_timeout_ms=int(d.get("first_byte_timeout_ms") or default.first_byte_timeout_ms),
     )
 
 

@@ -179,6 +179,7 @@ _PROVIDER_SCHEMA = {
         "timeout_ms": _opt("integer"),
         "streaming_timeout_ms": _opt("integer"),
         "stream_timeout_ms": _opt("integer"),
+        "first_byte_timeout_ms": _opt("integer"),
     },
 }
 

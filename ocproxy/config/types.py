@@ -22,6 +22,9 @@ from ocproxy.catalog import GO, ZEN
 DEFAULT_TIMEOUT_MS = 300_000
 #: Also the fallback for a heartbeat interval of zero or less.
 DEFAULT_HEARTBEAT_MS = 3000
+#: How long a stream may wait for its first payload byte (headers included);
+#: thinking models stream reasoning early, so a minute of silence means stuck.
+DEFAULT_FIRST_BYTE_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class ProviderConfig:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     streaming_timeout_ms: int = 0
     stream_timeout_ms: int = 0
+    first_byte_timeout_ms: int = DEFAULT_FIRST_BYTE_MS
 
     def _or_default(self, *values: int) -> float:
         for v in values:
@@ -79,6 +83,13 @@ class ProviderConfig:
     def stream_idle_timeout(self) -> float:
         """Largest silent gap, in seconds, between two upstream reads."""
         return self._or_default(self.stream_timeout_ms, self.timeout_ms)
+
+    @property
+    def first_byte_timeout(self) -> float:
+        """Seconds a stream may wait for its first payload byte: never more
+        than the idle limit, which also bounds every silent gap."""
+        ms = self.first_byte_timeout_ms if self.first_byte_timeout_ms > 0 else DEFAULT_FIRST_BYTE_MS
+        return min(ms / 1000.0, self.stream_idle_timeout)
 
 
 DEFAULT_GO = ProviderConfig(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Generic, Sequence, TypeVar
 
 from ocproxy.config import ModelConfig
-from ocproxy.errors import AttemptFailure, ClientGone, Verdict, classify
+from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, Verdict, classify, exhausted_error
 from ocproxy.routing.breaker import BreakerRegistry
 
 log = logging.getLogger("ocproxy.fallback")
@@ -29,6 +29,9 @@ class Trace:
     tried: list[str] = field(default_factory=list)  # "model_id:outcome"
     attempts: int = 0
     skipped_open: int = 0
+    #: (model id, provider, the failure or why the model was skipped), for
+    #: the client's error message and /health
+    failures: list[tuple[str, str, AttemptFailure | str]] = field(default_factory=list)
 
 
 @dataclass
@@ -45,11 +48,10 @@ class ChainExhausted(Exception):
         super().__init__("all models failed")
         self.trace = trace
 
-    @property
-    def only_open_breakers(self) -> bool:
-        """Not one upstream call was made: every model sat behind an open
-        breaker (answered 529 instead of 502)."""
-        return self.trace.attempts == 0 and self.trace.skipped_open > 0
+    def error(self, prefix: str, secrets: Sequence[str] = ()) -> ProxyError:
+        """What the client is told: each model and what it answered, with
+        ``secrets`` (the keys) redacted."""
+        return exhausted_error(self.trace.failures, prefix, secrets)
 
 
 def run_chain(
@@ -76,12 +78,14 @@ def run_chain(
             raise ClientGone()
         if model.provider in blocked:
             trace.tried.append(f"{model.model_id}:provider-blocked")
+            trace.failures.append((model.model_id, model.provider, "skipped (provider blocked)"))
             continue
         breaker = breakers.get(model.model_id) if breakers is not None else None
         if breaker is not None and not breaker.allow():
             log.info("circuit breaker open, skipping model model=%s", model.model_id)
             trace.tried.append(f"{model.model_id}:breaker-open")
             trace.skipped_open += 1
+            trace.failures.append((model.model_id, model.provider, "circuit breaker open"))
             continue
         trace.attempts += 1
         log.debug("attempting model model=%s attempt=%d/%d", model.model_id, position, total)
@@ -94,6 +98,7 @@ def run_chain(
             verdict = classify(failure, key_count)
             elapsed_ms = (time.monotonic() - started) * 1000
             trace.tried.append(f"{model.model_id}:{failure.cause}")
+            trace.failures.append((model.model_id, model.provider, failure))
             if verdict is Verdict.BLOCK_PROVIDER:
                 blocked.add(model.provider)
                 log.warning(

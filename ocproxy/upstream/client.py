@@ -34,6 +34,7 @@ from ocproxy.errors import (
     AttemptFailure,
     AttemptTimeout,
     ClientGone,
+    FirstByteTimeout,
     StreamIdle,
     UpstreamConnectionError,
     UpstreamHTTPError,
@@ -61,9 +62,13 @@ class Attempt:
     socket and reads, other threads call :meth:`abort`.
     """
 
-    def __init__(self, deadline: float, idle: float):
+    def __init__(self, deadline: float, idle: float, first_byte: float | None = None):
         self.deadline = deadline  # time.monotonic() value
-        self.idle = idle  # seconds
+        self._idle = idle  # seconds
+        # A stream's longest wait for its first payload byte (headers
+        # included); the pump calls payload_began() once payload went out.
+        # Only the reading thread touches it.
+        self._first_byte = first_byte
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._abort: BaseException | None = None
@@ -90,6 +95,15 @@ class Attempt:
     def abort_reason(self) -> BaseException | None:
         with self._lock:
             return self._abort
+
+    @property
+    def idle(self) -> float:
+        """The longest silent wait allowed now, in seconds."""
+        return self._first_byte if self._first_byte is not None else self._idle
+
+    def payload_began(self) -> None:
+        """From now on the idle limit between reads applies."""
+        self._first_byte = None
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -130,7 +144,9 @@ class Attempt:
         are told apart in logs and in the stream's error frame.)"""
         if self.time_left() <= 0.05:
             return AttemptTimeout("attempt deadline exceeded")
-        return StreamIdle(f"no data from upstream for {self.idle:g}s")
+        if self._first_byte is not None:
+            return FirstByteTimeout(f"no payload from upstream within {self._first_byte:g}s", self._first_byte)
+        return StreamIdle(f"no data from upstream for {self._idle:g}s", self._idle)
 
 
 class CancelScope:
@@ -288,7 +304,7 @@ class UpstreamStream:
                 raise attempt.timeout_failure() from None
             except (Urllib3Error, OSError, requests.RequestException) as exc:  # resets, bad chunks, bad gzip
                 attempt.check()
-                raise UpstreamConnectionError(f"upstream read failed: {exc}") from None
+                raise UpstreamConnectionError(f"upstream read failed: {exc}", reason="read failed") from None
             attempt.check()  # an abort shows up as EOF: never mistake it for success
             if not data:
                 return
@@ -336,11 +352,13 @@ class UpstreamClient:
             reason = _reason(exc)
             raise UpstreamConnectionError(
                 f"connection to upstream failed: {reason}",
-                refused_or_reset=reason in ("connection refused", "connection reset"),
+                refused_or_reset=reason in _SAID_AS,
+                reason=_SAID_AS.get(reason, "connection failed"),
             ) from None
         except requests.RequestException as exc:
             attempt.check()
-            raise UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False) from None
+            raise UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False,
+                                          reason="request failed") from None
         finally:
             _current.attempt = None
         try:
@@ -355,7 +373,7 @@ class UpstreamClient:
                 text = ""
             finally:
                 response.close()
-            raise UpstreamHTTPError(response.status_code, text)
+            raise UpstreamHTTPError(response.status_code, text, response.headers.get("Retry-After"))
         return response
 
     def post(self, url: str, headers: dict, body: bytes, attempt: Attempt, max_bytes: int = 256 << 20) -> bytes:
@@ -376,9 +394,15 @@ def _read_all(stream: UpstreamStream, max_bytes: int) -> bytes:
     for chunk in stream:
         size += len(chunk)
         if size > max_bytes:
-            raise UpstreamConnectionError("upstream response too large", refused_or_reset=False)
+            raise UpstreamConnectionError("upstream response too large", refused_or_reset=False,
+                                          reason="response too large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: _reason's findings as the client's error message says them (DNS, TLS and
+#: other failures stay "connection failed": their text carries the URL).
+_SAID_AS = {"connection refused": "connect refused", "connection reset": "connection reset"}
 
 
 def _reason(exc: BaseException) -> str:
