@@ -202,7 +202,7 @@ class ProxyApp:
             },
             self.breakers.states(),
         )
-        return _respond(environ, start_response, 200, text, "text/plain; version=0.0.4; charset=utf-8")
+        return _respond(environ, start_response, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
 
     def _models(self, environ, start_response):
         return self._json(environ, start_response, listing.models_listing(self.config))
