@@ -343,7 +343,48 @@ class _Server(ThreadedWSGIServer):
         self._live: set[threading.Thread] = set()
         self._idle: set[socket.socket] = set()
         self.stopping = False
+        # The accept loop sleeps in poll() until a connection or a wake-up
+        # byte from shutdown(); socketserver's loop woke every poll_interval
+        # (0.2 s here) to look at its stop flag, idle or not.
+        self._stop_accepting = threading.Event()
+        self._accept_done = threading.Event()
         super().__init__(*args, **kwargs)
+        # after werkzeug's __init__, which calls server_close() itself
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """Accept until :meth:`shutdown`; the listening socket is closed on
+        the way out (as werkzeug's loop does)."""
+        try:
+            with selectors.PollSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self._stop_accepting.is_set():
+                    ready = selector.select()
+                    if self._stop_accepting.is_set():
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()
+        finally:
+            self._accept_done.set()
+            self.server_close()
+
+    def shutdown(self) -> None:
+        """Stop the accept loop and wait until it has left."""
+        self._stop_accepting.set()
+        try:
+            self._wake_w.send(b"\0")
+        except (OSError, ValueError):  # the loop already left and closed it
+            pass
+        self._accept_done.wait()
+
+    def server_close(self) -> None:
+        """The listening socket and the wake-up pair (called once the
+        accept loop has left, or when it never ran)."""
+        super().server_close()
+        if hasattr(self, "_wake_r"):
+            self._wake_r.close()
+            self._wake_w.close()
 
     def enter_idle(self, sock: socket.socket) -> bool:
         """A kept connection starts waiting for its next request; False
@@ -441,7 +482,7 @@ class Server:
     def serve(self) -> None:
         """Accept until :meth:`request_stop`; the listening socket is closed
         when this returns (werkzeug's ``serve_forever`` does it)."""
-        self.httpd.serve_forever(poll_interval=0.2)
+        self.httpd.serve_forever()
 
     def request_stop(self) -> None:
         """Safe from a signal handler: ``serve_forever``'s own thread cannot
