@@ -178,7 +178,7 @@ class _Handler(WSGIRequestHandler):
 
     def _keep_alive_allowed(self) -> bool:
         return (not self.close_connection and self.request_version == "HTTP/1.1"
-                and self.served < self.server.max_requests and not self.server.stopping)
+                and self.served < self.server.max_requests and not self.server.is_stopping())
 
     def run_wsgi(self) -> None:
         reason = framing_error(self.headers)
@@ -394,6 +394,10 @@ class _Server(ThreadedWSGIServer):
                 return False
             self._idle.add(sock)
             return True
+
+    def is_stopping(self) -> bool:
+        with self._live_lock:
+            return self.stopping
 
     def leave_idle(self, sock: socket.socket) -> bool:
         """The wait is over; False if the server stopped meanwhile."""
