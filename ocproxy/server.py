@@ -2,8 +2,9 @@
 
 Owns the process-level concerns: binding, the pid file, the banner, signals,
 the grace period on shutdown, and (via ``ocproxy.reload``) hot reload. One
-thread per connection (HTTP/1.1 keep-alive, see ``_Handler``); no write timeout (a stream may last as long as its
-upstream keeps it alive).
+thread per connection, kept open between requests (HTTP/1.1 keep-alive, see
+``_Handler``); no write timeout (a stream may last as long as its upstream
+keeps it alive).
 
 Shutdown: the first SIGTERM/SIGINT stops the accept
 loop, whose ``finally`` closes the listening socket, so new connections are
