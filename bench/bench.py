@@ -55,6 +55,16 @@ def warm_up(kind: str, p: subprocess.Popen, port: int) -> dict:
     return {"idle_rss_mb": rss_kb(p.pid) / 1024}
 
 
+def idle_cpu(servers: dict, results: dict, seconds: float) -> None:
+    """CPU each server spends over ``seconds`` with no request in flight and
+    no stream open (all idle at once, so one wait covers every server),
+    scaled to milliseconds per minute."""
+    before = {kind: cpu_seconds(p.pid) for kind, (p, _port) in servers.items()}
+    time.sleep(seconds)
+    for kind, (p, _port) in servers.items():
+        results[kind]["idle_cpu_ms_min"] = (cpu_seconds(p.pid) - before[kind]) * 1000 * 60 / seconds
+
+
 def load_points(servers: dict, results: dict, tmp: str, args, wrk: bool) -> None:
     """Non-streaming req/s at each concurrency, the servers taking turns:
     ``args.rounds`` rounds of one load point each, medians kept. Interleaved,
@@ -119,15 +129,16 @@ def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
         row(f"non-stream c={c} req/s", lambda r, c=c: r[f"c{c}"]["rps"])
         row(f"non-stream c={c} p50 / p99 ms",
             lambda r, c=c: f"{r[f'c{c}']['p50']:.2f} / {r[f'c{c}']['p99']:.2f}")
-        row(f"non-stream c={c} server CPU us/req", lambda r, c=c: r[f"c{c}"]["cpu_us"])
+        row(f"non-stream c={c} CPU ms/1,000 req", lambda r, c=c: r[f"c{c}"]["cpu_us"])
         row(f"non-stream c={c} errors", lambda r, c=c: r[f"c{c}"]["errors"], "d")
     row("2,000-delta stream TTFB ms", lambda r: r["ttfb_ms"], ".2f")
     row("2,000-delta stream total ms", lambda r: r["stream_ms"], ".1f")
-    row("2,000-delta stream server CPU ms", lambda r: r["stream_cpu_ms"], ".1f")
+    row("CPU ms per 2,000-delta stream", lambda r: r["stream_cpu_ms"], ".1f")
     row("  every delta + message_stop", lambda r: "yes" if r["stream_ok"] else "NO")
     row("2,000-delta streams/s c=16", lambda r: r["streams_s"], ".1f")
     row("  incomplete streams", lambda r: r["streams_bad"], "d")
     row("RSS idle MB (after warm-up)", lambda r: r["idle_rss_mb"], ".1f")
+    row(f"idle CPU ms/min ({args.idle_seconds:g}s idle)", lambda r: r["idle_cpu_ms_min"], ".1f")
     for n in args.held:
         row(f"RSS {n} held streams MB (peak)", lambda r, n=n: r["held"][n]["peak_rss_mb"], ".1f")
         row(f"  threads at peak", lambda r, n=n: r["held"][n]["peak_threads"], "d")
@@ -146,20 +157,26 @@ def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
             verdict = "" if target.startswith("(") else ("MET" if ok(x / y) else "NOT MET")
             lines.append(f"{label:34} {x / y:5.2f}   {target:<22} {verdict}".rstrip())
 
-        for c in (1, 16, 64):
-            ratio(f"req/s c={c}", o[f"c{c}"]["rps"], b[f"c{c}"]["rps"], ">= 0.80", lambda v: v >= 0.8)
-        ratio("2,000-delta stream time", o["stream_ms"], b["stream_ms"], "<= 1.00 (no slower)", lambda v: v <= 1.0)
+        # claude-code-router is not a target here (not installed): the
+        # issue's relay-relative targets stand in for it.
+        ratio("req/s c=1", o["c1"]["rps"], b["c1"]["rps"], ">= 1.60", lambda v: v >= 1.6)
+        ratio("req/s c=16", o["c16"]["rps"], b["c16"]["rps"], ">= 2.00", lambda v: v >= 2.0)
+        ratio("req/s c=64", o["c64"]["rps"], b["c64"]["rps"], "(info)", lambda v: True)
+        ratio("2,000-delta stream time", o["stream_ms"], b["stream_ms"], "<= 0.60", lambda v: v <= 0.6)
         ratio("streams/s c=16", o["streams_s"], b["streams_s"], "(info)", lambda v: True)
         for c in (1, 16):
-            ratio(f"server CPU per request c={c}", o[f"c{c}"]["cpu_us"], b[f"c{c}"]["cpu_us"],
-                  "(info: load-independent)", lambda v: True)
-        lines.append(f"{'ocproxy idle RSS MB':34} {o['idle_rss_mb']:5.1f}   < 60 MB                "
-                     f"{'MET' if o['idle_rss_mb'] < 60 else 'NOT MET'}")
+            ratio(f"CPU per request c={c}", o[f"c{c}"]["cpu_us"], b[f"c{c}"]["cpu_us"],
+                  "<= 0.80", lambda v: v <= 0.8)
+        ratio("CPU per 2,000-delta stream", o["stream_cpu_ms"], b["stream_cpu_ms"], "(info)", lambda v: True)
+        lines.append(f"{'ocproxy idle CPU ms/min':34} {o['idle_cpu_ms_min']:5.1f}   0 ms/min               "
+                     f"{'MET' if o['idle_cpu_ms_min'] == 0 else 'NOT MET'}")
+        lines.append(f"{'ocproxy idle RSS MB':34} {o['idle_rss_mb']:5.1f}   <= 60 MB               "
+                     f"{'MET' if o['idle_rss_mb'] <= 60 else 'NOT MET'}")
         big = max(args.held) if args.held else None
         if big:
             h = o["held"][big]
-            ok = h["peak_rss_mb"] < 150 and h["lost"] == 0 and h["complete"] == big
-            lines.append(f"{f'ocproxy {big} held streams MB':34} {h['peak_rss_mb']:5.1f}   < 150 MB, none lost     "
+            ok = h["peak_rss_mb"] <= 120 and h["lost"] == 0 and h["complete"] == big
+            lines.append(f"{f'ocproxy {big} held streams MB':34} {h['peak_rss_mb']:5.1f}   <= 120 MB, none lost    "
                          f"{'MET' if ok else 'NOT MET'} (lost {h['lost']}, completed {h['complete']}/{big})")
     return "\n".join(lines)
 
@@ -170,6 +187,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="turns each server takes at each load point (medians)")
     ap.add_argument("--streams", type=int, default=15, help="streams timed for the medians")
     ap.add_argument("--held", type=int, nargs="*", default=[200, 1000], help="held-stream counts")
+    ap.add_argument("--idle-seconds", type=float, default=60.0, help="idle time over which CPU is measured")
     ap.add_argument("--only", nargs="*", default=["relay", "ocproxy", "gunicorn"])
     ap.add_argument("--python-upstream", action="store_true", help="use bench/fakeup.py even if nginx exists")
     ap.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
@@ -210,6 +228,8 @@ def main() -> int:
             print(f"starting {kind} ...", file=sys.stderr, flush=True)
             p, port = servers[kind] = start_server(kind, tmp, up, slow_port)
             results[kind] = warm_up(kind, p, port)
+        print(f"idle CPU over {args.idle_seconds:g}s ...", file=sys.stderr, flush=True)
+        idle_cpu(servers, results, args.idle_seconds)
         print("non-streaming load points, servers taking turns ...", file=sys.stderr, flush=True)
         load_points(servers, results, tmp, args, wrk)
         for kind, (p, port) in servers.items():

@@ -177,8 +177,10 @@ def run_load(n: int, seconds: float, interval: float = 0.25, heartbeat_ms: int =
         proxy.server.httpd.socket.listen(4096)
         port = proxy.server.port
         payload = json.dumps(stream_body()).encode()
+        # These clients read each answer to EOF, so they ask for the close
+        # (the server keeps HTTP/1.1 connections open otherwise).
         request = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+                   b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload)
         # warm-up: lazily started threads (heartbeat) belong to the baseline
         for c in run_clients(port, 2, time.monotonic() + 30, request):
             check_stream(bytes(c.data), expected_text(2, "t"))
