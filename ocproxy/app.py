@@ -26,13 +26,15 @@ from ocproxy.errors import ClientGone, ProxyError
 from ocproxy.metrics import Metrics
 from ocproxy.ratelimit import RateLimiter, client_key
 from ocproxy.reload import ConfigHolder
-from ocproxy.relay import Call, InFlight, Services, StreamRelay, answer_whole
+from ocproxy.inflight import InFlight
+from ocproxy.relay import Call, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
 from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import RoutingError, build_route
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
-from ocproxy.upstream.client import CancelScope, UpstreamClient
+from ocproxy.upstream.attempt import CancelScope
+from ocproxy.upstream.client import UpstreamClient
 from ocproxy.upstream.identity import KeyRotator
 
 log = logging.getLogger("ocproxy.app")

@@ -13,7 +13,7 @@ import threading
 from typing import Callable
 
 from ocproxy.errors import ClientGone
-from ocproxy.upstream.client import CancelScope
+from ocproxy.upstream.attempt import CancelScope
 
 
 def client_socket(environ: dict) -> socket.socket | None:

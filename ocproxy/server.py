@@ -3,7 +3,7 @@
 Owns the process-level concerns: binding, the pid file, the banner, signals,
 the grace period on shutdown, and (via ``ocproxy.reload``) hot reload. One
 thread per connection, kept open between requests (HTTP/1.1 keep-alive, see
-``_Handler``); no write timeout (a stream may last as long as its upstream
+``ConnectionHandler``); no write timeout (a stream may last as long as its upstream
 keeps it alive).
 
 Shutdown: the first SIGTERM/SIGINT stops the accept
@@ -19,7 +19,6 @@ period skips the rest of the wait.
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import logging
 import os
@@ -30,12 +29,12 @@ import sys
 import threading
 import time
 
-from werkzeug.exceptions import ClientDisconnected, InternalServerError
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, get_sockaddr, select_address_family
+from werkzeug.serving import ThreadedWSGIServer, get_sockaddr, select_address_family
 
 from ocproxy import __version__, daemon
 from ocproxy.app import ProxyApp
 from ocproxy.config import Config
+from ocproxy.http1 import KEEPALIVE_IDLE_SECONDS, MAX_REQUESTS_PER_CONNECTION, ConnectionHandler
 from ocproxy.logs import secrets_of, setup_logging
 from ocproxy.reload import ConfigHolder, Reloader
 
@@ -50,12 +49,6 @@ GRACE_ENV = "OCPROXY_SHUTDOWN_GRACE_MS"
 JOIN_SECONDS = 5.0
 
 
-#: How long a kept connection may wait for its next request, and how many
-#: requests one connection may carry before the answer says ``close``.
-KEEPALIVE_IDLE_SECONDS = 60.0
-MAX_REQUESTS_PER_CONNECTION = 1000
-
-
 def grace_from_env(env=os.environ) -> float:
     """``OCPROXY_SHUTDOWN_GRACE_MS`` (milliseconds, >= 0) or the 10 s default."""
     text = env.get(GRACE_ENV, "").strip()
@@ -68,260 +61,6 @@ def grace_from_env(env=os.environ) -> float:
             return value / 1000.0
         log.warning("ignoring %s=%r: not a whole number of milliseconds", GRACE_ENV, text)
     return GRACE_SECONDS
-
-
-class _SizedBody(io.RawIOBase):
-    """A request body with a ``Content-Length``: never reads past it (the
-    next request on a kept connection starts right after), and knows whether
-    the application read all of it (only then may the connection be kept)."""
-
-    def __init__(self, rfile, length: int):
-        self._rfile = rfile
-        self.left = length
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        if self.left <= 0:
-            return 0
-        view = memoryview(buf)[:self.left]
-        n = self._rfile.readinto(view)
-        if not n:
-            raise ClientDisconnected()
-        self.left -= n
-        return n
-
-
-def framing_error(headers) -> str | None:
-    """Why a request's framing is refused, or None. Two ways to say where a
-    body ends, or a coding other than plain ``chunked``, would let a front
-    proxy and this server disagree on where the next request starts
-    (request smuggling): 400 and the connection is closed."""
-    codings = headers.get_all("Transfer-Encoding") or []
-    lengths = headers.get_all("Content-Length") or []
-    if codings and lengths:
-        return "both Transfer-Encoding and Content-Length"
-    if codings and [c.strip().lower() for c in ",".join(codings).split(",")] != ["chunked"]:
-        return "unsupported Transfer-Encoding"
-    if len(lengths) > 1:
-        return "more than one Content-Length"
-    if lengths and not lengths[0].strip().isdigit():
-        return "invalid Content-Length"
-    return None
-
-
-class _Handler(WSGIRequestHandler):
-    """HTTP/1.1 with keep-alive, a quiet access log, and an idle bound on
-    the connection: a client that stops sending mid-request is dropped after
-    ``timeout`` (300 s), so it cannot hold a thread forever.
-
-    Keep-alive: werkzeug's own ``run_wsgi`` answers every request with
-    ``Connection: close``, because after the application it drains whatever
-    the client still sends (so a refused big body gets its 413 instead of a
-    reset), which on a kept connection would swallow the next request. Here
-    the body of a ``Content-Length`` request is read through
-    :class:`_SizedBody`, which never reads past it, and a chunked body
-    through werkzeug's ``DechunkedInput``, which stops at its last chunk; a
-    connection is kept only when the application read the whole body, the
-    answer is framed (``Content-Length`` or chunked), the client did not ask
-    for ``close``, the request cap is not reached and the server is not
-    stopping. Otherwise the answer says ``Connection: close`` and werkzeug's
-    drain runs as before. Between requests a kept connection waits at most
-    ``server.keepalive_idle`` seconds for the next request line; pipelined
-    requests are read one after the other from the same buffer, so they are
-    answered in order.
-
-    Writes to the client are buffered until werkzeug flushes, which it does
-    after every item the application yields. Unbuffered (socketserver's
-    default), the status line and headers went out in one send and the
-    body in another, and each chunk of a stream in three (size line, data,
-    CRLF); on a socket with a timeout every send is a poll and a sendto,
-    each letting go of the GIL.
-    """
-
-    protocol_version = "HTTP/1.1"
-    timeout = 300
-    wbufsize = 16384
-
-    def setup(self) -> None:
-        super().setup()
-        self.served = 0
-
-    def log_request(self, code="-", size="-"):
-        pass
-
-    def handle_one_request(self) -> None:
-        if self.served and not self._await_next_request():
-            self.close_connection = True
-            return
-        self.served += 1
-        super().handle_one_request()
-
-    def _await_next_request(self) -> bool:
-        """On a kept connection: wait, idle, for the first byte of the next
-        request. False when the client closed, the idle bound passed or the
-        server is stopping (it shuts idle connections down)."""
-        if not self.server.enter_idle(self.connection):
-            return False
-        try:
-            self.connection.settimeout(self.server.keepalive_idle)
-            first = self.rfile.peek(1)
-        except (OSError, ValueError):
-            first = b""
-        finally:
-            if not self.server.leave_idle(self.connection):
-                first = b""
-        if not first:
-            return False
-        self.connection.settimeout(self.timeout)
-        return True
-
-    def _keep_alive_allowed(self) -> bool:
-        return (not self.close_connection and self.request_version == "HTTP/1.1"
-                and self.served < self.server.max_requests and not self.server.is_stopping())
-
-    def run_wsgi(self) -> None:
-        reason = framing_error(self.headers)
-        if reason is not None:
-            body = ('{"type":"error","error":{"type":"invalid_request_error","message":"%s"}}'
-                    % reason).encode()
-            self.close_connection = True
-            self.send_response(400, "Bad Request")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
-            return
-        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-        self.environ = environ = self.make_environ()
-        body = None
-        if "wsgi.input_terminated" not in environ:
-            length = int(self.headers.get("Content-Length", "0").strip() or 0)
-            body = _SizedBody(self.rfile, length)
-            environ["wsgi.input"] = io.BufferedReader(body, 65536) if length else body
-        status_set: str | None = None
-        headers_set: list[tuple[str, str]] | None = None
-        status_sent: str | None = None
-        chunk_response = False
-
-        def body_read() -> bool:
-            if body is not None:
-                return body.left == 0
-            return bool(getattr(environ["wsgi.input"], "_done", False))
-
-        def write(data: bytes) -> None:
-            nonlocal status_sent, chunk_response
-            assert status_set is not None and headers_set is not None, "write() before start_response"
-            if status_sent is None:
-                status_sent = status_set
-                code_str, _, msg = status_sent.partition(" ")
-                code = int(code_str)
-                self.send_response(code, msg)
-                keys = set()
-                for key, value in headers_set:
-                    self.send_header(key, value)
-                    keys.add(key.lower())
-                bodyless = environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304)
-                if "content-length" not in keys and not bodyless:
-                    chunk_response = True
-                    self.send_header("Transfer-Encoding", "chunked")
-                if self._keep_alive_allowed() and body_read():
-                    self.send_header("Keep-Alive", "timeout=%d" % self.server.keepalive_idle)
-                else:
-                    self.close_connection = True
-                    self.send_header("Connection", "close")
-                self.end_headers()
-            if data:
-                if chunk_response:
-                    self.wfile.write(b"%x\r\n" % len(data))
-                    self.wfile.write(data)
-                    self.wfile.write(b"\r\n")
-                else:
-                    self.wfile.write(data)
-            self.wfile.flush()
-
-        def start_response(status, headers, exc_info=None):
-            nonlocal status_set, headers_set
-            if exc_info:
-                try:
-                    if status_sent is not None:
-                        raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            elif headers_set:
-                raise AssertionError("Headers already set")
-            status_set = status
-            headers_set = headers
-            return write
-
-        def execute(app) -> None:
-            application_iter = app(environ, start_response)
-            completed = False
-            try:
-                for data in application_iter:
-                    write(data)
-                if status_sent is None:
-                    write(b"")
-                if chunk_response:
-                    self.wfile.write(b"0\r\n\r\n")
-                    self.wfile.flush()
-                completed = True
-            finally:
-                if not completed:
-                    self.close_connection = True
-                if self.close_connection:
-                    _drain(self.connection, self.rfile)
-                if hasattr(application_iter, "close"):
-                    application_iter.close()
-
-        try:
-            execute(self.server.app)
-        except (ConnectionError, socket.timeout):
-            self.close_connection = True
-        except Exception as exc:
-            self.close_connection = True
-            if self.server.passthrough_errors:
-                raise
-            if status_sent is None:
-                status_set = headers_set = None
-                try:
-                    execute(InternalServerError())
-                except Exception:
-                    pass
-            log.error("error on request: %r", exc, exc_info=exc)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            # The client left with bytes still buffered for it: closing the
-            # writer failed after closing its half, and the reader must be
-            # closed too, or the socket's descriptor outlives the request.
-            self.rfile.close()
-
-
-def _drain(connection: socket.socket, rfile) -> None:
-    """Before closing: read what the client still sends, bounded, so a
-    refused body gets its answer instead of a reset (werkzeug's drain)."""
-    selector = selectors.DefaultSelector()
-    try:
-        selector.register(connection, selectors.EVENT_READ)
-        total = reads = 0
-        while selector.select(timeout=0.01):
-            data = rfile.read1(10_000_000)
-            total += len(data)
-            reads += 1
-            if not data or total >= 10_000_000_000 or reads > 1000:
-                break
-    except (OSError, ValueError):
-        pass
-    finally:
-        selector.close()
 
 
 class _Server(ThreadedWSGIServer):
@@ -473,7 +212,7 @@ class Server:
         sock = _listen(cfg.host, cfg.port)
         try:
             # werkzeug dups the descriptor; ours is closed right after.
-            self.httpd = _Server(cfg.host, cfg.port, self.app, handler=_Handler, fd=sock.fileno())
+            self.httpd = _Server(cfg.host, cfg.port, self.app, handler=ConnectionHandler, fd=sock.fileno())
         finally:
             sock.close()
         self._stop_requested = threading.Event()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from ocproxy.clientwatch import ClientWatch, gone_probe, peer_closed
-from ocproxy.upstream.client import CancelScope
+from ocproxy.upstream.attempt import CancelScope
 
 
 class FakeTicker:

@@ -13,7 +13,7 @@ from ocproxy.errors import ClientGone, StreamIdle, UpstreamConnectionError, Upst
 from ocproxy.relay import Call, Next, Services, StreamBroken, StreamRelay, after_failure, copy_stream
 from ocproxy.request import parse_messages_request
 from ocproxy.routing.chain import build_route
-from ocproxy.upstream.client import CancelScope
+from ocproxy.upstream.attempt import CancelScope
 from ocproxy.upstream.identity import KeyRotator
 from tests.fakes import chat_text_chunks
 from tests.fake_client import FakeUpstreamClient, config, sse_chunks
@@ -139,7 +139,7 @@ def test_copy_stream_pauses_the_heartbeat_around_a_passthrough_and_stops_when_do
 
 def test_in_flight_counts_whole_requests_and_refuses_new_work_once_closing():
     from ocproxy.errors import ProxyError
-    from ocproxy.relay import InFlight
+    from ocproxy.inflight import InFlight
 
     inflight = InFlight()
     with inflight.whole():
