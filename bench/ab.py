@@ -18,11 +18,9 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
-from bench import warm_up
-from clients import py_load, wrk_run
-from servers import _procs, cpu_seconds, free_port, rss_kb, start_server, start_upstream, stop
+from bench import interleaved, warm_up
+from servers import _procs, free_port, rss_kb, start_server, start_upstream, stop
 
 
 def main() -> int:
@@ -48,13 +46,7 @@ def main() -> int:
             print(f"{name}: idle RSS after warm-up {warm_up(kind, p, port)['idle_rss_mb']:.1f} MB", flush=True)
         print(f"upstream: {desc}; load: {'wrk' if wrk else 'python'}", flush=True)
         for c in args.conns:
-            samples: dict = {name: [] for name in servers}
-            for _ in range(args.rounds):
-                for name, (p, port) in servers.items():
-                    cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
-                    r = wrk_run(port, c, args.seconds, tmp) if wrk else py_load(port, c, args.seconds)
-                    r["cpu_us"] = (cpu_seconds(p.pid) - cpu0) / max(1.0, r["rps"] * (time.monotonic() - t0)) * 1e6
-                    samples[name].append(r)
+            samples = interleaved(servers, c, args.rounds, args.seconds, tmp, wrk)
             med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "cpu_us")}
                    for name, runs in samples.items()}
             base = med["relay"]

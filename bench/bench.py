@@ -65,18 +65,24 @@ def idle_cpu(servers: dict, results: dict, seconds: float) -> None:
         results[kind]["idle_cpu_ms_min"] = (cpu_seconds(p.pid) - before[kind]) * 1000 * 60 / seconds
 
 
+def interleaved(servers: dict, conns: int, rounds: int, seconds: float, tmp: str, wrk: bool) -> dict:
+    """Each server's non-streaming runs at one load point, the servers taking
+    turns for ``rounds`` rounds so that all see the same drift of a shared
+    machine; each run gets the server's CPU per request (``cpu_us``)."""
+    samples: dict = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, (p, port) in servers.items():
+            cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
+            r = wrk_run(port, conns, seconds, tmp) if wrk else py_load(port, conns, seconds)
+            r["cpu_us"] = (cpu_seconds(p.pid) - cpu0) / max(1.0, r["rps"] * (time.monotonic() - t0)) * 1e6
+            samples[name].append(r)
+    return samples
+
+
 def load_points(servers: dict, results: dict, tmp: str, args, wrk: bool) -> None:
-    """Non-streaming req/s at each concurrency, the servers taking turns:
-    ``args.rounds`` rounds of one load point each, medians kept. Interleaved,
-    both servers see the same drift of a shared machine."""
+    """Non-streaming req/s at each concurrency, medians of interleaved rounds."""
     for c in (1, 16, 64):
-        samples: dict = {kind: [] for kind in servers}
-        for _ in range(args.rounds):
-            for kind, (p, port) in servers.items():
-                cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
-                r = wrk_run(port, c, args.seconds, tmp) if wrk else py_load(port, c, args.seconds)
-                r["cpu_us"] = (cpu_seconds(p.pid) - cpu0) / max(1.0, r["rps"] * (time.monotonic() - t0)) * 1e6
-                samples[kind].append(r)
+        samples = interleaved(servers, c, args.rounds, args.seconds, tmp, wrk)
         for kind, runs in samples.items():
             results[kind][f"c{c}"] = {key: statistics.median(r[key] for r in runs)
                                       for key in ("rps", "p50", "p99", "cpu_us")}
