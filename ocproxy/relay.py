@@ -166,8 +166,8 @@ class WholeRelay:
 
 def answer_whole(call: Call, services: Services) -> bytes:
     """The response body of a non-streaming request. Raises ``ClientGone``
-    when the client left, ``ProxyError`` (502, or 529 when only open
-    breakers stood in the way) when every model failed."""
+    when the client left, and when every model failed the ``ProxyError``
+    that says why (401, 429, 502 or 529; see ``ChainExhausted.error``)."""
     trace = Trace()
     scope = CancelScope()
     relay = WholeRelay(call, services, scope)
