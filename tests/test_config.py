@@ -6,6 +6,7 @@ HOME and process environment are never read.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -72,14 +73,23 @@ def test_settings_the_original_lacked_are_read(tmp_path):
             "circuit_breaker": {"threshold": 5, "recovery_timeout_ms": 1000},
             "max_request_bytes": 1024,
             "rate_limit_per_minute": 60,
-            "client_api_keys": ["c1", "c2"],
+            "client_api_keys": ["c1", "c2", {"name": "alice", "key": "alice-key-1"}],
+            "trusted_proxies": ["10.0.0.0/8", "::1"],
+            "max_connections": 50,
+            "request_read_timeout_ms": 5000,
         },
     )
     assert c.heartbeat_interval_ms == 500 and c.heartbeat_interval == 0.5
     assert (c.breaker_threshold, c.breaker_recovery_ms) == (5, 1000)
     assert c.max_request_bytes == 1024
     assert c.rate_limit_per_minute == 60
-    assert c.client_api_keys == ("c1", "c2")
+    # plain keys are named after their hash; the name is what logs and limits use
+    assert [k.key for k in c.client_api_keys] == ["c1", "c2", "alice-key-1"]
+    assert [k.name for k in c.client_api_keys] == ["key-" + hashlib.sha256(b"c1").hexdigest()[:8],
+                                                   "key-" + hashlib.sha256(b"c2").hexdigest()[:8], "alice"]
+    assert "alice-key-1" not in repr(c.client_api_keys)
+    assert c.trusted_proxies == ("10.0.0.0/8", "::1")
+    assert (c.max_connections, c.request_read_timeout) == (50, 5.0)
 
 
 def test_model_config_fields(tmp_path):

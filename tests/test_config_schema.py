@@ -51,6 +51,9 @@ INVALID = [
         ["$.model_overrides.g.endpoint"],
     ),
     ("client_api_keys-unresolved", {"api_key": "k", "client_api_keys": ["${NOT_SET_ANYWHERE}"]}, ["$.client_api_keys[0]"]),
+    ("client_api_keys-named-unresolved", {"api_key": "k", "client_api_keys": [{"name": "alice", "key": "${NOT_SET_ANYWHERE}"}]},
+     ["$.client_api_keys[0].key"]),
+    ("trusted_proxies-not-cidr", {"api_key": "k", "trusted_proxies": ["10.0.0.0/8", "proxy.local"]}, ["$.trusted_proxies[1]"]),
 ]
 
 
@@ -104,6 +107,11 @@ SCHEMA = [
     ("rate_limit", {"rate_limit_per_minute": -5}, "$.rate_limit_per_minute", ">= 0"),
     ("client_api_keys-type", {"client_api_keys": "secret"}, "$.client_api_keys", "array"),
     ("client_api_keys-empty-item", {"client_api_keys": [""]}, "$.client_api_keys[0]", "empty"),
+    ("client_api_keys-named-no-key", {"client_api_keys": [{"name": "alice"}]}, "$.client_api_keys[0].key", "required"),
+    ("client_api_keys-number", {"client_api_keys": [5]}, "$.client_api_keys[0]", "string"),
+    ("trusted_proxies-type", {"trusted_proxies": "10.0.0.1"}, "$.trusted_proxies", "array"),
+    ("max_connections-negative", {"max_connections": -1}, "$.max_connections", ">= 0"),
+    ("request_read_timeout-type", {"request_read_timeout_ms": "60s"}, "$.request_read_timeout_ms", "integer"),
     ("top-level-not-object", [], "$", "object"),
 ]
 

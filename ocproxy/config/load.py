@@ -11,6 +11,7 @@ equal across reloads).
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from ocproxy.config.types import (
     DEFAULT_GO,
     DEFAULT_ZEN,
     DEFAULTS,
+    ClientKey,
     Config,
     ModelConfig,
     ProviderConfig,
@@ -259,6 +261,23 @@ def semantic_problems(data: dict, builtin: bool, warnings: list[str]) -> list[Pr
                     "on models routing to the Anthropic endpoint"
                 )
     problems += family_problems(data)
+    problems += trusted_proxy_problems(data)
+    return problems
+
+
+def trusted_proxy_problems(data: dict) -> list[Problem]:
+    """Each ``trusted_proxies`` entry must be an address or a CIDR block."""
+    entries = data.get("trusted_proxies")
+    if not isinstance(entries, list):
+        return []
+    problems = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str) and entry:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                problems.append(Problem(json_path(["trusted_proxies", i]),
+                                        f"trusted_proxies[{i}] is not an IP address or CIDR block"))
     return problems
 
 
@@ -369,7 +388,13 @@ def _build(data: dict, source_path: str | None) -> Config:
         breaker_recovery_ms=int(breaker.get("recovery_timeout_ms") or DEFAULTS.breaker_recovery_ms),
         max_request_bytes=int(data.get("max_request_bytes") or DEFAULTS.max_request_bytes),
         rate_limit_per_minute=int(data.get("rate_limit_per_minute") or DEFAULTS.rate_limit_per_minute),
-        client_api_keys=tuple(data.get("client_api_keys") or DEFAULTS.client_api_keys),
+        client_api_keys=tuple(
+            k if isinstance(k, str) else ClientKey(k["name"], k["key"])
+            for k in data.get("client_api_keys") or DEFAULTS.client_api_keys
+        ),
+        trusted_proxies=tuple(data.get("trusted_proxies") or DEFAULTS.trusted_proxies),
+        max_connections=int(data.get("max_connections") or DEFAULTS.max_connections),
+        request_read_timeout_ms=int(data.get("request_read_timeout_ms") or DEFAULTS.request_read_timeout_ms),
         source_path=source_path,
     )
 

@@ -196,10 +196,24 @@ _POOL_KEY = {
     ],
 }
 
-_CLIENT_KEY = {
+_CLIENT_KEY_TEXT = {
     "type": "string",
     "minLength": 1,
     "allOf": [_rule("client_api_keys", "{label} contains an unresolved env var — set it or remove this entry", **{"not": _UNRESOLVED})],
+}
+
+# A key alone, or ``{"name": "alice", "key": "${ALICE_KEY}"}``: the name is
+# what logs and metrics show.
+_CLIENT_KEY = {
+    "type": ["string", "object"],
+    "if": {"type": "string"},
+    "then": _CLIENT_KEY_TEXT,
+    "else": {
+        # one ``required`` each, so a problem names the key that is missing
+        "allOf": [{"required": ["name"]}, {"required": ["key"]}],
+        "additionalProperties": False,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}, "key": _CLIENT_KEY_TEXT},
+    },
 }
 
 CONFIG_SCHEMA: dict = {
@@ -245,6 +259,9 @@ CONFIG_SCHEMA: dict = {
         "max_request_bytes": _opt("integer", minimum=0),
         "rate_limit_per_minute": _opt("integer", minimum=0),
         "client_api_keys": _opt("array", items=_CLIENT_KEY),
+        "trusted_proxies": _opt("array", items={"type": "string", "minLength": 1}),
+        "max_connections": _opt("integer", minimum=0),
+        "request_read_timeout_ms": _opt("integer", minimum=0),
     },
     # ``api_key`` is only used when there is no key pool; only then may it
     # not hold an unresolved placeholder.

@@ -12,6 +12,7 @@ translators can use it on their own.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -105,6 +106,30 @@ DEFAULT_ZEN = ProviderConfig(
 
 _EMPTY: Mapping = MappingProxyType({})
 
+#: Concurrent client connections ``ocproxy serve`` holds (each one thread,
+#: plus an upstream socket while it streams): room for 1,000 open streams
+#: and their clients' idle keep-alive connections.
+DEFAULT_MAX_CONNECTIONS = 1024
+#: The longest a client may take to send one whole request, headers and body.
+DEFAULT_REQUEST_READ_TIMEOUT_MS = 60_000
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """One entry of ``client_api_keys``: the name logs, metrics and rate
+    limits use, never the key itself."""
+
+    name: str
+    key: str = field(repr=False)
+
+    @classmethod
+    def of(cls, entry: "str | ClientKey") -> "ClientKey":
+        """A plain string key gets a name from its hash: stable across
+        reloads, and it says nothing usable about the key."""
+        if isinstance(entry, ClientKey):
+            return entry
+        return cls("key-" + hashlib.sha256(entry.encode("utf-8")).hexdigest()[:8], entry)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -133,12 +158,25 @@ class Config:
     breaker_recovery_ms: int = 30_000
     max_request_bytes: int = 33_554_432
     rate_limit_per_minute: int = 0
-    client_api_keys: tuple[str, ...] = ()
+    #: plain strings given here are turned into ClientKey (see __post_init__)
+    client_api_keys: tuple[ClientKey, ...] = ()
+    #: peers (CIDRs) whose X-Forwarded-For names the client
+    trusted_proxies: tuple[str, ...] = ()
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    request_read_timeout_ms: int = DEFAULT_REQUEST_READ_TIMEOUT_MS
     #: the file this config came from (None: built-in defaults)
     source_path: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "client_api_keys", tuple(ClientKey.of(k) for k in self.client_api_keys))
+
     def provider(self, model: ModelConfig) -> ProviderConfig:
         return self.opencode_zen if model.is_zen else self.opencode_go
+
+    @property
+    def request_read_timeout(self) -> float:
+        ms = self.request_read_timeout_ms if self.request_read_timeout_ms > 0 else DEFAULT_REQUEST_READ_TIMEOUT_MS
+        return ms / 1000.0
 
     @property
     def key_pool(self) -> tuple[str, ...]:
