@@ -20,11 +20,12 @@ from werkzeug.sansio.utils import get_content_length
 from werkzeug.wsgi import get_input_stream
 
 from ocproxy import __version__, listing
+from ocproxy.clients import Client, identify
 from ocproxy.clientwatch import ClientWatch
 from ocproxy.config import Config
 from ocproxy.errors import ClientGone, ProxyError
 from ocproxy.metrics import Metrics
-from ocproxy.ratelimit import RateLimiter, client_key
+from ocproxy.ratelimit import RateLimiter
 from ocproxy.reload import ConfigHolder
 from ocproxy.inflight import InFlight
 from ocproxy.relay import Call, Services, StreamRelay, answer_whole
@@ -56,7 +57,7 @@ URLS = Map(
 )
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Request Entity Too Large", 429: "Too Many Requests",
+            408: "Request Timeout", 413: "Request Entity Too Large", 429: "Too Many Requests",
             500: "Internal Server Error", 502: "Bad Gateway", 529: "Overloaded"}
 
 
@@ -99,6 +100,15 @@ class ProxyApp:
             except MethodNotAllowed as exc:
                 allow = [("Allow", ", ".join(sorted(exc.valid_methods or ())))]
                 return self._error(environ, start_response, ProxyError(405, "Method not allowed"), allow)
+            client = identify(environ, self.config)
+            if client is None:
+                if endpoint == "health" and method in ("GET", "HEAD"):
+                    # liveness for probes that hold no key: nothing more
+                    return self._json(environ, start_response, {"status": "ok"})
+                if endpoint == "messages":
+                    self._request_id(environ)  # a refused request still gets its id
+                raise ProxyError(401, "invalid or missing API key")
+            environ["ocproxy.client"] = client
             return self._handlers[endpoint](environ, start_response)
         except ProxyError as err:
             return self._error(environ, start_response, err)
@@ -140,18 +150,13 @@ class ProxyApp:
 
     # -- request checks --------------------------------------------------
 
-    def _check_client_key(self, environ: dict, cfg: Config) -> None:
-        if not cfg.client_api_keys:
-            return
-        # Either header may carry the key: a client that sends both (Claude
-        # Code with ANTHROPIC_AUTH_TOKEN plus a stray x-api-key) is admitted
-        # when one of them is valid.
-        candidates = [environ.get("HTTP_X_API_KEY", "")]
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        if auth[:7].lower() == "bearer ":
-            candidates.append(auth[7:].strip())
-        if not any(c and c in cfg.client_api_keys for c in candidates):
-            raise ProxyError(401, "invalid or missing API key")
+    def _rate_limit(self, client: Client, cfg: Config) -> None:
+        """429 once ``client`` used up its requests of this minute."""
+        self.limiter.configure(cfg.rate_limit_per_minute)
+        if not self.limiter.allow(client.key):
+            self.metrics.inc("rate_limited")
+            log.warning("rate limited client=%s", client.key)
+            raise ProxyError(429, "rate limited")
 
     def _request_id(self, environ: dict) -> str:
         rid = environ.get("HTTP_X_REQUEST_ID")
@@ -216,7 +221,7 @@ class ProxyApp:
 
     def _count_tokens(self, environ, start_response):
         cfg = self.config
-        self._check_client_key(environ, cfg)
+        self._rate_limit(environ["ocproxy.client"], cfg)
         req = parse_count_tokens_request(read_body(environ, cfg.max_request_bytes))
         n = count_tokens_endpoint(req)
         return self._json(environ, start_response, {"input_tokens": n, "token_count": n})
@@ -225,12 +230,8 @@ class ProxyApp:
         started = time.monotonic()
         cfg = self.config  # one config for the whole request, even across a reload
         rid = self._request_id(environ)
-        self._check_client_key(environ, cfg)
-        self.limiter.configure(cfg.rate_limit_per_minute)
-        if not self.limiter.allow(client_key(environ.get("HTTP_X_FORWARDED_FOR"), _peer(environ))):
-            self.metrics.inc("rate_limited")
-            log.warning("rate limited client=%s", _peer(environ))
-            raise ProxyError(429, "rate limited")
+        client: Client = environ["ocproxy.client"]
+        self._rate_limit(client, cfg)
         raw = read_body(environ, cfg.max_request_bytes)
         if cfg.log_requests:
             self._log_request_headers(environ, len(raw))
@@ -239,8 +240,8 @@ class ProxyApp:
         if req.stream:
             self.metrics.inc("requests_streamed")
         log.info(
-            "received request id=%s model=%s streaming=%s messages=%d tools=%d max_tokens=%s",
-            rid, req.model, req.stream, len(req.messages), len(req.tools), req.max_tokens,
+            "received request id=%s client=%s model=%s streaming=%s messages=%d tools=%d max_tokens=%s",
+            rid, client.key, req.model, req.stream, len(req.messages), len(req.tools), req.max_tokens,
         )
         self.breakers.configure(cfg.breaker_threshold, cfg.breaker_recovery_ms / 1000.0)
         try:
@@ -304,13 +305,11 @@ def read_body(environ: dict, limit: int) -> bytes:
         raise ProxyError(413, "request body too large") from None
     except ClientDisconnected:
         raise ProxyError(400, "request body shorter than Content-Length") from None
+    except TimeoutError:  # the server's deadline for a whole request passed
+        raise ProxyError(408, "request body not received in time", "invalid_request_error") from None
     if len(body) > limit:
         raise ProxyError(413, "request body too large")
     return body
-
-
-def _peer(environ: dict) -> str:
-    return f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
 
 
 def _respond(environ, start_response, status: int, body: bytes, content_type: str, headers=()) -> list[bytes]:

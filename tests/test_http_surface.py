@@ -253,7 +253,8 @@ def test_client_api_keys_401_without_or_wrong_key_200_with_either_header(upstrea
 
 def test_rate_limit_fourth_request_429_other_client_passes(upstream, start_proxy):
     upstream.on(GO_CHAT, json_body(chat_completion("fine")))
-    proxy = start_proxy(make_config(upstream, rate_limit_per_minute=3, **FAST))
+    # the test's own address is a trusted proxy here, so X-Forwarded-For names the client
+    proxy = start_proxy(make_config(upstream, rate_limit_per_minute=3, trusted_proxies=("127.0.0.1/32",), **FAST))
     client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10,
                                  default_headers={"X-Forwarded-For": "10.0.0.1"})
     for _ in range(3):
@@ -267,9 +268,9 @@ def test_rate_limit_fourth_request_429_other_client_passes(upstream, start_proxy
     assert info.value.response.headers["x-request-id"] == "mine-429"
     got, headers, body = raw(proxy, "POST", "/v1/messages", GOOD, {**JSON_CT, "X-Forwarded-For": "10.0.0.1"})
     assert got == 429 and REQ_ID.match(headers["x-request-id"])
-    # another client (first X-Forwarded-For entry) has its own window
+    # another client (the right-most entry: the one our trusted proxy saw) has its own window
     other = client.messages.create(model=MODEL, max_tokens=10, messages=USER,
-                                   extra_headers={"X-Forwarded-For": "10.0.0.2, 10.0.0.1"})
+                                   extra_headers={"X-Forwarded-For": "10.0.0.1, 10.0.0.2"})
     assert other.content[0].text == "fine"
     assert len(upstream.calls(GO_CHAT)) == 4
     h = requests.get(proxy.url + "/health", timeout=5).json()["metrics"]
