@@ -19,7 +19,7 @@ import enum
 import json
 from typing import Sequence
 
-from ocproxy.logs import REDACTED, redact
+from ocproxy.logs import REDACTED, clip, redact
 
 # HTTP status -> Anthropic error type.
 _KIND_BY_STATUS = {
@@ -75,7 +75,7 @@ class UpstreamHTTPError(AttemptFailure):
     """The upstream answered with status >= 400; ``body`` is its text."""
 
     def __init__(self, status: int, body: str, retry_after: str | None = None):
-        super().__init__(f"API error {status}: {body[:500]}")
+        super().__init__(f"API error {status}: {clip(body, 500)}")
         self.status = status
         self.body = body
         self.retry_after = retry_after  # the upstream's Retry-After header, if any
@@ -126,7 +126,11 @@ class FirstByteTimeout(StreamIdle):
 
 class UpstreamDataError(AttemptFailure):
     """The upstream answered 2xx with data we cannot use (bad JSON, empty
-    stream, an error chunk, no choices...)."""
+    stream, an error chunk, no choices...). The message may quote the
+    upstream: it is redacted, then cut."""
+
+    def __init__(self, message: str):
+        super().__init__(clip(message, 500))
 
 
 class Verdict(enum.Enum):
@@ -170,7 +174,7 @@ def describe(failure: AttemptFailure | str, secrets: Sequence[str] = ()) -> str:
     if isinstance(failure, str):
         return failure
     if isinstance(failure, UpstreamHTTPError):
-        detail = _redact(_upstream_message(failure.body), secrets)
+        detail = _upstream_message(failure.body, secrets)
         return f"{failure.status} {detail}" if detail else str(failure.status)
     if isinstance(failure, FirstByteTimeout):
         return f"idle {failure.seconds:g} s before first byte"
@@ -181,7 +185,7 @@ def describe(failure: AttemptFailure | str, secrets: Sequence[str] = ()) -> str:
     if isinstance(failure, UpstreamConnectionError):
         return failure.reason
     if isinstance(failure, UpstreamDataError):
-        return _redact(_short(str(failure)), secrets)
+        return _short(_redact(str(failure), secrets))
     return failure.cause
 
 
@@ -196,9 +200,9 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _upstream_message(body: str) -> str:
+def _upstream_message(body: str, secrets: Sequence[str]) -> str:
     """The message in an upstream error body (OpenAI, Anthropic or Gemini
-    shape), else the body's start."""
+    shape), else the body's start; redacted before it is cut."""
     text = body
     try:
         data = json.loads(body)
@@ -212,7 +216,7 @@ def _upstream_message(body: str) -> str:
             text = err
         elif isinstance(data.get("message"), str):
             text = data["message"]
-    return _short(text)
+    return _short(_redact(text, secrets))
 
 
 def exhausted_error(failures: Sequence[tuple[str, str, AttemptFailure | str]], prefix: str,

@@ -5,13 +5,20 @@ configured secrets (upstream API keys, client API keys) wherever they
 appear. Code never logs a key on purpose, but upstream error bodies are
 logged (they are what explains a failure) and an upstream may echo the key
 it was sent ("invalid api key: sk-..."); redacting the final text is the one
-place that catches every such path.
+place that catches every such path. Text is cut only after it was redacted
+(:func:`clip`), so a cut can never leave part of a key behind.
+
+Every message is one line: CR, LF and other control characters in it (a
+client's model name, request id or header, an upstream's error body) are
+written as escapes, so no value can forge a log line. A traceback follows
+its message on lines of its own, each indented.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import sys
 import threading
 import time
@@ -48,7 +55,7 @@ def set_secrets(secrets: Iterable[str]) -> None:
 
 def secrets_of(config) -> list[str]:
     """The secrets a Config carries: the upstream key pool and client keys."""
-    return [*config.key_pool, *config.client_api_keys]
+    return [*config.key_pool, *(k.key for k in config.client_api_keys)]
 
 
 def redact(text: str) -> str:
@@ -58,9 +65,56 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFormatter(logging.Formatter):
+def clip(text: str, limit: int) -> str:
+    """``text`` redacted, then cut to ``limit`` characters: the other order
+    would leave the start of a key that straddles the cut."""
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit]
+
+
+#: C0 controls, DEL, C1 controls and the Unicode line and paragraph
+#: separators: anything a terminal or a log reader may take for a new line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match) -> str:
+    char = match.group(0)
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped (``\\n``, ``\\x1b``...)."""
+    return _CONTROL.sub(_escape_one, text) if _CONTROL.search(text) else text
+
+
+def _indent(text: str) -> str:
+    """A traceback's lines, indented: a line that starts at the margin is
+    always the start of a log line."""
+    return "\n".join("    " + one_line(line) for line in text.splitlines())
+
+
+class OneLineFormatter(logging.Formatter):
+    """The message on one line (control characters escaped), a traceback
+    indented below it, the whole redacted."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        msg, args = record.msg, record.args
+        record.msg, record.args = one_line(record.getMessage()), None
+        try:
+            return redact(super().format(record))
+        finally:
+            record.msg, record.args = msg, args
+
+    def formatException(self, ei) -> str:
+        return _indent(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indent(super().formatStack(stack_info))
+
+
+#: The name it had before it also kept every message on one line.
+RedactingFormatter = OneLineFormatter
 
 
 LINE_FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
@@ -74,13 +128,25 @@ GATHER_SECONDS = 0.05
 
 
 class _Enqueue(QueueHandler):
-    """Merges the message into the record in the caller's thread. It is the
-    logger's only handler, so the record is changed in place rather than
-    copied as the stdlib does for the sake of other handlers."""
+    """Merges the message into the record in the caller's thread (on one
+    line), and formats any traceback there too (indented), while the
+    objects they name still exist. It is the logger's only handler, so the
+    record is changed in place rather than copied as the stdlib does for
+    the sake of other handlers."""
+
+    def __init__(self, records) -> None:
+        super().__init__(records)
+        self.setFormatter(OneLineFormatter())
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.msg = self.format(record)  # message, with any traceback
-        record.args = record.exc_info = record.exc_text = None
+        formatter = self.formatter
+        record.msg, record.args = one_line(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = formatter.formatException(record.exc_info)
+        if record.stack_info:
+            record.exc_text = "\n".join(filter(None, [record.exc_text, formatter.formatStack(record.stack_info)]))
+            record.stack_info = None
+        record.exc_info = None
         return record
 
 

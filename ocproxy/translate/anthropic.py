@@ -140,7 +140,7 @@ def check_response(body: bytes, model: str | None = None) -> bytes:
     if parsed.get("type") == "error":
         error = parsed.get("error")
         message = error.get("message") if isinstance(error, dict) else None
-        raise UpstreamDataError(f"upstream answered 2xx with an error body: {message or body[:200]!r}")
+        raise UpstreamDataError(f"upstream answered 2xx with an error body: {message or body!r}")
     if model is None or parsed.get("model") == model:
         return body
     try:

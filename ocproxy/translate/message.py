@@ -35,15 +35,15 @@ def tool_input(arguments, name: str, warnings: list[str]) -> dict:
 
 def error_text(error, codes: tuple[str, ...] = ()) -> str:
     """``code: message`` of an upstream error object (the first of ``codes``
-    it has), at most 500 characters; the whole object when it has no
-    message."""
+    it has); the whole object when it has no message. Not cut here: the
+    shell cuts it once any key in it is redacted."""
     if not isinstance(error, dict):
-        return str(error)[:500]
+        return str(error)
     message = error.get("message")
     if not isinstance(message, str) or not message:
         message = dumps(error)
     code = next((error[key] for key in codes if error.get(key)), None)
-    return (f"{code}: {message}" if code else message)[:500]
+    return f"{code}: {message}" if code else message
 
 
 def message(message_id: str, model: str, content: list[dict], stop_reason: str, usage: dict) -> dict:

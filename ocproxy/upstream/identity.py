@@ -23,6 +23,20 @@ _PROCESS_SESSION = "ocproxy-" + uuid.uuid4().hex
 # The leading ``_`` keeps a JSON key such as ``"session_id"`` from matching.
 _SESSION_IN_USER_ID = re.compile(r"(?:^|_)session_([0-9A-Za-z-]+)")
 
+#: A session id goes out as a header and into log lines: printable ASCII
+#: without spaces, at most this long, is passed on as it is.
+MAX_SESSION_ID = 128
+_PLAIN_SESSION = re.compile(r"[!-~]{1,%d}" % MAX_SESSION_ID)
+
+
+def _header_safe(value: str) -> str:
+    """The client's id when it is plain, else a hash of it: still one
+    stable id per conversation, and never a header that cannot be sent
+    (a non-Latin-1 character) or a log line that runs on."""
+    if _PLAIN_SESSION.fullmatch(value):
+        return value
+    return "ocproxy-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
 
 def session_id(header_value: str | None, req: MessagesRequest) -> str:
     """The ``x-opencode-session`` value: one stable id per conversation.
@@ -30,20 +44,21 @@ def session_id(header_value: str | None, req: MessagesRequest) -> str:
     OpenCode Go rejects requests without it (400 MissingSessionID). Claude
     Code's own session id wins; else the session part of
     ``metadata.user_id``; else a hash of the conversation's first user
-    message, which is the same on every turn of that conversation.
+    message, which is the same on every turn of that conversation. An id
+    that is not plain ASCII or longer than ``MAX_SESSION_ID`` is hashed.
     """
     if header_value and header_value.strip():
-        return header_value.strip()
+        return _header_safe(header_value.strip())
     metadata = req.metadata
     if metadata is not None:
         user_id = metadata.get("user_id")
         if isinstance(user_id, str):
             from_json = _session_in_json(user_id)
             if from_json:
-                return from_json
+                return _header_safe(from_json)
             match = _SESSION_IN_USER_ID.search(user_id)
             if match:
-                return match.group(1)
+                return _header_safe(match.group(1))
     first = first_user_text(req.messages)
     if first:
         return "ocproxy-" + hashlib.sha256(first.encode("utf-8", "replace")).hexdigest()[:32]
