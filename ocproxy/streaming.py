@@ -32,6 +32,10 @@ log = logging.getLogger("ocproxy.stream")
 #: An item the host has not taken within this many seconds means the client
 #: stopped reading (a full socket buffer); tests may shorten it.
 WRITE_STALL_SECONDS = 5.0
+#: Output queued for a client that is not taking it beyond this many bytes
+#: means it stopped reading: it is treated as gone before a fast upstream
+#: fills memory in those seconds. Tests may shorten it.
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
 
 
 class StreamWriter:
@@ -39,7 +43,8 @@ class StreamWriter:
 
     ``_cond`` (and the lock inside it) guards every field below: the queue,
     ``payload_written``, ``finished``, ``gone``, ``paused``, the time of the
-    last write and of the oldest frame the host has not taken yet.
+    last write and of the oldest frame the host has not taken yet, and the
+    bytes queued (bounded by ``MAX_QUEUED_BYTES``).
     """
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
@@ -54,13 +59,15 @@ class StreamWriter:
         now = clock()
         self._last_write = now
         self._oldest_pending: float | None = now
+        self._queued = len(KEEPALIVE)
         self._on_gone: Callable[[], None] | None = None
 
     # -- producer side (pump, heartbeat) ----------------------------------
 
     def write(self, frames: Iterable[bytes]) -> bool:
         """Queue payload frames; False when the response is over or the
-        client left (the caller then stops writing)."""
+        client left (the caller then stops writing). A client that let
+        more than ``MAX_QUEUED_BYTES`` pile up is gone from here on."""
         data = b"".join(frames)
         with self._cond:
             if self._finished or self._gone:
@@ -68,7 +75,13 @@ class StreamWriter:
             if data:
                 self._push(data)
                 self._payload_written = True
-            return True
+            if self._queued <= MAX_QUEUED_BYTES:
+                return True
+            fire_gone = self._mark_gone_locked()
+        if fire_gone:
+            log.info("client stopped reading: %d bytes queued, ending the stream", MAX_QUEUED_BYTES)
+            self._run_on_gone()
+        return False
 
     def finish(self, frames: Iterable[bytes] = ()) -> None:
         """Queue the terminal frames and end the response in one step, so no
@@ -105,6 +118,7 @@ class StreamWriter:
 
     def _push(self, data: bytes) -> None:
         self._items.append(data)
+        self._queued += len(data)
         now = self._clock()
         self._last_write = now
         if self._oldest_pending is None:
@@ -143,6 +157,7 @@ class StreamWriter:
             return False
         self._gone = True
         self._items.clear()
+        self._queued = 0
         self._cond.notify_all()
         return True
 
@@ -164,6 +179,7 @@ class StreamWriter:
                 return None
             data = b"".join(self._items) if len(self._items) > 1 else self._items[0]
             self._items.clear()
+            self._queued = 0
             self._oldest_pending = None
             return data
 
