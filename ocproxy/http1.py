@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import logging
+import select
 import selectors
 import socket
+import time
 
 from werkzeug.exceptions import ClientDisconnected, InternalServerError
 from werkzeug.serving import WSGIRequestHandler
@@ -46,6 +48,29 @@ class _SizedBody(io.RawIOBase):
             raise ClientDisconnected()
         self.left -= n
         return n
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, bounded by ``deadline`` (a monotonic time,
+    or None) when one is set: a request must arrive whole, headers and body,
+    by then, however it trickles in; the socket's own timeout only bounds
+    each silent gap. Past it a read raises ``TimeoutError``."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            poller = select.poll()  # poll, not select: descriptors past 1023 are common here
+            poller.register(self._sock, select.POLLIN)
+            if left <= 0 or not poller.poll(left * 1000):
+                raise TimeoutError("request not received in time")
+        return self._sock.recv_into(buf)
 
 
 def framing_error(headers) -> str | None:
@@ -102,6 +127,14 @@ class ConnectionHandler(WSGIRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.served = 0
+        self.rfile.close()  # the socket's own reader, replaced by one with a deadline
+        self._reader = _DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+        self._reader.deadline = time.monotonic() + self.server.request_deadline
+
+    def log_error(self, format, *args):
+        # a timed-out or malformed request: attacker-driven, so not a warning
+        log.debug("client %s: %s", self.client_address[0], format % args)
 
     def log_request(self, code="-", size="-"):
         pass
@@ -130,6 +163,7 @@ class ConnectionHandler(WSGIRequestHandler):
         if not first:
             return False
         self.connection.settimeout(self.timeout)
+        self._reader.deadline = time.monotonic() + self.server.request_deadline
         return True
 
     def _keep_alive_allowed(self) -> bool:
@@ -137,6 +171,7 @@ class ConnectionHandler(WSGIRequestHandler):
                 and self.served < self.server.max_requests and not self.server.is_stopping())
 
     def run_wsgi(self) -> None:
+        self.server.mark_busy(self.connection)
         reason = framing_error(self.headers)
         if reason is not None:
             body = ('{"type":"error","error":{"type":"invalid_request_error","message":"%s"}}'
@@ -174,6 +209,7 @@ class ConnectionHandler(WSGIRequestHandler):
             assert status_set is not None and headers_set is not None, "write() before start_response"
             if status_sent is None:
                 status_sent = status_set
+                self._reader.deadline = None  # the request is in; the answer has no deadline
                 code_str, _, msg = status_sent.partition(" ")
                 code = int(code_str)
                 self.send_response(code, msg)

@@ -19,9 +19,11 @@ period skips the rest of the wait.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -34,6 +36,8 @@ from werkzeug.serving import ThreadedWSGIServer, get_sockaddr, select_address_fa
 from ocproxy import __version__, daemon
 from ocproxy.app import ProxyApp
 from ocproxy.config import Config
+from ocproxy.config.types import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_READ_TIMEOUT_MS
+from ocproxy.errors import error_body
 from ocproxy.http1 import KEEPALIVE_IDLE_SECONDS, MAX_REQUESTS_PER_CONNECTION, ConnectionHandler
 from ocproxy.logs import secrets_of, setup_logging
 from ocproxy.reload import ConfigHolder, Reloader
@@ -47,6 +51,17 @@ GRACE_ENV = "OCPROXY_SHUTDOWN_GRACE_MS"
 #: After the grace period and ``app.close()``: how long to wait for request
 #: threads to deliver their last bytes before giving up on them.
 JOIN_SECONDS = 5.0
+
+#: accept() failing for want of descriptors or memory: wait, do not spin
+_OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_BACKOFF_FIRST, _BACKOFF_MOST = 0.05, 1.0
+
+_OVERLOADED = error_body(503, "too many connections, retry shortly", "overloaded_error")
+#: The whole answer to a connection beyond max_connections, sent by the
+#: accept loop itself: no thread, no parsing.
+REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
+           % (len(_OVERLOADED), _OVERLOADED))
 
 
 def grace_from_env(env=os.environ) -> float:
@@ -73,16 +88,32 @@ class _Server(ThreadedWSGIServer):
 
     Keep-alive bounds: ``keepalive_idle`` seconds a kept connection may wait
     for its next request, ``max_requests`` answered on one connection.
+
+    Connection bounds: at most ``max_connections`` held at once. At the cap
+    a new connection takes the place of the one that has waited longest for
+    a request (a slow or idle client), so slow clients cannot lock others
+    out; when every connection is busy with a request, the new one gets a
+    503 from the accept loop. A request must arrive whole within
+    ``request_deadline`` seconds. ``_live_lock`` also guards ``_open``
+    (each connection held -> since when it waits for a request, None while
+    one is served) and ``_refusing``.
     """
 
     keepalive_idle = KEEPALIVE_IDLE_SECONDS
     max_requests = MAX_REQUESTS_PER_CONNECTION
+    max_connections = DEFAULT_MAX_CONNECTIONS
+    request_deadline = DEFAULT_REQUEST_READ_TIMEOUT_MS / 1000.0
 
     def __init__(self, *args, **kwargs):
         self._live_lock = threading.Lock()
         self._live: set[threading.Thread] = set()
         self._idle: set[socket.socket] = set()
+        self._open: dict[socket.socket, float | None] = {}
+        self._refusing = False
         self.stopping = False
+        # accept-loop only: out of descriptors, and the wait before the next try
+        self._fd_short = False
+        self._fd_backoff = _BACKOFF_FIRST
         # The accept loop sleeps in poll() until a connection or a wake-up
         # byte from shutdown(); socketserver's loop woke every poll_interval
         # (0.2 s here) to look at its stop flag, idle or not.
@@ -104,10 +135,64 @@ class _Server(ThreadedWSGIServer):
                     if self._stop_accepting.is_set():
                         break
                     if any(key.fileobj is self for key, _ in ready):
-                        self._handle_request_noblock()
+                        self._accept()
         finally:
             self._accept_done.set()
             self.server_close()
+
+    def _accept(self) -> None:
+        """One connection from the listening socket. Out of descriptors, the
+        loop waits (longer each time, up to a second) instead of spinning on
+        a socket that stays readable, and says so once."""
+        try:
+            request, client_address = self.get_request()
+        except OSError as exc:
+            if exc.errno in _OUT_OF_DESCRIPTORS:
+                if not self._fd_short:
+                    self._fd_short, self._fd_backoff = True, _BACKOFF_FIRST
+                    log.error("cannot accept connections: %s (descriptor limit %s); waiting for some to close",
+                              exc.strerror, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+                self._stop_accepting.wait(self._fd_backoff)
+                self._fd_backoff = min(self._fd_backoff * 2, _BACKOFF_MOST)
+            return
+        if self._fd_short:
+            self._fd_short = False
+            log.warning("accepting connections again")
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+
+    def _admit(self, sock: socket.socket) -> bool:
+        """Room for ``sock``: below the cap, or by closing the connection
+        that has waited longest for a request. False: every one is busy."""
+        victim = None
+        with self._live_lock:
+            if len(self._open) >= self.max_connections:
+                waiting = [(since, s) for s, since in self._open.items() if since is not None]
+                if not waiting:
+                    first, self._refusing = not self._refusing, True
+                    if first:
+                        log.warning("max_connections=%d reached, every connection busy: answering 503",
+                                    self.max_connections)
+                    return False
+                victim = min(waiting, key=lambda item: item[0])[1]
+                del self._open[victim]
+            self._open[sock] = time.monotonic()
+            self._refusing = False
+        if victim is not None:
+            try:
+                victim.shutdown(socket.SHUT_RDWR)  # its thread reads EOF and ends
+            except OSError:
+                pass
+        return True
+
+    def mark_busy(self, sock: socket.socket) -> None:
+        """A request's headers are in: this connection is no longer evictable."""
+        with self._live_lock:
+            if sock in self._open:
+                self._open[sock] = None
 
     def shutdown(self) -> None:
         """Stop the accept loop and wait until it has left."""
@@ -133,6 +218,8 @@ class _Server(ThreadedWSGIServer):
             if self.stopping:
                 return False
             self._idle.add(sock)
+            if sock in self._open:
+                self._open[sock] = time.monotonic()
             return True
 
     def is_stopping(self) -> bool:
@@ -143,6 +230,8 @@ class _Server(ThreadedWSGIServer):
         """The wait is over; False if the server stopped meanwhile."""
         with self._live_lock:
             self._idle.discard(sock)
+            if sock in self._open:
+                self._open[sock] = time.monotonic()  # a new request began arriving
             return not self.stopping
 
     def stop_keepalive(self) -> None:
@@ -160,11 +249,20 @@ class _Server(ThreadedWSGIServer):
                 pass
 
     def process_request(self, request, client_address):
+        if not self._admit(request):
+            _refuse(request)
+            return
         thread = threading.Thread(target=self._serve_one, args=(request, client_address),
                                   name="ocproxy-request", daemon=True)
         with self._live_lock:
             self._live.add(thread)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: refuse like a full server
+            with self._live_lock:
+                self._live.discard(thread)
+                self._open.pop(request, None)
+            _refuse(request)
 
     def _serve_one(self, request, client_address):
         try:
@@ -172,10 +270,45 @@ class _Server(ThreadedWSGIServer):
         finally:
             with self._live_lock:
                 self._live.discard(threading.current_thread())
+                self._open.pop(request, None)
 
     def live_threads(self) -> list[threading.Thread]:
         with self._live_lock:
             return list(self._live)
+
+
+def _refuse(sock: socket.socket) -> None:
+    """The fast 503, without blocking the accept loop: what the client sent
+    so far is read first, so closing does not reset the answer away."""
+    try:
+        sock.setblocking(False)
+        sock.send(REFUSED)
+        sock.recv(65536)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def ensure_descriptors(max_connections: int) -> None:
+    """Raise the soft descriptor limit to what ``max_connections`` needs (a
+    client socket and an upstream one each, plus some), as far as the hard
+    limit allows; say so when it is not enough."""
+    needed = 2 * max_connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft < needed:
+        log.warning("max_connections=%d needs about %d file descriptors but the limit is %d: "
+                    "raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower max_connections",
+                    max_connections, needed, soft)
 
 
 def _is_loopback(host: str) -> bool:
@@ -195,7 +328,7 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(get_sockaddr(host, int(port), family))
-        sock.listen(128)
+        sock.listen(1024)  # a burst of connections waits here, not in SYN retries
     except BaseException:
         sock.close()
         raise
@@ -215,6 +348,9 @@ class Server:
             self.httpd = _Server(cfg.host, cfg.port, self.app, handler=ConnectionHandler, fd=sock.fileno())
         finally:
             sock.close()
+        # read at start, like host and port
+        self.httpd.max_connections = max(cfg.max_connections, 1)
+        self.httpd.request_deadline = cfg.request_read_timeout
         self._stop_requested = threading.Event()
         self._hurry = threading.Event()  # a second signal: skip the rest of the grace period
         self._shutdown_thread: threading.Thread | None = None
@@ -285,6 +421,7 @@ def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port
     if not daemon_child and daemon.check_not_running() is not None:
         return 1
     holder = ConfigHolder(config, cli_host=cli_host, cli_port=cli_port)
+    ensure_descriptors(config.max_connections)
     if not _is_loopback(config.host) and not config.client_api_keys:
         log.warning(
             "listening on %s without client_api_keys: anyone who can reach this address can spend "
