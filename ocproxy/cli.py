@@ -17,6 +17,7 @@ import sys
 from typing import Sequence
 
 from ocproxy import __version__, daemon
+from ocproxy.initfile import LIMIT_NOFILE, write_private_config
 from ocproxy.catalog import CATALOG
 from ocproxy.config import (
     Config,
@@ -98,11 +99,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         _err(f"config already exists at {target} (use --force to overwrite it)")
         return EXIT_ERROR
     try:
-        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-        with open(target, "w", encoding="utf-8") as fh:
-            json.dump(default_template(), fh, indent=2)
-            fh.write("\n")
-        os.chmod(target, 0o644)
+        write_private_config(target, default_template())
     except OSError as exc:
         _err(f"cannot write {target}: {exc}")
         return EXIT_ERROR
@@ -190,6 +187,7 @@ def systemd_unit(config_path: str | None, port: int | None) -> str:
         "Restart=on-failure\n"
         "RestartSec=5\n"
         "TimeoutStopSec=15\n"
+        f"LimitNOFILE={LIMIT_NOFILE}\n"
         "Environment=PYTHONUNBUFFERED=1\n"
         "EnvironmentFile=-%h/.config/ocproxy/env\n"
         "\n"

@@ -70,7 +70,9 @@ def test_cli_init_writes_template_then_refuses(home):
     assert first.returncode == 0, first.stderr
     assert f"Created default config at {primary(home)}" in first.stdout
     assert json.loads(primary(home).read_text()) == default_template()
-    assert oct(primary(home).stat().st_mode & 0o777) == "0o644"
+    # it is where the key goes: the owner's alone, in a directory of the owner's alone
+    assert oct(primary(home).stat().st_mode & 0o777) == "0o600"
+    assert oct(primary(home).parent.stat().st_mode & 0o777) == "0o700"
 
     primary(home).write_text('{"api_key": "mine"}')
     second = run(home, "init")
@@ -82,15 +84,19 @@ def test_cli_init_writes_template_then_refuses(home):
 def test_cli_init_force_overwrites(home):
     primary(home).parent.mkdir(parents=True)
     primary(home).write_text('{"api_key": "mine"}')
+    primary(home).chmod(0o644)
     r = run(home, "init", "--force")
     assert r.returncode == 0
     assert json.loads(primary(home).read_text()) == default_template()
+    assert oct(primary(home).stat().st_mode & 0o777) == "0o600"  # narrowed on overwrite
 
 
 def test_cli_init_honours_ocproxy_config(home):
     target = home / "elsewhere" / "c.json"
     r = run(home, "init", env={"OCPROXY_CONFIG": str(target)})
     assert r.returncode == 0 and target.exists() and not primary(home).exists()
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    assert oct(target.parent.stat().st_mode & 0o777) == "0o700"
 
 
 def test_cli_init_then_validate_with_env_key(home):
@@ -265,3 +271,23 @@ def test_cli_serve_rejects_bad_port_flag(home, port):
 def test_cli_unknown_command_is_usage_error(home):
     r = run(home, "frobnicate")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_init_is_private_even_with_an_open_umask(home):
+    """umask 000 would make a plain open() 0666 and makedirs 0777."""
+    base = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "ocproxy", "init"], env=base, cwd=str(home), capture_output=True,
+                       text=True, timeout=60, preexec_fn=lambda: os.umask(0))
+    assert r.returncode == 0, r.stderr
+    assert oct(primary(home).stat().st_mode & 0o777) == "0o600"
+    assert oct(primary(home).parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_cli_systemd_unit_sets_a_descriptor_limit_for_max_connections(home):
+    from ocproxy.config.types import DEFAULT_MAX_CONNECTIONS
+
+    r = run(home, "systemd-unit")
+    limits = [line for line in r.stdout.splitlines() if line.startswith("LimitNOFILE=")]
+    assert len(limits) == 1
+    # a client and an upstream socket per connection, plus the process's own
+    assert int(limits[0].split("=", 1)[1]) >= 2 * DEFAULT_MAX_CONNECTIONS + 64
