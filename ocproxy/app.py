@@ -303,9 +303,13 @@ def read_body(environ: dict, limit: int) -> bytes:
         body = get_input_stream(environ, max_content_length=most).read()
     except RequestEntityTooLarge:
         raise ProxyError(413, "request body too large") from None
-    except ClientDisconnected:
+    except ClientDisconnected as exc:
+        # werkzeug turns every read error into this; a timeout is the
+        # server's deadline for a whole request, not a short body
+        if isinstance(exc.__context__, TimeoutError):
+            raise ProxyError(408, "request body not received in time", "invalid_request_error") from None
         raise ProxyError(400, "request body shorter than Content-Length") from None
-    except TimeoutError:  # the server's deadline for a whole request passed
+    except TimeoutError:
         raise ProxyError(408, "request body not received in time", "invalid_request_error") from None
     if len(body) > limit:
         raise ProxyError(413, "request body too large")

@@ -20,6 +20,7 @@ period skips the rest of the wait.
 from __future__ import annotations
 
 import errno
+import collections
 import ipaddress
 import logging
 import os
@@ -62,6 +63,12 @@ _OVERLOADED = error_body(503, "too many connections, retry shortly", "overloaded
 REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
            % (len(_OVERLOADED), _OVERLOADED))
+#: A refused connection stays open this long after its 503, so the request
+#: the client sends meanwhile lands in a socket that is still there (a
+#: closed one answers it with a reset, which can cost the client the 503);
+#: at most this many wait so at once.
+REFUSED_LINGER_SECONDS = 1.0
+MAX_LINGERING = 256
 
 
 def grace_from_env(env=os.environ) -> float:
@@ -111,9 +118,11 @@ class _Server(ThreadedWSGIServer):
         self._open: dict[socket.socket, float | None] = {}
         self._refusing = False
         self.stopping = False
-        # accept-loop only: out of descriptors, and the wait before the next try
+        # accept-loop only (no lock): out of descriptors, the wait before the
+        # next try, and refused connections waiting to be closed
         self._fd_short = False
         self._fd_backoff = _BACKOFF_FIRST
+        self._lingering: collections.deque[tuple[float, socket.socket]] = collections.deque()
         # The accept loop sleeps in poll() until a connection or a wake-up
         # byte from shutdown(); socketserver's loop woke every poll_interval
         # (0.2 s here) to look at its stop flag, idle or not.
@@ -131,12 +140,15 @@ class _Server(ThreadedWSGIServer):
                 selector.register(self, selectors.EVENT_READ)
                 selector.register(self._wake_r, selectors.EVENT_READ)
                 while not self._stop_accepting.is_set():
-                    ready = selector.select()
+                    wait = max(self._lingering[0][0] - time.monotonic(), 0) if self._lingering else None
+                    ready = selector.select(wait)
                     if self._stop_accepting.is_set():
                         break
                     if any(key.fileobj is self for key, _ in ready):
                         self._accept()
+                    self._close_refused(time.monotonic())
         finally:
+            self._close_refused(None)
             self._accept_done.set()
             self.server_close()
 
@@ -163,6 +175,24 @@ class _Server(ThreadedWSGIServer):
         except Exception:
             self.handle_error(request, client_address)
             self.shutdown_request(request)
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """The fast 503 from the accept loop, which never blocks on it."""
+        try:
+            sock.setblocking(False)
+            sock.send(REFUSED)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            _close_drained(sock)
+            return
+        if len(self._lingering) >= MAX_LINGERING:
+            _close_drained(self._lingering.popleft()[1])
+        self._lingering.append((time.monotonic() + REFUSED_LINGER_SECONDS, sock))
+
+    def _close_refused(self, now: float | None) -> None:
+        """Close the refused connections whose time is up (all: None)."""
+        while self._lingering and (now is None or self._lingering[0][0] <= now):
+            _close_drained(self._lingering.popleft()[1])
 
     def _admit(self, sock: socket.socket) -> bool:
         """Room for ``sock``: below the cap, or by closing the connection
@@ -250,7 +280,7 @@ class _Server(ThreadedWSGIServer):
 
     def process_request(self, request, client_address):
         if not self._admit(request):
-            _refuse(request)
+            self._refuse(request)
             return
         thread = threading.Thread(target=self._serve_one, args=(request, client_address),
                                   name="ocproxy-request", daemon=True)
@@ -262,7 +292,7 @@ class _Server(ThreadedWSGIServer):
             with self._live_lock:
                 self._live.discard(thread)
                 self._open.pop(request, None)
-            _refuse(request)
+            self._refuse(request)
 
     def _serve_one(self, request, client_address):
         try:
@@ -277,13 +307,13 @@ class _Server(ThreadedWSGIServer):
             return list(self._live)
 
 
-def _refuse(sock: socket.socket) -> None:
-    """The fast 503, without blocking the accept loop: what the client sent
-    so far is read first, so closing does not reset the answer away."""
+def _close_drained(sock: socket.socket) -> None:
+    """Close a non-blocking socket after reading what the client sent: unread
+    bytes would make the close a reset."""
     try:
-        sock.setblocking(False)
-        sock.send(REFUSED)
-        sock.recv(65536)
+        for _ in range(16):  # bounded: a client sending without end gets its reset
+            if not sock.recv(65536):
+                break
     except OSError:
         pass
     finally:
