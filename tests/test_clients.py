@@ -11,11 +11,9 @@ import hashlib
 import http.client
 import json
 import socket
-import threading
 import time
 
 import anthropic
-import pytest
 import requests
 
 from ocproxy import clients, streaming
