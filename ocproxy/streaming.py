@@ -32,9 +32,10 @@ log = logging.getLogger("ocproxy.stream")
 #: An item the host has not taken within this many seconds means the client
 #: stopped reading (a full socket buffer); tests may shorten it.
 WRITE_STALL_SECONDS = 5.0
-#: Output queued for a client that is not taking it beyond this many bytes
-#: means it stopped reading: it is treated as gone before a fast upstream
-#: fills memory in those seconds. Tests may shorten it.
+#: Output queued behind the oldest item the host has not taken, beyond this
+#: many bytes, means the client stopped reading: it is treated as gone
+#: before a fast upstream fills memory in those seconds. (One large event
+#: alone is not that: it is a single item.) Tests may shorten it.
 MAX_QUEUED_BYTES = 4 * 1024 * 1024
 
 
@@ -75,7 +76,7 @@ class StreamWriter:
             if data:
                 self._push(data)
                 self._payload_written = True
-            if self._queued <= MAX_QUEUED_BYTES:
+            if not self._items or self._queued - len(self._items[0]) <= MAX_QUEUED_BYTES:
                 return True
             fire_gone = self._mark_gone_locked()
         if fire_gone:

@@ -366,3 +366,18 @@ def test_a_client_that_stops_reading_a_fast_stream_is_gone_at_the_byte_cap(upstr
     assert health["metrics"]["client_cancelled"] == 1
     assert all(state == "closed" for state in health["circuit_breakers"].values())
     assert post(proxy)[0] == 200  # threshold 1: a charge would have opened the breaker
+
+
+def test_the_byte_cap_counts_what_waits_behind_the_oldest_item(monkeypatch):
+    """One event larger than the cap is a large event, not a stalled
+    client; what piles up behind it is."""
+    monkeypatch.setattr(streaming, "MAX_QUEUED_BYTES", 1000)
+    writer = streaming.StreamWriter(1.0)
+    gone = []
+    writer.on_gone(lambda: gone.append(True))
+    assert writer.take() is not None  # the first keep-alive, taken by the host
+    assert writer.write([b"x" * 5000])  # one large event
+    assert all(writer.write([b"y" * 100]) for _ in range(10))  # 1000 bytes behind it
+    assert not gone
+    assert not writer.write([b"z"])  # one byte more: the client stopped reading
+    assert gone == [True] and writer.gone and writer.take() is None
