@@ -151,8 +151,11 @@ def _raise_own_descriptor_limit(needed: int) -> None:
 
 
 def _closed_by_server(sock: socket.socket) -> bool:
+    # non-blocking: on a socket with a timeout, Python waits out the timeout
+    # for data even with MSG_DONTWAIT
+    sock.setblocking(False)
     try:
-        return sock.recv(1, socket.MSG_DONTWAIT) == b""
+        return sock.recv(1) == b""
     except BlockingIOError:
         return False
     except OSError:
