@@ -44,6 +44,7 @@ from ocproxy.config.types import (
     Config,
     ModelConfig,
     ProviderConfig,
+    StateConfig,
 )
 
 log = logging.getLogger("ocproxy.config")
@@ -339,6 +340,12 @@ def _provider(d: dict | None, default: ProviderConfig) -> ProviderConfig:
     )
 
 
+def _state(value: str | dict | None) -> StateConfig:
+    if not isinstance(value, dict) or value.get("backend") != "redis":
+        return DEFAULTS.state
+    return StateConfig("redis", value["url"], value.get("prefix") or DEFAULTS.state.prefix)
+
+
 _LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error"}
 
 
@@ -370,6 +377,7 @@ def _build(data: dict, source_path: str | None) -> Config:
         max_request_bytes=int(data.get("max_request_bytes") or DEFAULTS.max_request_bytes),
         rate_limit_per_minute=int(data.get("rate_limit_per_minute") or DEFAULTS.rate_limit_per_minute),
         client_api_keys=tuple(data.get("client_api_keys") or DEFAULTS.client_api_keys),
+        state=_state(data.get("state")),
         source_path=source_path,
     )
 

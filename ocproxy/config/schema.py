@@ -245,6 +245,22 @@ CONFIG_SCHEMA: dict = {
         "max_request_bytes": _opt("integer", minimum=0),
         "rate_limit_per_minute": _opt("integer", minimum=0),
         "client_api_keys": _opt("array", items=_CLIENT_KEY),
+        # "memory", or {"backend": "redis", "url": "redis://…", "prefix": …}
+        "state": {
+            "type": ["string", "object", "null"],
+            "if": {"type": "string"},
+            "then": {"enum": ["memory"]},
+            "else": {
+                "properties": {
+                    "backend": {"enum": ["memory", "redis"]},
+                    "url": _opt("string", pattern=r"^(rediss?|unix)://"),
+                    "prefix": _opt("string"),
+                },
+                "required": ["backend"],
+                "if": {"properties": {"backend": {"const": "redis"}}},
+                "then": {"required": ["url"], "properties": {"url": {"type": "string", "minLength": 1}}},
+            },
+        },
     },
     # ``api_key`` is only used when there is no key pool; only then may it
     # not hold an unresolved placeholder.

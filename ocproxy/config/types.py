@@ -107,6 +107,17 @@ _EMPTY: Mapping = MappingProxyType({})
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """Where breakers, rate-limit windows and key-rotation counters live:
+    ``memory`` (this process) or ``redis`` (shared by every worker and host
+    using ``url``, under keys starting with ``prefix``)."""
+
+    backend: str = "memory"
+    url: str = ""
+    prefix: str = "ocproxy:"
+
+
+@dataclass(frozen=True)
 class Config:
     api_key: str = ""
     api_keys: tuple[str, ...] = ()
@@ -134,6 +145,7 @@ class Config:
     max_request_bytes: int = 33_554_432
     rate_limit_per_minute: int = 0
     client_api_keys: tuple[str, ...] = ()
+    state: StateConfig = StateConfig()
     #: the file this config came from (None: built-in defaults)
     source_path: str | None = field(default=None, compare=False)
 
