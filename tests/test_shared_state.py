@@ -143,3 +143,32 @@ def test_unreachable_redis_falls_back_to_process_state_with_one_warning(redis_se
     redis_server.start()  # back: shared state again (the Redis breaker never saw those failures)
     assert registry.get("m").allow() is True
     assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def _scripts_run(client) -> int:
+    """Scripts Redis ran (the backend sends nothing else on a request's path;
+    the commands inside a script are not round trips)."""
+    stats = client.info("commandstats")
+    return sum(int(stats.get(name, {}).get("calls", 0)) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def test_a_healthy_request_costs_one_redis_round_trip(redis_server, upstream, start_proxy, sdk):
+    """Through the real server: one script per answered request (the breaker
+    check; its success changes nothing and costs nothing); a rate limit
+    adds its window's one."""
+    from ocproxy.config.types import StateConfig
+    from tests.conftest import GO_CHAT, make_config
+    from tests.fakes import chat_completion, json_body
+
+    upstream.on(GO_CHAT, json_body(chat_completion("fine")))
+    state = StateConfig("redis", redis_server.url, "t-rt:")
+    client = redis_server.client()
+    for limit, per_request in ((0, 1), (1000, 2)):
+        proxy = start_proxy(make_config(upstream, state=state, rate_limit_per_minute=limit))
+        anthropic_client = sdk(proxy)
+        ask = dict(model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        anthropic_client.messages.create(**ask)  # loads the scripts
+        before = _scripts_run(client)
+        for _ in range(10):
+            assert anthropic_client.messages.create(**ask).content[0].text == "fine"
+        assert _scripts_run(client) - before == 10 * per_request
