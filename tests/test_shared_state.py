@@ -6,8 +6,11 @@ with one warning while Redis is unreachable."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+
+import pytest
 
 
 from ocproxy.routing.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
@@ -172,3 +175,37 @@ def test_a_healthy_request_costs_one_redis_round_trip(redis_server, upstream, st
         for _ in range(10):
             assert anthropic_client.messages.create(**ask).content[0].text == "fine"
         assert _scripts_run(client) - before == 10 * per_request
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, ("memory", "", "ocproxy:")),
+    ("memory", ("memory", "", "ocproxy:")),
+    ({"backend": "memory"}, ("memory", "", "ocproxy:")),
+    ({"backend": "redis", "url": "redis://10.0.0.5:6379/2"}, ("redis", "redis://10.0.0.5:6379/2", "ocproxy:")),
+    ({"backend": "redis", "url": "rediss://h:6380/0", "prefix": "team-a:"}, ("redis", "rediss://h:6380/0", "team-a:")),
+    ({"backend": "redis", "url": "${REDIS_URL}"}, ("redis", "unix:///run/redis.sock", "ocproxy:")),
+], ids=["absent", "memory-string", "memory-object", "redis", "redis-tls-prefix", "redis-url-from-env"])
+def test_the_state_setting(tmp_path, value, expected):
+    from ocproxy.config import load_config
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"api_key": "sk-x", **({} if value is None else {"state": value})}))
+    state = load_config(str(path), {"HOME": str(tmp_path), "REDIS_URL": "unix:///run/redis.sock"}).state
+    assert (state.backend, state.url, state.prefix) == expected
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("redis", '$.state: must be one of "memory"'),
+    ({"backend": "redis"}, "$.state.url"),
+    ({"backend": "redis", "url": "http://redis:6379"}, "$.state.url"),
+    ({"backend": "memcached"}, "$.state.backend"),
+    (7, "$.state"),
+], ids=["redis-string", "redis-without-url", "redis-http-url", "unknown-backend", "number"])
+def test_a_wrong_state_setting_is_refused_with_its_path(tmp_path, value, problem):
+    from ocproxy.config import ConfigError, load_config
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"api_key": "sk-x", "state": value}))
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), {"HOME": str(tmp_path)})
+    assert problem in str(info.value), str(info.value)
