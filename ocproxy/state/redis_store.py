@@ -18,6 +18,8 @@ from typing import Callable, TypeVar
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ocproxy.ratelimit import WINDOW_S, RateLimiter
 from ocproxy.routing.breaker import CLOSED, HALF_OPEN_MAX, BreakerRegistry, CircuitBreaker
@@ -55,7 +57,10 @@ class RedisLink:
     def __init__(self, url: str, prefix: str, retry_s: float = RETRY_S, clock: Callable[[], float] = time.monotonic):
         self.prefix = prefix
         self.where = where(url)
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S)
+        # One immediate retry (a pooled connection Redis closed is reconnected);
+        # past that the fallback below decides, without redis-py's backoff sleeps.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S,
+                                           retry=Retry(NoBackoff(), 1))
         self._retry_s = retry_s
         self._clock = clock
         self._lock = threading.Lock()
