@@ -209,3 +209,25 @@ def test_a_wrong_state_setting_is_refused_with_its_path(tmp_path, value, problem
     with pytest.raises(ConfigError) as info:
         load_config(str(path), {"HOME": str(tmp_path)})
     assert problem in str(info.value), str(info.value)
+
+
+def test_a_hung_redis_is_treated_as_unreachable(redis_server, caplog):
+    """Redis stopped by SIGSTOP (accepts nothing, answers nothing): the read
+    timeout ends the wait and this process's own state answers."""
+    import signal
+
+    caplog.set_level(logging.WARNING, logger="ocproxy.state")
+    link = RedisLink(redis_server.url, PREFIX)
+    limiter = SharedRateLimiter(link, 1)
+    breaker = SharedBreakerRegistry(link, 1, 30.0, same_name).get("m")
+    assert limiter.allow("a") is True
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert breaker.allow() is True
+        breaker.record_failure()
+        assert breaker.allow() is False  # the local breaker took the failure
+        assert limiter.allow("b") is True and limiter.allow("b") is False
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "unreachable (TimeoutError" in warnings[0], warnings

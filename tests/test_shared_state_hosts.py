@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
+import time
 
 import pytest
 import requests
@@ -46,7 +48,9 @@ class Gunicorn:
         home.mkdir()
         path = tmp_path / f"config-{self.port}.json"
         write_json(path, config_dict(upstream, self.port, KEY, **config))
-        env = clean_env(home, OCPROXY_CONFIG=str(path))
+        self.tmpdir = tmp_path / f"tmp-{self.port}"  # where gunicorn_conf makes its metrics directory
+        self.tmpdir.mkdir()
+        env = clean_env(home, OCPROXY_CONFIG=str(path), TMPDIR=str(self.tmpdir))
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.proc = procs.start([_gunicorn(), "-c", "python:ocproxy.gunicorn_conf", "-w", str(workers),
                                  "-b", f"127.0.0.1:{self.port}", "ocproxy.wsgi:application"], env, name="gunicorn")
@@ -112,9 +116,31 @@ def test_four_workers_share_breakers_and_metrics_and_survive_redis_stopping(tmp_
     assert re.search(r"^ocproxy_requests_received_total 20\.0$", text, re.M), text
 
 
-def test_several_workers_with_memory_state_warn_once_at_start(tmp_path, upstream, procs):
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_memory_state_warning_and_metrics_that_outlive_a_dead_worker(tmp_path, upstream, procs):
+    """Two workers, state in memory: one warning at start. A worker killed
+    mid-run takes none of the counts with it (its files stay in the sum);
+    the master removes the metrics directory when it exits."""
     upstream.on(GO_CHAT, by_model)
     host = Gunicorn(tmp_path, upstream, procs, 2)
-    assert host.post().status_code == 200
+    assert [host.post().status_code for _ in range(6)] == [200] * 6
     out = host.proc.output()
     assert out.count('worker processes with state "memory"') == 1, out
+    (metrics_dir,) = list(host.tmpdir.glob("ocproxy-metrics-*"))
+    victim = _children(host.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while victim in _children(host.proc.pid) or len(_children(host.proc.pid)) < 2:
+        assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
+        time.sleep(0.1)
+    for _ in range(6):
+        assert re.search(r"^ocproxy_requests_received_total 6\.0$", host.get("/metrics").text, re.M)
+    assert [host.post().status_code for _ in range(2)] == [200] * 2
+    assert host.get("/health").json()["metrics"]["requests_received"] == 8
+    host.proc.signal(signal.SIGTERM)
+    assert host.proc.wait(20) == 0, host.proc.output()
+    assert not metrics_dir.exists()
