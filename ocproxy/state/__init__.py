@@ -9,6 +9,7 @@ The backend is chosen at start; changing it takes a restart.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ from ocproxy.upstream.identity import KeyRotator
 
 if TYPE_CHECKING:
     from ocproxy.state.redis_store import RedisLink
+
+log = logging.getLogger("ocproxy.state")
 
 MEMORY = "memory"
 REDIS = "redis"
@@ -48,6 +51,8 @@ def build_state(cfg: Config, names: ModelNames) -> State:
     from ocproxy.state.redis_store import RedisLink, SharedBreakerRegistry, SharedKeyRotator, SharedRateLimiter
 
     link = RedisLink(cfg.state.url, cfg.state.prefix)
+    log.info("state: breakers, rate limits and key rotation shared through redis at %s, keys under %r",
+             link.where, cfg.state.prefix)
     return State(REDIS, SharedRateLimiter(link, cfg.rate_limit_per_minute),
                  SharedBreakerRegistry(link, threshold, recovery, names.label), SharedKeyRotator(link), link)
 
