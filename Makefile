@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-load bench clean claude-code
+.PHONY: run test test-load bench clean claude-code redis-server
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,21 @@ claude-code:
 	  echo "make claude-code: npm install failed; tests/test_claude_code.py will report it"; \
 	fi
 
-test: $(STAMP) $(if $(HAVE_NPM),claude-code)
+# The real redis-server for the Redis state backend's tests (tests/redis_server.py
+# starts its own on a free port), from Debian's packages when root with apt. A
+# failed install does not stop make: those tests then skip saying why (fail in CI).
+redis-server:
+	@if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make redis-server: installing Debian's redis-server"; \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null; } || \
+	    echo "make redis-server: install failed; the Redis tests will report it"; \
+	  else \
+	    echo "make redis-server: redis-server missing and not root with apt; the Redis tests will report it"; \
+	  fi; \
+	fi
+
+test: $(STAMP) redis-server $(if $(HAVE_NPM),claude-code)
 	$(PY) -m pytest -m "not load" $(PYTEST_ARGS)
 
 test-load: $(STAMP)

@@ -5,8 +5,11 @@ One run measures, side by side:
 
 * ``relay``    -- bench/relay.py, the thinnest werkzeug + requests text relay;
 * ``ocproxy``  -- the real ``ocproxy serve`` (werkzeug threaded server);
-* ``gunicorn`` -- ``gunicorn -k gthread --threads 64 -w 2 ocproxy.wsgi:application``
-  (where a production host's extra throughput lies; not a target).
+* ``gunicorn`` -- ``gunicorn -c python:ocproxy.gunicorn_conf --threads 64 -w 2
+  ocproxy.wsgi:application`` (where a production host's extra throughput
+  lies; not a target), state in memory;
+* ``gunicorn-redis`` -- the same with ``state`` in a redis-server of its own
+  (breakers, rate limits, key rotation shared by the workers).
 
 against a fake upstream on loopback: nginx serving a static completion JSON
 and a static 2,000-delta SSE file when nginx is installed (``make bench``
@@ -41,8 +44,11 @@ import time
 
 from clients import SLOW_DELTAS, SLOW_GAP, hold_streams, py_load, stream_once, streams_per_second, wrk_run
 from servers import (
-    DELTAS, HERE, PY, _procs, cpu_seconds, free_port, rss_kb, spawn, start_server, start_upstream, stop, wait_port,
+    DELTAS, HERE, PY, _procs, cpu_seconds, free_port, redis_server_binary, rss_kb, spawn, start_redis, start_server,
+    start_upstream, stop, wait_port,
 )
+
+KINDS = ("relay", "ocproxy", "gunicorn", "gunicorn-redis")
 
 
 def warm_up(kind: str, p: subprocess.Popen, port: int) -> dict:
@@ -99,7 +105,7 @@ def measure_streams(kind: str, p: subprocess.Popen, port: int, args) -> dict:
     res["stream_ms"] = statistics.median(r[1] for r in runs)
     res["stream_ok"] = all(r[2] == DELTAS and r[3] for r in runs)
     res["streams_s"], res["streams_bad"] = streams_per_second(port, 16, args.seconds)
-    if kind == "gunicorn":
+    if kind.startswith("gunicorn"):
         res["held"] = {}  # 2 workers x 64 threads cannot hold 200+ streams: each stream holds a host thread
     else:
         time.sleep(1.0)
@@ -115,7 +121,7 @@ def fmt(x, spec=".0f"):
 
 
 def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
-    kinds = [k for k in ("relay", "ocproxy", "gunicorn") if k in results]
+    kinds = [k for k in KINDS if k in results]
     lines = [f"upstream: {upstream_desc}; load: {loadgen}; cpus: {os.cpu_count()}; "
              f"{args.rounds} x {args.seconds:g}s per load point (servers taking turns), {args.streams} streams for medians", ""]
     head = f"{'':34}" + "".join(f"{k:>16}" for k in kinds)
@@ -151,9 +157,17 @@ def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
         row(f"  deltas lost / expected", lambda r, n=n: f"{r['held'][n]['lost']}/{r['held'][n]['expected']}")
         row(f"  streams completed", lambda r, n=n: r["held"][n]["complete"], "d")
         row(f"  keep-alives received", lambda r, n=n: r["held"][n]["keepalives"], "d")
-    if "gunicorn" in kinds:
+    if "gunicorn" in kinds or "gunicorn-redis" in kinds:
         lines.append("(gunicorn: 2 workers x 64 threads hold at most 128 streams, so no held-stream rows; "
                      "RSS is master + workers)")
+    if "relay" in results and "gunicorn-redis" in results:
+        lines += ["", "gunicorn -w 2 / relay, non-stream  memory   redis   target (redis)"]
+        for c in (1, 16, 64):
+            b = results["relay"][f"c{c}"]["rps"]
+            mem = results.get("gunicorn", {}).get(f"c{c}", {}).get("rps")
+            red = results["gunicorn-redis"][f"c{c}"]["rps"]
+            lines.append(f"{f'req/s c={c}':34} {fmt(mem and mem / b, '5.2f'):>6}   {red / b:5.2f}   >= 0.80   "
+                         f"{'MET' if red / b >= 0.8 else 'NOT MET'}")
 
     if "relay" in results and "ocproxy" in results:
         o, b = results["ocproxy"], results["relay"]
@@ -194,7 +208,8 @@ def main() -> int:
     ap.add_argument("--streams", type=int, default=15, help="streams timed for the medians")
     ap.add_argument("--held", type=int, nargs="*", default=[200, 1000], help="held-stream counts")
     ap.add_argument("--idle-seconds", type=float, default=60.0, help="idle time over which CPU is measured")
-    ap.add_argument("--only", nargs="*", default=["relay", "ocproxy", "gunicorn"])
+    ap.add_argument("--only", nargs="*", choices=KINDS,
+                    default=[k for k in KINDS if k != "gunicorn-redis" or redis_server_binary()])
     ap.add_argument("--python-upstream", action="store_true", help="use bench/fakeup.py even if nginx exists")
     ap.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
     args = ap.parse_args()
@@ -229,10 +244,11 @@ def main() -> int:
         slow = spawn([PY, os.path.join(HERE, "fakeup.py"), "slow", "--port", str(slow_port),
                       "--deltas", str(SLOW_DELTAS), "--gap", str(SLOW_GAP)])
         wait_port(slow_port, slow)
+        redis_url = start_redis(tmp) if "gunicorn-redis" in args.only else None
         servers = {}
         for kind in args.only:
             print(f"starting {kind} ...", file=sys.stderr, flush=True)
-            p, port = servers[kind] = start_server(kind, tmp, up, slow_port)
+            p, port = servers[kind] = start_server(kind, tmp, up, slow_port, redis_url=redis_url)
             results[kind] = warm_up(kind, p, port)
         print(f"idle CPU over {args.idle_seconds:g}s ...", file=sys.stderr, flush=True)
         idle_cpu(servers, results, args.idle_seconds)

@@ -176,7 +176,26 @@ http {{
 # -- servers under test ----------------------------------------------------------
 
 
-def ocproxy_config(tmp: str, port: int, up: int, slow: int) -> str:
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server") or ("/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK)
+                                            else None)
+
+
+def start_redis(tmp: str) -> str:
+    """A redis-server of our own for the ``gunicorn-redis`` row; its URL."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it as root with apt)")
+    port = free_port()
+    workdir = os.path.join(tmp, "redis")
+    os.makedirs(workdir, exist_ok=True)
+    p = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
+               "--appendonly", "no"], log=os.path.join(tmp, "redis.log"))
+    wait_port(port, p)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def ocproxy_config(tmp: str, port: int, up: int, slow: int, redis_url: str | None = None) -> str:
     cfg = {
         "api_key": "sk-bench-000000000000",
         "host": "127.0.0.1", "port": port,
@@ -190,15 +209,19 @@ def ocproxy_config(tmp: str, port: int, up: int, slow: int) -> str:
                          "anthropic_base_url": f"http://127.0.0.1:{slow}/v1/messages"},
         "logging": {"level": "info"},
     }
+    if redis_url:
+        cfg["state"] = {"backend": "redis", "url": redis_url, "prefix": f"bench-{port}:"}
     path = os.path.join(tmp, f"ocproxy-{port}.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
     return path
 
 
-def start_server(kind: str, tmp: str, up: int, slow: int, root: str = ROOT) -> tuple[subprocess.Popen, int]:
+def start_server(kind: str, tmp: str, up: int, slow: int, root: str = ROOT,
+                 redis_url: str | None = None) -> tuple[subprocess.Popen, int]:
     """Start ``kind`` with ``tmp`` as its HOME, running the ocproxy found in
-    the checkout ``root`` (bench/ab.py passes other checkouts)."""
+    the checkout ``root`` (bench/ab.py passes other checkouts); the
+    ``gunicorn-redis`` kind keeps its state in ``redis_url``."""
     port = free_port()
     env = dict(os.environ, HOME=tmp, OCPROXY_SHUTDOWN_GRACE_MS="0", PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=root)
     env.pop("OCPROXY_API_KEY", None)
@@ -209,9 +232,11 @@ def start_server(kind: str, tmp: str, up: int, slow: int, root: str = ROOT) -> t
                "--slow-upstream", f"http://127.0.0.1:{slow}/v1/chat/completions"]
     elif kind == "ocproxy":
         cmd = [PY, "-m", "ocproxy", "serve", "--config", ocproxy_config(tmp, port, up, slow)]
-    else:
-        env["OCPROXY_CONFIG"] = ocproxy_config(tmp, port, up, slow)
-        cmd = [os.path.join(os.path.dirname(PY), "gunicorn"), "-k", "gthread", "--threads", "64", "-w", "2",
+    else:  # gunicorn, gunicorn-redis: the documented multi-worker setup (multiprocess metrics)
+        env["OCPROXY_CONFIG"] = ocproxy_config(tmp, port, up, slow, redis_url if kind == "gunicorn-redis" else None)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        cmd = [os.path.join(os.path.dirname(PY), "gunicorn"), "-c", "python:ocproxy.gunicorn_conf",
+               "-k", "gthread", "--threads", "64", "-w", "2",
                "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048", "ocproxy.wsgi:application"]
     p = spawn(cmd, env=env, log=log, cwd=root)
     wait_port(port, p)

@@ -25,18 +25,17 @@ from ocproxy.clientwatch import ClientWatch
 from ocproxy.config import Config
 from ocproxy.errors import ClientGone, ProxyError
 from ocproxy.metrics import Metrics
-from ocproxy.ratelimit import RateLimiter
 from ocproxy.reload import ConfigHolder
 from ocproxy.inflight import InFlight
 from ocproxy.relay import Call, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
-from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import RoutingError, build_route
+from ocproxy.state import build_state
+from ocproxy.state.names import ModelNames
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
 from ocproxy.upstream.attempt import CancelScope
 from ocproxy.upstream.client import UpstreamClient
-from ocproxy.upstream.identity import KeyRotator
 
 log = logging.getLogger("ocproxy.app")
 access_log = logging.getLogger("ocproxy.access")
@@ -69,11 +68,14 @@ class ProxyApp:
         self.holder = config if isinstance(config, ConfigHolder) else ConfigHolder(config)
         cfg = self.holder.current
         self.client = client or UpstreamClient()
-        self.breakers = BreakerRegistry(cfg.breaker_threshold, cfg.breaker_recovery_ms / 1000.0)
-        self.limiter = RateLimiter(cfg.rate_limit_per_minute)
-        self.metrics = Metrics()
+        # breakers and metric series only for configured and catalog models
+        self.names = ModelNames(lambda: self.holder.current)
+        self.state = build_state(cfg, self.names)  # breakers, rate limits, key rotation: memory or Redis
+        self.breakers = self.state.breakers
+        self.limiter = self.state.limiter
+        self.metrics = Metrics(self.names.label)
         self.heartbeat = Heartbeat()  # the shared ticker: keep-alives and client watches
-        self.services = Services(self.client, KeyRotator(), self.breakers, self.metrics, ClientWatch(self.heartbeat))
+        self.services = Services(self.client, self.state.keys, self.breakers, self.metrics, ClientWatch(self.heartbeat))
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request
         self.inflight = InFlight()
@@ -122,6 +124,7 @@ class ProxyApp:
         self.inflight.close(timeout)
         self.heartbeat.stop()
         self.client.close()
+        self.state.close()
 
     def idle(self) -> bool:
         """No request in flight and no stream open (for graceful shutdown)."""

@@ -1,14 +1,27 @@
-"""Counters and latency for ``/health`` and ``/metrics``.
+"""Counters and latency for ``/health`` and ``/metrics``, kept by
+``prometheus_client``.
 
-In memory, since process start; they survive config reloads because the
-application keeps one ``Metrics`` for its whole life.
+One process: the values live in this ``Metrics``' own registry, since
+process start; they survive config reloads because the application keeps
+one ``Metrics`` for its whole life. Several worker processes (a WSGI host
+with ``-w N``): with ``PROMETHEUS_MULTIPROC_DIR`` set before the workers
+start (``ocproxy.gunicorn_conf`` does it), ``prometheus_client`` writes
+every worker's values to files there and each scrape, and ``/health``,
+reads the totals of all of them. Latency percentiles, the last failure per
+model and the recent outcomes are this process's own.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
+from typing import Callable
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 COUNTERS = (
     "requests_received",
@@ -36,27 +49,59 @@ _HELP = {
     "client_cancelled": "Requests whose client went away before the answer was complete",
 }
 
+# The *_created series add a line per counter and say nothing a scrape needs.
+prometheus_client.disable_created_metrics()
+
+
+def multiprocess_dir() -> str | None:
+    """The directory shared by a host's workers, when there is one."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def _same_name(model_id: str) -> str:
+    return model_id
+
+
+class _Scrape:
+    """One exposition: the counters (this process's or every worker's) plus
+    gauges computed at scrape time."""
+
+    def __init__(self, source, gauges: list[GaugeMetricFamily]):
+        self._source = source
+        self._gauges = gauges
+
+    def collect(self):
+        yield from self._source.collect()
+        yield from self._gauges
+
 
 class Metrics:
-    """``_lock`` guards every counter, the per-model counts, the latency
-    samples, the histogram, the last failure per model and the recent
-    outcomes."""
+    """``label`` maps a model id to its series name (``state.names``), so the
+    per-model series stay bounded. ``_lock`` guards the latency samples, the
+    last failure per model and the recent outcomes; the prometheus_client
+    metrics have their own locks."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: Callable[[str], str] = _same_name) -> None:
+        self._label = label
+        path = multiprocess_dir()
+        if path is not None:  # prometheus_client opens its value files there at once
+            os.makedirs(path, exist_ok=True)
+        self.registry = CollectorRegistry()
+        self._counters = {name: Counter(f"ocproxy_{name}", _HELP[name], registry=self.registry) for name in COUNTERS}
+        self._model_success = Counter("ocproxy_model_success", "Successful requests per model", ["model"],
+                                      registry=self.registry)
+        self._latency = Histogram("ocproxy_request_duration_seconds", "Latency of successful requests",
+                                  buckets=BUCKETS, registry=self.registry)
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(COUNTERS, 0)
-        self._models: dict[str, int] = {}
         self._samples: deque[float] = deque(maxlen=1000)  # ms
-        self._bucket_counts = [0] * len(BUCKETS)
-        self._latency_sum = 0.0
-        self._last_failure: dict[str, dict] = {}  # model id -> {"error", "at"}
+        self._last_failure: dict[str, dict] = {}  # model label -> {"error", "at"}
         self._recent: deque[bool] = deque(maxlen=RECENT)  # True: answered
 
     def model_failed(self, model_id: str, description: str) -> None:
         """One attempt on ``model_id`` failed; ``description`` says how,
         without secrets (``errors.describe``)."""
         with self._lock:
-            self._last_failure[model_id] = {"error": description, "at": int(time.time())}
+            self._last_failure[self._label(model_id)] = {"error": description, "at": int(time.time())}
 
     def outcome(self, ok: bool) -> None:
         """A request ended answered (True) or with every model failed."""
@@ -72,55 +117,67 @@ class Metrics:
             return {k: dict(v) for k, v in sorted(self._last_failure.items())}
 
     def inc(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += n
+        self._counters[name].inc(n)
 
     def success(self, model_id: str, latency_s: float) -> None:
+        self._counters["requests_success"].inc()
+        self._model_success.labels(self._label(model_id)).inc()
+        self._latency.observe(latency_s)
         with self._lock:
-            self._counts["requests_success"] += 1
-            self._models[model_id] = self._models.get(model_id, 0) + 1
             self._samples.append(latency_s * 1000.0)
-            self._latency_sum += latency_s
-            for i, bound in enumerate(BUCKETS):
-                if latency_s <= bound:
-                    self._bucket_counts[i] += 1
+
+    def _source(self):
+        """Where the values are read: every worker's files, or this registry."""
+        path = multiprocess_dir()
+        if path is None:
+            return self.registry
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path)
+        return registry
 
     def snapshot(self) -> dict:
+        out: dict = dict.fromkeys(COUNTERS, 0)
+        models: dict[str, int] = {}
+        buckets = dict.fromkeys(BUCKETS, 0)
+        latency_sum = 0.0
+        for family in self._source().collect():
+            for sample in family.samples:
+                name = sample.name
+                if name == "ocproxy_model_success_total":
+                    model = sample.labels["model"]
+                    models[model] = models.get(model, 0) + int(sample.value)
+                elif name == "ocproxy_request_duration_seconds_bucket" and sample.labels["le"] != "+Inf":
+                    bound = float(sample.labels["le"])
+                    if bound in buckets:
+                        buckets[bound] += int(sample.value)
+                elif name == "ocproxy_request_duration_seconds_sum":
+                    latency_sum += sample.value
+                elif name.startswith("ocproxy_") and name.endswith("_total") and name[8:-6] in out:
+                    out[name[8:-6]] += int(sample.value)
         with self._lock:
             samples = sorted(self._samples)
-            out = dict(self._counts)
-            out["models"] = dict(self._models)
-            out["p95_latency_ms"] = _percentile(samples, 0.95)
-            out["p99_latency_ms"] = _percentile(samples, 0.99)
-            out["_buckets"] = list(self._bucket_counts)
-            out["_sum"] = self._latency_sum
-            return out
+        out["models"] = dict(sorted(models.items()))
+        out["p95_latency_ms"] = _percentile(samples, 0.95)
+        out["p99_latency_ms"] = _percentile(samples, 0.99)
+        out["_buckets"] = [buckets[b] for b in BUCKETS]
+        out["_sum"] = latency_sum
+        return out
 
     def prometheus(self, extra_gauges: dict[str, tuple[str, float]], breakers: dict[str, str]) -> str:
-        snap = self.snapshot()
-        lines: list[str] = []
-        for name in COUNTERS:
-            lines += [f"# HELP ocproxy_{name}_total {_HELP[name]}", f"# TYPE ocproxy_{name}_total counter",
-                      f"ocproxy_{name}_total {snap[name]}"]
-        lines += ["# HELP ocproxy_model_success_total Successful requests per model",
-                  "# TYPE ocproxy_model_success_total counter"]
-        for model, n in sorted(snap["models"].items()):
-            lines.append(f'ocproxy_model_success_total{{model="{_label(model)}"}} {n}')
+        """The exposition text: the counters and histogram (every worker's
+        under a multi-worker host), ``extra_gauges`` (name -> (help, value))
+        and one ``circuit_breaker_open`` series per breaker."""
+        gauges = []
         for name, (help_text, value) in extra_gauges.items():
-            lines += [f"# HELP ocproxy_{name} {help_text}", f"# TYPE ocproxy_{name} gauge", f"ocproxy_{name} {value:g}"]
-        lines += ["# HELP ocproxy_circuit_breaker_open 1 when the model's breaker is not closed",
-                  "# TYPE ocproxy_circuit_breaker_open gauge"]
+            gauge = GaugeMetricFamily(f"ocproxy_{name}", help_text)
+            gauge.add_metric([], value)
+            gauges.append(gauge)
+        open_gauge = GaugeMetricFamily("ocproxy_circuit_breaker_open", "1 when the model's breaker is not closed",
+                                       labels=["model", "state"])
         for model, state in sorted(breakers.items()):
-            lines.append(f'ocproxy_circuit_breaker_open{{model="{_label(model)}",state="{state}"}} '
-                         f'{0 if state == "closed" else 1}')
-        lines += ["# HELP ocproxy_request_duration_seconds Latency of successful requests",
-                  "# TYPE ocproxy_request_duration_seconds histogram"]
-        for bound, n in zip(BUCKETS, snap["_buckets"]):
-            lines.append(f'ocproxy_request_duration_seconds_bucket{{le="{bound:g}"}} {n}')
-        lines.append(f'ocproxy_request_duration_seconds_bucket{{le="+Inf"}} {snap["requests_success"]}')
-        lines.append(f"ocproxy_request_duration_seconds_sum {snap['_sum']:.6f}")
-        lines.append(f"ocproxy_request_duration_seconds_count {snap['requests_success']}")
-        return "\n".join(lines) + "\n"
+            open_gauge.add_metric([model, state], 0 if state == "closed" else 1)
+        gauges.append(open_gauge)
+        return generate_latest(_Scrape(self._source(), gauges)).decode()
 
 
 def _percentile(sorted_samples: list[float], q: float) -> int:
@@ -128,7 +185,3 @@ def _percentile(sorted_samples: list[float], q: float) -> int:
         return 0
     index = min(int(len(sorted_samples) * q), len(sorted_samples) - 1)
     return int(sorted_samples[index])
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -7,11 +7,24 @@ used up, as the Go proxy did; ``rate_limit_per_minute`` is configurable and
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Callable
 
 WINDOW_S = 60.0
+#: Most client keys held at once (about 200 bytes each): past it the oldest
+#: window is dropped, so a flood of distinct clients cannot grow memory.
+MAX_KEYS = 65_536
+#: Longer keys are stored as their hash, so the key text is bounded too.
+MAX_KEY_CHARS = 128
+
+
+def bounded_key(key: str) -> str:
+    """``key`` itself when short, else a fixed-length digest of it."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def client_key(x_forwarded_for: str | None, peer: str) -> str:
@@ -25,17 +38,24 @@ def client_key(x_forwarded_for: str | None, peer: str) -> str:
 
 
 class RateLimiter:
-    """Fixed-window limiter: ``per_minute`` requests per key per window."""
+    """Fixed-window limiter: ``per_minute`` requests per key per window,
+    at most ``max_keys`` windows held (the oldest goes first)."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
-        # Guards _windows, _limit and _last_sweep: every request thread
-        # reads and rewrites its key's window, and sweeps touch all keys.
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_keys: int = MAX_KEYS):
+        # Guards _windows and _limit: every request thread reads and
+        # rewrites its key's window and drops expired ones.
         self._lock = threading.Lock()
         self._clock = clock
         self._limit = max(int(per_minute), 0)
-        # key -> [window start, tokens left]
+        self._max_keys = max(int(max_keys), 1)
+        # key -> [window start, tokens left], in order of window start
+        # (a new window is re-inserted at the end), so the first is the oldest
         self._windows: dict[str, list] = {}
-        self._last_sweep = clock()
+
+    @property
+    def limit(self) -> int:
+        with self._lock:
+            return self._limit
 
     def configure(self, per_minute: int) -> None:
         """New limit after a config reload; open windows are kept."""
@@ -51,10 +71,13 @@ class RateLimiter:
             if self._limit <= 0:
                 return True
             now = self._clock()
-            if now - self._last_sweep >= WINDOW_S:
-                self._sweep(now)
+            self._drop_expired(now)
+            key = bounded_key(key)
             window = self._windows.get(key)
             if window is None or now - window[0] >= WINDOW_S:
+                self._windows.pop(key, None)
+                while len(self._windows) >= self._max_keys:
+                    del self._windows[next(iter(self._windows))]  # the oldest window
                 # the first request of a window consumes one of the tokens
                 self._windows[key] = [now, self._limit - 1]
                 return True
@@ -63,9 +86,13 @@ class RateLimiter:
             window[1] -= 1
             return True
 
-    def _sweep(self, now: float) -> None:
+    def _drop_expired(self, now: float) -> None:
         """Drop expired windows (an expired window behaves exactly like no
-        window), so memory stays bounded by the keys of the last minute.
-        Runs at most once per window length, so it costs O(1) amortised."""
-        self._windows = {k: w for k, w in self._windows.items() if now - w[0] < WINDOW_S}
-        self._last_sweep = now
+        window). Windows are ordered by start, so the expired ones are a
+        prefix: amortised O(1) per request."""
+        windows = self._windows
+        while windows:
+            oldest = next(iter(windows))
+            if now - windows[oldest][0] < WINDOW_S:
+                return
+            del windows[oldest]

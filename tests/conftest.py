@@ -12,6 +12,7 @@ from ocproxy.config import Config, ModelConfig, ProviderConfig
 from ocproxy.reload import ConfigHolder
 from ocproxy.server import Server
 from tests.fakes import FakeUpstream
+from tests.redis_server import redis_server  # noqa: F401  (a fixture: a real redis-server)
 
 API_KEY = "sk-upstream-secret-0123456789"
 

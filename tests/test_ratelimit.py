@@ -111,3 +111,30 @@ def test_concurrent_requests_never_exceed_limit():
 )
 def test_client_key(xff, peer, expected):
     assert client_key(xff, peer) == expected
+
+
+def test_distinct_clients_beyond_the_cap_evict_the_oldest_windows():
+    clock = FakeClock()
+    rl = RateLimiter(1, clock, max_keys=100)
+    for i in range(1000):
+        assert rl.allow(f"client-{i}") is True
+        clock.now += 0.01
+    assert len(rl) == 100
+    assert rl.allow("client-999") is False  # the newest windows are intact
+    assert rl.allow("client-0") is True  # the oldest was dropped: a fresh window
+
+
+def test_huge_client_keys_are_not_kept():
+    import tracemalloc
+
+    rl = RateLimiter(1, FakeClock())
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(50):
+        key = f"{i}-" + "x" * 1_000_000
+        assert rl.allow(key) is True
+        assert rl.allow(key) is False  # still the same client's window
+        del key
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert kept < 100_000, kept

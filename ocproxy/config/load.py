@@ -46,6 +46,7 @@ from ocproxy.config.types import (
     Config,
     ModelConfig,
     ProviderConfig,
+    StateConfig,
 )
 
 log = logging.getLogger("ocproxy.config")
@@ -358,6 +359,12 @@ def _provider(d: dict | None, default: ProviderConfig) -> ProviderConfig:
     )
 
 
+def _state(value: str | dict | None) -> StateConfig:
+    if not isinstance(value, dict) or value.get("backend") != "redis":
+        return DEFAULTS.state
+    return StateConfig("redis", value["url"], value.get("prefix") or DEFAULTS.state.prefix)
+
+
 _LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error"}
 
 
@@ -395,6 +402,7 @@ def _build(data: dict, source_path: str | None) -> Config:
         trusted_proxies=tuple(data.get("trusted_proxies") or DEFAULTS.trusted_proxies),
         max_connections=int(data.get("max_connections") or DEFAULTS.max_connections),
         request_read_timeout_ms=int(data.get("request_read_timeout_ms") or DEFAULTS.request_read_timeout_ms),
+        state=_state(data.get("state")),
         source_path=source_path,
     )
 

@@ -262,6 +262,22 @@ CONFIG_SCHEMA: dict = {
         "trusted_proxies": _opt("array", items={"type": "string", "minLength": 1}),
         "max_connections": _opt("integer", minimum=0),
         "request_read_timeout_ms": _opt("integer", minimum=0),
+        # "memory", or {"backend": "redis", "url": "redis://…", "prefix": …}
+        "state": {
+            "type": ["string", "object", "null"],
+            "if": {"type": "string"},
+            "then": {"enum": ["memory"]},
+            "else": {
+                "properties": {
+                    "backend": {"enum": ["memory", "redis"]},
+                    "url": _opt("string", pattern=r"^(rediss?|unix)://"),
+                    "prefix": _opt("string"),
+                },
+                "required": ["backend"],
+                "if": {"properties": {"backend": {"const": "redis"}}},
+                "then": {"required": ["url"], "properties": {"url": {"type": "string", "minLength": 1}}},
+            },
+        },
     },
     # ``api_key`` is only used when there is no key pool; only then may it
     # not hold an unresolved placeholder.

@@ -132,6 +132,17 @@ class ClientKey:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """Where breakers, rate-limit windows and key-rotation counters live:
+    ``memory`` (this process) or ``redis`` (shared by every worker and host
+    using ``url``, under keys starting with ``prefix``)."""
+
+    backend: str = "memory"
+    url: str = ""
+    prefix: str = "ocproxy:"
+
+
+@dataclass(frozen=True)
 class Config:
     api_key: str = ""
     api_keys: tuple[str, ...] = ()
@@ -164,6 +175,7 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     request_read_timeout_ms: int = DEFAULT_REQUEST_READ_TIMEOUT_MS
+    state: StateConfig = StateConfig()
     #: the file this config came from (None: built-in defaults)
     source_path: str | None = field(default=None, compare=False)
 

@@ -127,15 +127,23 @@ class CircuitBreaker:
             self._probes = 0
 
 
+def _same_name(model_id: str) -> str:
+    return model_id
+
+
 class BreakerRegistry:
     """Process-wide breakers, one per ``model_id`` (Go and Zen share one),
-    created on first use and kept forever; survives config reloads."""
+    created on first use and kept; survives config reloads. ``label`` maps
+    an id to the name its breaker is kept under (``state.names``: names
+    neither configured nor in the catalog share one), so the table stays
+    bounded whatever clients send."""
 
     def __init__(
         self,
         threshold: int = DEFAULT_THRESHOLD,
         recovery_s: float = DEFAULT_RECOVERY_S,
         clock: Clock = time.monotonic,
+        label: Callable[[str], str] = _same_name,
     ):
         # Guards the breaker dict and the parameters handed to new breakers;
         # never held while a breaker's own lock is taken, except in
@@ -145,14 +153,20 @@ class BreakerRegistry:
         self._threshold = _threshold(threshold)
         self._recovery = _recovery(recovery_s)
         self._clock = clock
+        self._label = label
 
     def get(self, model_id: str) -> CircuitBreaker:
+        name = self._label(model_id)
         with self._lock:
-            breaker = self._breakers.get(model_id)
+            breaker = self._breakers.get(name)
             if breaker is None:
-                breaker = CircuitBreaker(self._threshold, self._recovery, self._clock)
-                self._breakers[model_id] = breaker
+                breaker = self._make(name)
+                self._breakers[name] = breaker
             return breaker
+
+    def _make(self, name: str) -> CircuitBreaker:
+        """A new breaker for ``name`` (called with ``_lock`` held)."""
+        return CircuitBreaker(self._threshold, self._recovery, self._clock)
 
     def _all(self) -> list[CircuitBreaker]:
         with self._lock:
