@@ -14,6 +14,7 @@ streaming shell.
 from __future__ import annotations
 
 import enum
+import http
 import logging
 import os
 import time
@@ -22,13 +23,13 @@ from typing import Callable
 
 from ocproxy.clientwatch import ClientWatch, client_socket, gone_probe
 from ocproxy.config import Config, ModelConfig
-from ocproxy.errors import AttemptFailure, ClientGone, UpstreamDataError, describe
+from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError, describe
 from ocproxy.metrics import Metrics
 from ocproxy.request import MessagesRequest
 from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import Route
 from ocproxy.routing.fallback import ChainExhausted, ChainResult, Trace, run_chain
-from ocproxy.streaming import StreamWriter
+from ocproxy.streaming import SSE_HEADERS, Head, StreamWriter, whole_error
 from ocproxy.translate.ids import sequential
 from ocproxy.translate.sse import error_frame
 from ocproxy.upstream import targets
@@ -246,18 +247,39 @@ def after_failure(*, client_gone: bool, payload_written: bool) -> Next:
     return Next.FALL_BACK
 
 
+def stream_head(rid: str, model_id: str) -> Head:
+    """A stream's 200 head, sent with its first payload: it names the model
+    that answered."""
+    return "200 OK", [*SSE_HEADERS, ("X-Request-ID", rid), ("x-ocproxy-model", model_id)]
+
+
+def status_line(status: int) -> str:
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Overloaded" if status == 529 else f"{status} Error"
+
+
+def error_answer(rid: str, err: ProxyError) -> tuple[Head, bytes]:
+    """``err`` as a whole JSON answer, for a stream that failed before its
+    headers: the same status, type and ``Retry-After`` as a non-streaming
+    request gets, so the client's SDK raises (and retries) alike."""
+    return whole_error(status_line(err.status), err.body(), [("X-Request-ID", rid), *err.headers])
+
+
 def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bool = False,
-                payload_began: Callable[[], None] | None = None) -> None:
+                payload_began: Callable[[], None] | None = None, head: Head | None = None) -> None:
     """Translate ``upstream`` chunk by chunk into ``writer``, then finish it.
     Raises ``ClientGone`` when the writer refuses frames (client left).
-    ``payload_began`` is called once, after the first frames went out."""
+    ``payload_began`` is called once, after the first frames went out;
+    ``head`` goes out with them."""
     if pauses_heartbeat:
         writer.pause(True)
     try:
         for chunk in upstream:
             frames = translator.feed(chunk)
             if frames:
-                if not writer.write(frames):
+                if not writer.write(frames, head):
                     raise ClientGone()
                 if payload_began is not None:
                     payload_began()
@@ -292,7 +314,8 @@ class StreamRelay:
         self.scope.bind(handle)
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
-            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began)
+            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began,
+                        stream_head(self.call.rid, model.model_id))
         except AttemptFailure as failure:
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
                                      payload_written=self.writer.payload_written)
@@ -313,9 +336,18 @@ class StreamRelay:
         the first payload byte; a stream broken after it charges nothing."""
         call, metrics, trace = self.call, self.services.metrics, self.trace
         first_attempt = time.monotonic()
+        # No keep-alive goes out before the headers, so a client that hangs
+        # up meanwhile is seen by the socket watch (as for a whole answer).
+        sock = client_socket(call.environ)
+        if sock is not None:
+            self.services.watch.add(sock, self.scope)
         try:
-            result = run_chain(call.route.chain, self.attempt, key_count=len(call.cfg.key_pool),
-                               is_cancelled=self.cancelled, breakers=self.services.breakers, trace=trace)
+            try:
+                result = run_chain(call.route.chain, self.attempt, key_count=len(call.cfg.key_pool),
+                                   is_cancelled=self.cancelled, breakers=self.services.breakers, trace=trace)
+            finally:
+                if sock is not None:
+                    self.services.watch.discard(sock)
         except ClientGone:
             metrics.inc("client_cancelled")
             log.debug("client disconnected during stream id=%s", call.rid)
@@ -324,7 +356,7 @@ class StreamRelay:
             metrics.inc("requests_failed")
             _record_failures(call, metrics, trace, ok=False)
             err = exc.error("all upstream models failed", _secrets(call.cfg))
-            writer.finish([error_frame(err.message, err.kind)])
+            writer.fail(error_answer(call.rid, err), [error_frame(err.message, err.kind)])
             call.log_done(trace, "all-failed")
         except StreamBroken as broken:
             metrics.inc("requests_failed")
@@ -336,7 +368,8 @@ class StreamRelay:
         except Exception:
             metrics.inc("requests_failed")
             log.exception("stream pump failed id=%s", call.rid)
-            writer.finish([error_frame("internal proxy error")])
+            writer.fail(error_answer(call.rid, ProxyError(500, "internal proxy error")),
+                        [error_frame("internal proxy error")])
             call.log_done(trace, "internal-error")
         else:
             _succeeded(call, metrics, trace, result, first_attempt)
