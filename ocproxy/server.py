@@ -33,6 +33,7 @@ from werkzeug.serving import ThreadedWSGIServer, get_sockaddr, select_address_fa
 
 from ocproxy import __version__, daemon
 from ocproxy.app import ProxyApp
+from ocproxy.daemon import GRACE_SECONDS, grace_from_env
 from ocproxy.config import Config
 from ocproxy.http1 import KEEPALIVE_IDLE_SECONDS, MAX_REQUESTS_PER_CONNECTION, ConnectionHandler
 from ocproxy.logs import secrets_of, setup_logging
@@ -40,27 +41,9 @@ from ocproxy.reload import ConfigHolder, Reloader
 
 log = logging.getLogger("ocproxy.server")
 
-#: How long in-flight requests and streams may run on after SIGTERM/SIGINT.
-GRACE_SECONDS = 10.0
-GRACE_ENV = "OCPROXY_SHUTDOWN_GRACE_MS"
-
 #: After the grace period and ``app.close()``: how long to wait for request
 #: threads to deliver their last bytes before giving up on them.
 JOIN_SECONDS = 5.0
-
-
-def grace_from_env(env=os.environ) -> float:
-    """``OCPROXY_SHUTDOWN_GRACE_MS`` (milliseconds, >= 0) or the 10 s default."""
-    text = env.get(GRACE_ENV, "").strip()
-    if text:
-        try:
-            value = int(text)
-        except ValueError:
-            value = -1
-        if value >= 0:
-            return value / 1000.0
-        log.warning("ignoring %s=%r: not a whole number of milliseconds", GRACE_ENV, text)
-    return GRACE_SECONDS
 
 
 class _Server(ThreadedWSGIServer):
@@ -282,7 +265,8 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
 
 def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port: int | None,
          daemon_child: bool) -> int:
-    if not daemon_child and daemon.check_not_running() is not None:
+    # A daemon child's launcher checked already; port 0 takes a free port.
+    if not daemon_child and config.port and daemon.check_not_running(config.port) is not None:
         return 1
     holder = ConfigHolder(config, cli_host=cli_host, cli_port=cli_port)
     if not _is_loopback(config.host) and not config.client_api_keys:
@@ -297,10 +281,11 @@ def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port
               file=sys.stderr)
         return 1
     grace = grace_from_env()
+    pid_file = daemon.pid_path(server.port)
     try:
-        daemon.write_pid(os.getpid())
+        daemon.write_pid(pid_file, os.getpid())
     except OSError as exc:  # status/stop will not see us; serving still works
-        log.warning("cannot write pid file %s: %s", daemon.pid_path(), exc)
+        log.warning("cannot write pid file %s: %s", pid_file, exc)
     watcher = None
     try:
         if config.hot_reload and config_path:
@@ -335,6 +320,6 @@ def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port
     finally:
         if watcher is not None:
             watcher.stop()
-        daemon.remove_pid(only_if=os.getpid())
+        daemon.remove_pid(pid_file, only_if=os.getpid())
     log.info("server stopped")
     return 0
