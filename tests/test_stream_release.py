@@ -106,3 +106,48 @@ def test_clients_resetting_after_message_stop_leave_no_stream_open(host, tmp_pat
     assert proc.wait(20) == 0, proc.output()
     out = proc.output()
     assert "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("host", ["serve", "waitress"])
+def test_sigterm_while_a_stream_waits_for_its_first_byte_answers_529(host, tmp_path, upstream, procs):
+    """No header went out yet, so the stream ended by shutdown is a whole
+    529 overloaded_error, which the SDK raises (and Claude Code retries)."""
+    import threading
+
+    import anthropic
+
+    if host != "serve" and _binary("waitress-serve") is None:
+        pytest.skip("waitress is not installed in this environment")
+    from tests.fakes import no_headers
+
+    upstream.on(GO_CHAT, no_headers(hold=30.0))
+    port = free_port()
+    config = tmp_path / "config.json"
+    write_json(config, config_dict(upstream, port, KEY))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(home, OCPROXY_CONFIG=str(config), OCPROXY_SHUTDOWN_GRACE_MS="300")
+    proc = procs.start(_command(host, port, config), env, name=host)
+    url = f"http://127.0.0.1:{port}"
+    wait_health(url, proc, timeout=20)
+    client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0, timeout=20)
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            with client.messages.stream(model="claude-sonnet-4-6", max_tokens=10,
+                                        messages=[{"role": "user", "content": "hi"}]) as s:
+                s.get_final_text()
+        except anthropic.APIStatusError as exc:
+            raised.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    from tests.procs import wait_for
+    assert wait_for(lambda: len(upstream.calls(GO_CHAT)) == 1, 10)
+    proc.signal(signal.SIGTERM)
+    caller.join(20)
+    assert not caller.is_alive()
+    assert raised and raised[0].status_code == 529
+    assert raised[0].body["error"] == {"type": "overloaded_error", "message": "server is shutting down"}
+    assert proc.wait(20) == 0, proc.output()
