@@ -328,6 +328,7 @@ class StreamRelay:
         self.call, self.services, self.writer, self.scope = call, services, writer, scope
         self.trace = Trace()
         self._gone = gone_probe(call.environ)
+        self._sock = client_socket(call.environ)
 
     def attempt(self, model: ModelConfig, scope: CancelScope | None = None,
                 claim: Callable[[], bool] | None = None) -> None:
@@ -341,7 +342,8 @@ class StreamRelay:
         scope.bind(handle)
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
-            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began,
+            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat,
+                        lambda: (handle.payload_began(), self._unwatch()),
                         stream_head(self.call.rid, model.model_id), claim)
         except AttemptFailure as failure:
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
@@ -361,6 +363,12 @@ class StreamRelay:
     def cancelled(self) -> bool:
         return self.writer.gone or self.scope.cancelled or self._gone()
 
+    def _unwatch(self) -> None:
+        """Once the headers are out, writes and keep-alives notice a
+        departed client; the socket watch is for the wait before them."""
+        if self._sock is not None:
+            self.services.watch.discard(self._sock)
+
     def pump(self, writer: StreamWriter) -> None:
         """Run the chain; end ``writer`` however it ends. Breakers are
         consulted and charged as for a whole answer, for failures before
@@ -369,9 +377,8 @@ class StreamRelay:
         first_attempt = time.monotonic()
         # No keep-alive goes out before the headers, so a client that hangs
         # up meanwhile is seen by the socket watch (as for a whole answer).
-        sock = client_socket(call.environ)
-        if sock is not None:
-            self.services.watch.add(sock, self.scope)
+        if self._sock is not None:
+            self.services.watch.add(self._sock, self.scope)
         try:
             try:
                 hedged = call.route.primary.hedge_after_ms > 0
@@ -379,8 +386,7 @@ class StreamRelay:
                                    key_count=len(call.cfg.key_pool), is_cancelled=self.cancelled,
                                    breakers=self.services.breakers, trace=trace, hedged=hedged)
             finally:
-                if sock is not None:
-                    self.services.watch.discard(sock)
+                self._unwatch()
         except ClientGone:
             metrics.inc("client_cancelled")
             log.debug("client disconnected during stream id=%s", call.rid)
