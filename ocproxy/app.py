@@ -272,18 +272,12 @@ class ProxyApp:
         writer = StreamWriter(call.cfg.heartbeat_interval)
         scope = CancelScope()
         relay = StreamRelay(call, self.services, writer, scope)
+        # The headers leave with the first payload (naming the model that
+        # answered) or as the whole error when every model failed before it.
         response = StreamResponse(writer, relay.pump, self.heartbeat, scope.cancel,
-                                  on_done=lambda: self.inflight.forget_stream(response))
+                                  on_done=lambda: self.inflight.forget_stream(response),
+                                  start_response=start_response)
         self.inflight.add_stream(response, scope)
-        start_response("200 OK", [
-            ("Content-Type", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-            ("X-Request-ID", call.rid),
-            # Stream headers leave before any model answered: the first one
-            # tried (the log line, /metrics and /health name the one that did).
-            ("x-ocproxy-model", call.route.primary.model_id),
-        ])
         return response
 
 

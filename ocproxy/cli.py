@@ -186,7 +186,7 @@ def systemd_unit(config_path: str | None, port: int | None) -> str:
         f"ExecStart={exec_start}\n"
         "Restart=on-failure\n"
         "RestartSec=5\n"
-        "TimeoutStopSec=15\n"
+        f"TimeoutStopSec={daemon.GRACE_SECONDS + daemon.STOP_MARGIN_SECONDS:.0f}\n"
         f"LimitNOFILE={LIMIT_NOFILE}\n"
         "Environment=PYTHONUNBUFFERED=1\n"
         "EnvironmentFile=-%h/.config/ocproxy/env\n"
@@ -223,7 +223,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             child += ["--port", str(args.port)]
         if args.host:
             child += ["--host", args.host]
-        return daemon.start_background(child)
+        return daemon.start_background(child, config.port)
     # Imported here, not at the top: the HTTP stack (werkzeug, requests, the
     # token encoder) doubles the start-up time of every other command.
     from ocproxy import server
@@ -232,12 +232,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return server.run(config, config_path=path, cli_host=args.host, cli_port=args.port, **extra)
 
 
+def _instance_port(args: argparse.Namespace) -> int | None:
+    """The port naming the instance ``stop``/``status`` address: ``--port``,
+    else the config's (the same lookup as ``serve``)."""
+    if args.port is not None:
+        return args.port
+    try:
+        config, _ = _load(resolve_config_path(args.config, os.environ))
+    except ConfigError as exc:
+        _print_problems("failed to load config (give --port to name the instance)", exc)
+        return None
+    return config.port
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
-    return daemon.stop()
+    port = _instance_port(args)
+    return EXIT_BAD_CONFIG if port is None else daemon.stop(port)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return daemon.status()
+    port = _instance_port(args)
+    return EXIT_BAD_CONFIG if port is None else daemon.status(port)
 
 
 # -- parser ------------------------------------------------------------------
@@ -259,8 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--_daemonize", dest="daemonize", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
-    sub.add_parser("stop", help="stop the running proxy").set_defaults(func=cmd_stop)
-    sub.add_parser("status", help="is the proxy running?").set_defaults(func=cmd_status)
+    for name, func, text in (("stop", cmd_stop, "stop the running proxy"),
+                             ("status", cmd_status, "is the proxy running?")):
+        p = sub.add_parser(name, help=f"{text} (the instance on --port, else the config's port)")
+        config_opt(p)
+        p.add_argument("-p", "--port", type=_port, metavar="N", help="the instance's port")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("init", help="write the default config file")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -263,12 +263,16 @@ class ConnectionHandler(WSGIRequestHandler):
                     self.wfile.flush()
                 completed = True
             finally:
+                # The iterable is closed before any read: werkzeug's own
+                # handler drained first, and a reset client made that read
+                # raise, so the stream was never closed (streams_open stuck,
+                # its body held, shutdown waiting out the grace period).
+                if hasattr(application_iter, "close"):
+                    application_iter.close()
                 if not completed:
                     self.close_connection = True
                 if self.close_connection:
                     _drain(self.connection, self.rfile)
-                if hasattr(application_iter, "close"):
-                    application_iter.close()
 
         try:
             execute(self.server.app)

@@ -9,9 +9,13 @@ from contextlib import contextmanager
 
 from ocproxy.errors import ProxyError
 from ocproxy.relay import ServerClosing
-from ocproxy.streaming import StreamResponse
+from ocproxy.streaming import StreamResponse, whole_error
 from ocproxy.translate.sse import error_frame
 from ocproxy.upstream.attempt import CancelScope
+
+
+#: A stream whose headers had not gone out yet is answered as a refused request.
+_SHUTTING_DOWN = whole_error("529 Overloaded", ProxyError(529, "server is shutting down").body())
 
 
 class InFlight:
@@ -64,7 +68,7 @@ class InFlight:
             self._closing = True
             open_streams = list(self._streams.items())
         for response, scope in open_streams:
-            response.writer.finish([error_frame("server shutting down")])
+            response.writer.fail(_SHUTTING_DOWN, [error_frame("server shutting down")])
             scope.cancel(ServerClosing())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

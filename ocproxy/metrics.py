@@ -31,6 +31,8 @@ COUNTERS = (
     "rate_limited",
     "fallbacks",
     "client_cancelled",
+    "hedges_started",
+    "hedges_won",
 )
 
 #: /health says "degraded" when this many requests in a row all failed.
@@ -47,6 +49,8 @@ _HELP = {
     "rate_limited": "Requests refused by the rate limiter",
     "fallbacks": "Upstream attempts that failed and moved the chain on",
     "client_cancelled": "Requests whose client went away before the answer was complete",
+    "hedges_started": "Streams that started the next model because the first gave no byte within hedge_after_ms",
+    "hedges_won": "Hedged streams answered by the model started second",
 }
 
 # The *_created series add a line per counter and say nothing a scrape needs.

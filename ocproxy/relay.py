@@ -14,21 +14,23 @@ streaming shell.
 from __future__ import annotations
 
 import enum
+import http
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ocproxy.clientwatch import ClientWatch, client_socket, gone_probe
 from ocproxy.config import Config, ModelConfig
-from ocproxy.errors import AttemptFailure, ClientGone, UpstreamDataError, describe
+from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError, describe
 from ocproxy.metrics import Metrics
 from ocproxy.request import MessagesRequest
 from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import Route
-from ocproxy.routing.fallback import ChainExhausted, ChainResult, Trace, run_chain
-from ocproxy.streaming import StreamWriter
+from ocproxy.routing.fallback import ChainExhausted, ChainResult, Contest, ContestLost, Trace, run_chain
+from ocproxy.streaming import SSE_HEADERS, Head, StreamWriter, whole_error
 from ocproxy.translate.ids import sequential
 from ocproxy.translate.sse import error_frame
 from ocproxy.upstream import targets
@@ -246,28 +248,71 @@ def after_failure(*, client_gone: bool, payload_written: bool) -> Next:
     return Next.FALL_BACK
 
 
+def stream_head(rid: str, model_id: str) -> Head:
+    """A stream's 200 head, sent with its first payload: it names the model
+    that answered."""
+    return "200 OK", [*SSE_HEADERS, ("X-Request-ID", rid), ("x-ocproxy-model", model_id)]
+
+
+def status_line(status: int) -> str:
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Overloaded" if status == 529 else f"{status} Error"
+
+
+def error_answer(rid: str, err: ProxyError) -> tuple[Head, bytes]:
+    """``err`` as a whole JSON answer, for a stream that failed before its
+    headers: the same status, type and ``Retry-After`` as a non-streaming
+    request gets, so the client's SDK raises (and retries) alike."""
+    return whole_error(status_line(err.status), err.body(), [("X-Request-ID", rid), *err.headers])
+
+
+class HedgeClosed(ClientGone):
+    """This attempt lost a hedged race: stop quietly, charge nothing."""
+
+
 def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bool = False,
-                payload_began: Callable[[], None] | None = None) -> None:
+                payload_began: Callable[[], None] | None = None, head: Head | None = None,
+                claim: Callable[[], bool] | None = None) -> None:
     """Translate ``upstream`` chunk by chunk into ``writer``, then finish it.
     Raises ``ClientGone`` when the writer refuses frames (client left).
-    ``payload_began`` is called once, after the first frames went out."""
-    if pauses_heartbeat:
-        writer.pause(True)
+    ``payload_began`` is called once, after the first frames went out;
+    ``head`` goes out with them. ``claim`` (hedging) is asked before the
+    first frames: False means another attempt won, and this one stops."""
+    began = False
+
+    def first(frames: list[bytes]) -> None:
+        nonlocal began
+        if claim is not None and not claim():
+            raise HedgeClosed()
+        # Paused from the first payload on (no keep-alive goes out before
+        # it anyway), so a hedged attempt that lost never touches the switch.
+        if pauses_heartbeat:
+            writer.pause(True)
+        began = True
+        if not writer.write(frames, head):
+            raise ClientGone()
+        if payload_began is not None:
+            payload_began()
+
     try:
         for chunk in upstream:
             frames = translator.feed(chunk)
             if frames:
-                if not writer.write(frames):
+                if not began:
+                    first(frames)
+                elif not writer.write(frames):
                     raise ClientGone()
-                if payload_began is not None:
-                    payload_began()
-                    payload_began = None
             if translator.done:
                 break
         final = translator.close()
+        if final and not began:  # the closing frames are the whole payload
+            first(final)
+            final = []
     finally:
         upstream.close()
-        if pauses_heartbeat:
+        if pauses_heartbeat and began:
             writer.pause(False)
     if writer.gone:
         raise ClientGone()
@@ -283,16 +328,23 @@ class StreamRelay:
         self.call, self.services, self.writer, self.scope = call, services, writer, scope
         self.trace = Trace()
         self._gone = gone_probe(call.environ)
+        self._sock = client_socket(call.environ)
 
-    def attempt(self, model: ModelConfig) -> None:
+    def attempt(self, model: ModelConfig, scope: CancelScope | None = None,
+                claim: Callable[[], bool] | None = None) -> None:
+        """One streamed attempt on ``model``; a hedged race runs it with the
+        contestant's own ``scope`` and ``claim``."""
+        scope = scope or self.scope
         leg = Leg(self.call, model, True, self.services.keys)
         provider = self.call.cfg.provider(model)
         handle = Attempt(time.monotonic() + provider.streaming_timeout, provider.stream_idle_timeout,
                          first_byte=provider.first_byte_timeout)
-        self.scope.bind(handle)
+        scope.bind(handle)
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
-            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began)
+            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat,
+                        lambda: (handle.payload_began(), self._unwatch()),
+                        stream_head(self.call.rid, model.model_id), claim)
         except AttemptFailure as failure:
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
                                      payload_written=self.writer.payload_written)
@@ -302,10 +354,20 @@ class StreamRelay:
                 raise StreamBroken(failure) from None
             raise
         finally:
-            self.scope.bind(None)
+            scope.bind(None)
+
+    def hedged_attempt(self, model: ModelConfig, partner: Callable[[], ModelConfig | None]) -> Contest:
+        hedge_after = self.call.route.primary.hedge_after_ms / 1000.0
+        return Race(self, hedge_after).run(model, partner)
 
     def cancelled(self) -> bool:
         return self.writer.gone or self.scope.cancelled or self._gone()
+
+    def _unwatch(self) -> None:
+        """Once the headers are out, writes and keep-alives notice a
+        departed client; the socket watch is for the wait before them."""
+        if self._sock is not None:
+            self.services.watch.discard(self._sock)
 
     def pump(self, writer: StreamWriter) -> None:
         """Run the chain; end ``writer`` however it ends. Breakers are
@@ -313,9 +375,18 @@ class StreamRelay:
         the first payload byte; a stream broken after it charges nothing."""
         call, metrics, trace = self.call, self.services.metrics, self.trace
         first_attempt = time.monotonic()
+        # No keep-alive goes out before the headers, so a client that hangs
+        # up meanwhile is seen by the socket watch (as for a whole answer).
+        if self._sock is not None:
+            self.services.watch.add(self._sock, self.scope)
         try:
-            result = run_chain(call.route.chain, self.attempt, key_count=len(call.cfg.key_pool),
-                               is_cancelled=self.cancelled, breakers=self.services.breakers, trace=trace)
+            try:
+                hedged = call.route.primary.hedge_after_ms > 0
+                result = run_chain(call.route.chain, self.hedged_attempt if hedged else self.attempt,
+                                   key_count=len(call.cfg.key_pool), is_cancelled=self.cancelled,
+                                   breakers=self.services.breakers, trace=trace, hedged=hedged)
+            finally:
+                self._unwatch()
         except ClientGone:
             metrics.inc("client_cancelled")
             log.debug("client disconnected during stream id=%s", call.rid)
@@ -324,7 +395,7 @@ class StreamRelay:
             metrics.inc("requests_failed")
             _record_failures(call, metrics, trace, ok=False)
             err = exc.error("all upstream models failed", _secrets(call.cfg))
-            writer.finish([error_frame(err.message, err.kind)])
+            writer.fail(error_answer(call.rid, err), [error_frame(err.message, err.kind)])
             call.log_done(trace, "all-failed")
         except StreamBroken as broken:
             metrics.inc("requests_failed")
@@ -336,7 +407,132 @@ class StreamRelay:
         except Exception:
             metrics.inc("requests_failed")
             log.exception("stream pump failed id=%s", call.rid)
-            writer.finish([error_frame("internal proxy error")])
+            writer.fail(error_answer(call.rid, ProxyError(500, "internal proxy error")),
+                        [error_frame("internal proxy error")])
             call.log_done(trace, "internal-error")
         else:
             _succeeded(call, metrics, trace, result, first_attempt)
+
+
+# -- hedging ------------------------------------------------------------------
+
+
+class _Contestant:
+    """One model's attempt in a :class:`Race`, in a thread of its own."""
+
+    def __init__(self, model: ModelConfig):
+        self.model = model
+        self.scope = CancelScope()  # aborts this contestant alone (it lost, or the client left)
+        self.thread: threading.Thread | None = None
+        self.outcome: BaseException | None = None  # None: it answered
+        self.done = False
+        self.failed_before_a_win = False  # failed on its own, not closed because another won
+
+
+class Race:
+    """A streamed attempt that races the chain's next model (hedging).
+
+    The first model starts at once; when it has claimed no payload within
+    ``hedge_after`` seconds, the chain's next model starts too. The first to
+    produce payload claims the writer and streams to the end; the other is
+    aborted at once and is not charged. The race is the owner of its
+    contestant threads (``ocproxy-hedge``): :meth:`run` joins every one of
+    them before it returns.
+
+    ``_cond`` guards ``_contestants``, ``_winner`` and each contestant's
+    ``outcome``, ``done`` and ``failed_before_a_win``.
+    """
+
+    def __init__(self, relay: StreamRelay, hedge_after: float):
+        self.relay = relay
+        self.hedge_after = hedge_after
+        self._cond = threading.Condition(threading.Lock())
+        self._contestants: list[_Contestant] = []
+        self._winner: _Contestant | None = None
+
+    def abort(self, reason: BaseException) -> None:
+        """The request's scope: the client left or the server is closing."""
+        with self._cond:
+            contestants = list(self._contestants)
+        for c in contestants:
+            c.scope.cancel(reason)
+
+    def run(self, model: ModelConfig, partner: Callable[[], ModelConfig | None]) -> Contest:
+        relay = self.relay
+        relay.scope.bind(self)
+        try:
+            self._start(model)
+            with self._cond:
+                self._cond.wait_for(lambda: self._settled(), timeout=self.hedge_after)
+                hedge = not self._settled()
+            if hedge and not relay.cancelled():
+                second = partner()
+                if second is not None:
+                    relay.services.metrics.inc("hedges_started")
+                    self._start(second)
+            with self._cond:
+                self._cond.wait_for(lambda: all(c.done for c in self._contestants))
+        finally:
+            with self._cond:
+                contestants = list(self._contestants)
+            for c in contestants:
+                c.thread.join()
+            relay.scope.bind(None)
+        return self._result(contestants)
+
+    def _settled(self) -> bool:
+        """Someone claimed the writer, or every contestant ended. Under ``_cond``."""
+        return self._winner is not None or all(c.done for c in self._contestants)
+
+    def _start(self, model: ModelConfig) -> None:
+        c = _Contestant(model)
+        c.thread = threading.Thread(target=self._run, args=(c,), name="ocproxy-hedge", daemon=True)
+        with self._cond:
+            self._contestants.append(c)
+        if self.relay.scope.cancelled:
+            c.scope.cancel(ClientGone())
+        c.thread.start()
+
+    def _run(self, c: _Contestant) -> None:
+        outcome: BaseException | None = None
+        try:
+            self.relay.attempt(c.model, c.scope, lambda: self._claim(c))
+        except BaseException as exc:  # every ending is an outcome the race reads
+            outcome = exc
+        with self._cond:
+            c.outcome = outcome
+            c.failed_before_a_win = outcome is not None and self._winner is None
+            c.done = True
+            self._cond.notify_all()
+
+    def _claim(self, c: _Contestant) -> bool:
+        with self._cond:
+            if self._winner is None:
+                self._winner = c
+                self._cond.notify_all()
+            elif self._winner is not c:
+                return False
+            losers = [o for o in self._contestants if o is not c]
+        for loser in losers:  # closed at once: its upstream read is aborted
+            loser.scope.cancel(HedgeClosed())
+        return True
+
+    def _result(self, contestants: list[_Contestant]) -> Contest:
+        # An attempt that answered without a payload frame never claimed.
+        winner = self._winner or next((c for c in contestants if c.outcome is None), None)
+        if winner is not None:
+            if winner.outcome is not None:
+                raise winner.outcome  # broken after its payload began, or the client left
+            if winner is not contestants[0]:
+                self.relay.services.metrics.inc("hedges_won")
+            others = [c for c in contestants if c is not winner]
+            return Contest(None, winner.model,
+                           failed=[(c.model, c.outcome) for c in others
+                                   if c.failed_before_a_win and isinstance(c.outcome, AttemptFailure)],
+                           closed=[c.model for c in others if not c.failed_before_a_win])
+        for c in contestants:
+            if not isinstance(c.outcome, AttemptFailure):
+                raise c.outcome  # the client left, or a bug
+        if len(contestants) == 1:
+            raise contestants[0].outcome
+        raise ContestLost([(c.model, c.outcome) for c in contestants])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from typing import Callable, Mapping
@@ -97,6 +98,11 @@ class ConfigHolder:
         """Re-run the load pipeline; publish on success, keep the old on error."""
         with self._lock:
             env = os.environ if self._env is None else self._env
+            if self.path is not None and not _regular_file(self.path):
+                # Opening a FIFO (or a device) would block the watcher, and
+                # with it the shutdown that joins it.
+                config_log.error("config reload failed: %s is not a regular file", self.path)
+                return False
             try:
                 new = load_config(self.path, env, cli_host=self.cli_host, cli_port=self.cli_port)
             except ConfigError as exc:
@@ -125,6 +131,14 @@ class ConfigHolder:
             self._config = new
             config_log.info("config reloaded successfully")
             return True
+
+
+def _regular_file(path: str) -> bool:
+    """A missing file is left to the loader, which says so."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True
 
 
 def _signature(path: str) -> "tuple[int, int, int] | None":

@@ -36,6 +36,7 @@ from werkzeug.serving import ThreadedWSGIServer, get_sockaddr, select_address_fa
 
 from ocproxy import __version__, daemon
 from ocproxy.app import ProxyApp
+from ocproxy.daemon import GRACE_SECONDS, grace_from_env
 from ocproxy.config import Config
 from ocproxy.config.types import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_READ_TIMEOUT_MS
 from ocproxy.errors import error_body
@@ -44,10 +45,6 @@ from ocproxy.logs import secrets_of, setup_logging
 from ocproxy.reload import ConfigHolder, Reloader
 
 log = logging.getLogger("ocproxy.server")
-
-#: How long in-flight requests and streams may run on after SIGTERM/SIGINT.
-GRACE_SECONDS = 10.0
-GRACE_ENV = "OCPROXY_SHUTDOWN_GRACE_MS"
 
 #: After the grace period and ``app.close()``: how long to wait for request
 #: threads to deliver their last bytes before giving up on them.
@@ -69,20 +66,6 @@ REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\
 #: at most this many wait so at once.
 REFUSED_LINGER_SECONDS = 1.0
 MAX_LINGERING = 256
-
-
-def grace_from_env(env=os.environ) -> float:
-    """``OCPROXY_SHUTDOWN_GRACE_MS`` (milliseconds, >= 0) or the 10 s default."""
-    text = env.get(GRACE_ENV, "").strip()
-    if text:
-        try:
-            value = int(text)
-        except ValueError:
-            value = -1
-        if value >= 0:
-            return value / 1000.0
-        log.warning("ignoring %s=%r: not a whole number of milliseconds", GRACE_ENV, text)
-    return GRACE_SECONDS
 
 
 class _Server(ThreadedWSGIServer):
@@ -448,7 +431,8 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
 
 def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port: int | None,
          daemon_child: bool) -> int:
-    if not daemon_child and daemon.check_not_running() is not None:
+    # A daemon child's launcher checked already; port 0 takes a free port.
+    if not daemon_child and config.port and daemon.check_not_running(config.port) is not None:
         return 1
     holder = ConfigHolder(config, cli_host=cli_host, cli_port=cli_port)
     ensure_descriptors(config.max_connections)
@@ -464,10 +448,11 @@ def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port
               file=sys.stderr)
         return 1
     grace = grace_from_env()
+    pid_file = daemon.pid_path(server.port)
     try:
-        daemon.write_pid(os.getpid())
+        daemon.write_pid(pid_file, os.getpid())
     except OSError as exc:  # status/stop will not see us; serving still works
-        log.warning("cannot write pid file %s: %s", daemon.pid_path(), exc)
+        log.warning("cannot write pid file %s: %s", pid_file, exc)
     watcher = None
     try:
         if config.hot_reload and config_path:
@@ -502,6 +487,6 @@ def _run(config: Config, config_path: str | None, cli_host: str | None, cli_port
     finally:
         if watcher is not None:
             watcher.stop()
-        daemon.remove_pid(only_if=os.getpid())
+        daemon.remove_pid(pid_file, only_if=os.getpid())
     log.info("server stopped")
     return 0

@@ -12,6 +12,12 @@ iterable that the host drains in the request thread. So:
   to the host. Every item it yields is made of whole frames, so a keep-alive
   can never land inside an event.
 
+The status line and headers wait until the answer is known: the first
+payload frame (a 200 naming the model that answered) or a failure before
+any payload (a whole JSON error with its own status, e.g. 401 or 429 with
+``Retry-After``, which the client's SDK raises as it would for a
+non-streaming request). Keep-alives start only once the headers are out.
+
 When the host closes the iterable (client gone) the writer is marked gone, the
 pump's upstream read is aborted through the cancel hook, and the pump thread
 is joined before ``close`` returns, so no thread outlives its response.
@@ -25,9 +31,24 @@ import time
 from collections import deque
 from typing import Callable, Iterable
 
-from ocproxy.translate.sse import KEEPALIVE
+from ocproxy.translate.sse import KEEPALIVE, error_frame
 
 log = logging.getLogger("ocproxy.stream")
+
+#: A response's status line and headers, as ``start_response`` takes them.
+Head = tuple[str, list[tuple[str, str]]]
+
+SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
+OK_HEAD: Head = ("200 OK", SSE_HEADERS)
+
+
+def whole_error(status: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> tuple[Head, bytes]:
+    """A JSON error answer for a stream that failed before its headers."""
+    return (status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers]), body
+
+
+_PUMP_CRASHED = whole_error(
+    "500 Internal Server Error", b'{"type":"error","error":{"type":"api_error","message":"internal proxy error"}}')
 
 #: An item the host has not taken within this many seconds means the client
 #: stopped reading (a full socket buffer); tests may shorten it.
@@ -43,37 +64,42 @@ class StreamWriter:
     """Ordered frames for one client response.
 
     ``_cond`` (and the lock inside it) guards every field below: the queue,
-    ``payload_written``, ``finished``, ``gone``, ``paused``, the time of the
-    last write and of the oldest frame the host has not taken yet, and the
-    bytes queued (bounded by ``MAX_QUEUED_BYTES``).
+    ``head`` (the status line and headers, once decided), ``payload_written``,
+    ``finished``, ``gone``, ``paused``, the time of the last write and of the
+    oldest frame the host has not taken yet, and the bytes queued (bounded by
+    ``MAX_QUEUED_BYTES``).
     """
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._items: deque[bytes] = deque([KEEPALIVE])  # a first item, so the headers leave at once
+        self._items: deque[bytes] = deque()
+        self._head: Head | None = None
         self._payload_written = False
         self._finished = False
         self._gone = False
         self._paused = False
-        now = clock()
-        self._last_write = now
-        self._oldest_pending: float | None = now
-        self._queued = len(KEEPALIVE)
+        self._last_write = clock()
+        self._oldest_pending: float | None = None
+        self._queued = 0
         self._on_gone: Callable[[], None] | None = None
 
     # -- producer side (pump, heartbeat) ----------------------------------
 
-    def write(self, frames: Iterable[bytes]) -> bool:
+    def write(self, frames: Iterable[bytes], head: Head | None = None) -> bool:
         """Queue payload frames; False when the response is over or the
-        client left (the caller then stops writing). A client that let
-        more than ``MAX_QUEUED_BYTES`` pile up is gone from here on."""
+        client left (the caller then stops writing). ``head`` becomes the
+        response's status and headers if none was decided yet: the first
+        payload is what decides them. A client that let more than
+        ``MAX_QUEUED_BYTES`` pile up is gone from here on."""
         data = b"".join(frames)
         with self._cond:
             if self._finished or self._gone:
                 return False
             if data:
+                if self._head is None:
+                    self._head = head or OK_HEAD
                 self._push(data)
                 self._payload_written = True
             if not self._items or self._queued - len(self._items[0]) <= MAX_QUEUED_BYTES:
@@ -92,8 +118,27 @@ class StreamWriter:
             if self._finished:
                 return
             if data and not self._gone:
+                if self._head is None:
+                    self._head = OK_HEAD
                 self._push(data)
                 self._payload_written = True
+            self._finished = True
+            self._cond.notify_all()
+
+    def fail(self, whole: tuple[Head, bytes], frames: Iterable[bytes]) -> None:
+        """End the response with an error: while no header went out, the
+        ``whole`` answer (its own status, headers and body); after that the
+        SSE ``frames`` (an ``error`` event). One step, so the choice cannot
+        race the first payload."""
+        with self._cond:
+            if self._finished:
+                return
+            if not self._gone:
+                if self._head is None:
+                    self._head, data = whole
+                else:
+                    data = b"".join(frames)
+                self._push(data)
             self._finished = True
             self._cond.notify_all()
 
@@ -102,7 +147,7 @@ class StreamWriter:
         stalled host (item not taken for too long) means the client is gone."""
         fire_gone = False
         with self._cond:
-            if self._finished or self._gone:
+            if self._finished or self._gone or self._head is None:  # no keep-alive before the headers
                 return
             if self._oldest_pending is not None and now - self._oldest_pending > WRITE_STALL_SECONDS:
                 fire_gone = self._mark_gone_locked()
@@ -127,6 +172,13 @@ class StreamWriter:
         self._cond.notify()
 
     # -- state -----------------------------------------------------------
+
+    @property
+    def head(self) -> Head | None:
+        """The status line and headers, once the first payload or a failure
+        decided them."""
+        with self._cond:
+            return self._head
 
     @property
     def payload_written(self) -> bool:
@@ -287,8 +339,11 @@ class StreamResponse:
     """The WSGI response iterable of one streaming request.
 
     ``pump(writer)`` runs in a thread started on the first ``next``; it must
-    end the writer (``finish``) however it ends. ``cancel()`` is called when
-    the client goes so the pump's upstream read is aborted at once.
+    end the writer (``finish`` or ``fail``) however it ends. ``cancel()`` is
+    called when the client goes so the pump's upstream read is aborted at
+    once. ``start_response`` is called from the host's thread with the
+    writer's head just before the first item is handed over (PEP 3333 lets
+    the iterable's first iteration do it).
 
     ``_lock`` guards ``_thread`` and ``_closed``: the host iterates and
     closes in its request thread, but ``ProxyApp.close`` may close a
@@ -304,8 +359,11 @@ class StreamResponse:
         heartbeat: Heartbeat,
         cancel: Callable[[], None],
         on_done: Callable[[], None] | None = None,
+        start_response: Callable | None = None,
     ):
         self._writer = writer
+        self._start_response = start_response
+        self._started = False  # only the host's thread reads and sets it
         self._pump = pump
         self._heartbeat = heartbeat
         self._cancel = cancel
@@ -329,6 +387,12 @@ class StreamResponse:
                 self._heartbeat.add(self._writer)
                 self._thread.start()
         data = self._writer.take()
+        if not self._started:
+            # None here: the client left before any header was decided.
+            head = self._writer.head if data is not None else ("499 Client Closed Request", [("Content-Length", "0")])
+            self._started = True
+            if self._start_response is not None:
+                self._start_response(*head)
         if data is None:
             raise StopIteration
         return data
@@ -338,6 +402,7 @@ class StreamResponse:
             self._pump(self._writer)
         except BaseException:  # the pump must always end the response
             log.exception("stream pump crashed")
+            self._writer.fail(_PUMP_CRASHED, [error_frame("internal proxy error")])
         finally:
             self._writer.finish()
 

@@ -31,7 +31,7 @@ import time
 from ocproxy.app import ProxyApp, create_app
 from ocproxy.config import load_config, resolve_config_path
 from ocproxy.logs import LogQueue, secrets_of, setup_logging
-from ocproxy.server import grace_from_env
+from ocproxy.daemon import grace_from_env
 
 log = logging.getLogger("ocproxy.wsgi")
 
@@ -61,6 +61,11 @@ class HostShutdown:
         return True
 
     def _on_sigterm(self, signum, frame) -> None:
+        # A background job started from a script inherits SIGINT ignored,
+        # and the SIGINT raised after the drain would then never stop the
+        # host. Handlers can only be set here, on the main thread.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         with self._lock:
             if self._thread is not None:
                 return

@@ -88,7 +88,18 @@ def post_stream(base_url: str, body: dict, *, headers: dict | None = None, close
     start = time.monotonic()
     conn.request("POST", "/v1/messages", body=payload,
                  headers={"Content-Type": "application/json", **(headers or {})})
-    resp = conn.getresponse()
+    if close_after is not None:
+        # A stream's headers wait for its first payload: leave before them too.
+        conn.sock.settimeout(close_after)
+        try:
+            resp = conn.getresponse()
+        except TimeoutError:
+            conn.sock.close()
+            conn.close()
+            return StreamCapture(0, {}, body=b"", elapsed=time.monotonic() - start)
+        conn.sock.settimeout(timeout)
+    else:
+        resp = conn.getresponse()
     cap = StreamCapture(resp.status, {k.lower(): v for k, v in resp.getheaders()})
     chunks = []
     try:

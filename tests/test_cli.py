@@ -221,7 +221,7 @@ def test_cli_systemd_unit_parses(home):
     assert service["Type"] == "simple"
     assert service["Restart"] == "on-failure"
     assert service["RestartSec"] == "5"
-    assert service["TimeoutStopSec"] == "15"
+    assert service["TimeoutStopSec"] == "30"  # the 10 s grace plus a 20 s margin
     assert service["Environment"] == "PYTHONUNBUFFERED=1"
     assert service["EnvironmentFile"] == "-%h/.config/ocproxy/env"
     assert unit["Unit"]["After"] == "network-online.target"

@@ -228,6 +228,15 @@ def test_first_byte_timeout_per_provider_defaults_to_a_minute_and_never_exceeds_
     assert c.opencode_zen.first_byte_timeout == 10  # the idle limit bounds every silent gap
 
 
+def test_hedge_after_ms_is_read_per_scenario_and_off_by_default(tmp_path):
+    c = load(tmp_path, {"api_key": "k", "models": {"default": {"model_id": "kimi-k2.6", "hedge_after_ms": 8000},
+                                                   "fast": {"model_id": "kimi-k2.6"}}})
+    assert c.models["default"].hedge_after_ms == 8000
+    assert c.models["fast"].hedge_after_ms == 0
+    paths = paths_of(tmp_path, {"api_key": "k", "models": {"default": {"model_id": "x", "hedge_after_ms": -1}}})
+    assert paths == ["$.models.default.hedge_after_ms"]
+
+
 # -- interpolation ----------------------------------------------------------
 
 INTERP = [

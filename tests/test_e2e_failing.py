@@ -230,3 +230,69 @@ def test_a_client_leaving_before_the_first_byte_charges_nothing(upstream, start_
     assert proxy.app.metrics.snapshot()["client_cancelled"] == 1
     assert proxy.app.breakers.states()["kimi-k2.6"] == "closed"
     assert upstream.calls(ZEN_CHAT) == []
+
+
+# -- a stream that failed before its payload carries the whole answer's status ----
+
+
+def stream_error(client) -> anthropic.APIStatusError:
+    with pytest.raises(anthropic.APIStatusError) as info:
+        stream_text(client)
+    return info.value
+
+
+def test_streamed_every_key_refused_is_401_and_the_sdk_does_not_retry(upstream, start_proxy, sdk):
+    upstream.on(GO_CHAT, status(401, {"error": {"message": f"invalid key {API_KEY}"}}))
+    upstream.on(ZEN_CHAT, status(401, {"error": {"message": "invalid key"}}))
+    proxy = start_proxy(go_then_zen(upstream))
+    err = stream_error(sdk(proxy).with_options(max_retries=2))
+    assert isinstance(err, anthropic.AuthenticationError) and err.status_code == 401
+    assert err.body["error"]["type"] == "authentication_error"
+    assert "opencode-go, opencode-zen refused the API key" in err.body["error"]["message"]
+    assert API_KEY not in err.response.text
+    # 401 is final for the SDK (and Claude Code): one request per model, no retry.
+    assert len(upstream.calls(GO_CHAT)) == 1 and len(upstream.calls(ZEN_CHAT)) == 1
+
+
+def test_streamed_usage_limit_everywhere_is_429_with_retry_after(upstream, start_proxy, sdk):
+    upstream.on(GO_CHAT, with_retry_after(429, {"error": {"type": "GoUsageLimitError", "message": "limit"}}, "120"))
+    upstream.on(ZEN_CHAT, status(429, {"error": {"message": "rate limited"}}))
+    proxy = start_proxy(go_then_zen(upstream))
+    err = stream_error(sdk(proxy))
+    assert isinstance(err, anthropic.RateLimitError)
+    assert err.response.headers["retry-after"] == "120"
+    assert err.body["error"]["type"] == "rate_limit_error"
+    assert "kimi-k2.6: 429 limit; zen-c: 429 rate limited" in err.body["error"]["message"]
+
+
+def test_streamed_outage_is_502_naming_each_model(upstream, start_proxy, sdk):
+    upstream.on(ZEN_CHAT, status(503, {"error": {"message": "overloaded"}}))
+    cfg = go_then_zen(upstream)
+    cfg = dataclasses.replace(cfg, opencode_go=dataclasses.replace(cfg.opencode_go, base_url=refused_url()))
+    proxy = start_proxy(cfg)
+    err = stream_error(sdk(proxy))
+    assert isinstance(err, anthropic.InternalServerError) and err.status_code == 502
+    assert err.body["error"] == {
+        "type": "api_error",
+        "message": "all upstream models failed: kimi-k2.6: connect refused; zen-c: 503 overloaded"}
+
+
+def test_streamed_request_with_every_breaker_open_is_529(upstream, start_proxy, sdk):
+    upstream.on(GO_CHAT, status(500))
+    upstream.on(ZEN_CHAT, zen_answers())
+    proxy = start_proxy(go_then_zen(upstream, breaker_threshold=1))
+    assert stream_text(sdk(proxy)) == "from zen"  # kimi's breaker opens
+    proxy.app.breakers.get("zen-c").record_failure()  # and zen's
+    err = stream_error(sdk(proxy))
+    assert err.status_code == 529 and err.body["error"]["type"] == "overloaded_error"
+    assert len(upstream.calls(GO_CHAT)) == 1 and len(upstream.calls(ZEN_CHAT)) == 1
+
+
+def test_streamed_header_names_the_model_that_answered(upstream, start_proxy, sdk):
+    upstream.on(GO_CHAT, status(500))
+    upstream.on(ZEN_CHAT, zen_answers())
+    proxy = start_proxy(go_then_zen(upstream))
+    with sdk(proxy).messages.stream(model="claude-sonnet-4-6", max_tokens=10, messages=USER) as stream:
+        assert stream.response.status_code == 200
+        assert stream.response.headers["x-ocproxy-model"] == "zen-c"
+        assert stream.get_final_text() == "from zen"

@@ -214,8 +214,11 @@ def test_stream_broken_after_payload_ends_with_one_error_and_no_fallback(make):
     assert fake.models == ["model-a"]
 
 
-def test_stream_with_every_model_failing_is_one_error_event(make):
+def test_stream_with_every_model_failing_is_the_same_502_as_a_whole_answer(make):
+    # Nothing reached the client yet, so the stream's headers carry the
+    # failure: the status a non-streaming request gets, with a JSON body.
     fake = FakeUpstreamClient(model_a=[UpstreamHTTPError(500, "x")], model_b=[UpstreamHTTPError(500, "y")])
-    events = events_of(messages(make(fake), stream=True))
-    assert [e["type"] for e in events] == ["error"]
-    assert events[0]["error"]["message"] == "all upstream models failed: model-a: 500 x; model-b: 500 y"
+    resp = messages(make(fake), stream=True)
+    assert resp.status_code == 502 and resp.headers["Content-Type"] == "application/json"
+    assert resp.get_json()["error"] == {"type": "api_error",
+                                        "message": "all upstream models failed: model-a: 500 x; model-b: 500 y"}

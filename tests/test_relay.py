@@ -38,9 +38,11 @@ class FakeWriter:
         self.finished: list[bytes] | None = None
         self.pauses: list[bool] = []
 
-    def write(self, frames) -> bool:
+    def write(self, frames, head=None) -> bool:
         if not self.accept:
             return False
+        if not self.written:
+            self.head = head  # the first payload decides the response head
         self.written += frames
         return True
 

@@ -21,10 +21,30 @@ def drain(writer: StreamWriter) -> bytes:
         out.append(data)
 
 
-def test_first_frame_is_a_keepalive():
-    writer = StreamWriter(interval=10)
-    writer.finish([b"event: x\ndata: {}\n\n"])
-    assert drain(writer) == KEEPALIVE + b"event: x\ndata: {}\n\n"
+def test_no_keepalive_before_the_head_is_decided():
+    writer = StreamWriter(interval=0.01)
+    writer.keepalive(time.monotonic() + 10)  # waiting for the first payload: headers not out, nothing sent
+    assert writer.head is None
+    head = ("200 OK", [("x-ocproxy-model", "m")])
+    writer.write([b"event: x\ndata: {}\n\n"], head)
+    assert writer.head == head
+    assert writer.take() == b"event: x\ndata: {}\n\n"
+    writer.keepalive(time.monotonic() + 1)
+    writer.finish()
+    assert drain(writer) == KEEPALIVE
+
+
+def test_a_failure_before_the_head_is_a_whole_answer_after_it_an_error_event():
+    whole = (("429 Too Many Requests", [("Retry-After", "30")]), b'{"type":"error"}')
+    before = StreamWriter(interval=10)
+    before.fail(whole, [b"event: error\n\n"])
+    assert before.head == whole[0]
+    assert drain(before) == b'{"type":"error"}'
+    after = StreamWriter(interval=10)
+    after.write([b"event: a\n\n"])
+    after.fail(whole, [b"event: error\n\n"])
+    assert after.head[0] == "200 OK"
+    assert drain(after) == b"event: a\n\nevent: error\n\n"
 
 
 def test_ten_threads_hundred_lines_each_stay_intact():
@@ -73,7 +93,8 @@ def test_keepalives_do_not_count_as_payload():
 
 def test_paused_writer_gets_no_keepalive():
     writer = StreamWriter(interval=0.01)
-    assert writer.take() == KEEPALIVE
+    writer.write([b"a"])
+    assert writer.take() == b"a"
     writer.pause(True)
     writer.keepalive(time.monotonic() + 5)
     writer.finish([b"x"])
@@ -82,6 +103,7 @@ def test_paused_writer_gets_no_keepalive():
 
 def test_keepalive_only_after_one_silent_interval():
     writer = StreamWriter(interval=10)
+    writer.write([b"a"])
     writer.take()
     writer.keepalive(time.monotonic() + 1)  # 1 s of 10: nothing
     writer.keepalive(time.monotonic() + 11)  # past the interval: one
@@ -94,6 +116,7 @@ def test_host_not_taking_frames_marks_client_gone(monkeypatch):
     writer = StreamWriter(interval=0.001)
     called = []
     writer.on_gone(lambda: called.append(True))
+    writer.write([b"a"])  # never taken
     writer.keepalive(time.monotonic() + 1)
     assert writer.gone and called == [True]
     assert writer.write([b"x"]) is False
@@ -106,12 +129,13 @@ def test_close_joins_the_pump_and_unregisters_the_heartbeat():
     cancelled = threading.Event()
 
     def pump(w):
+        w.write([b"a"])
         while not cancelled.is_set():
             time.sleep(0.005)
         released.set()
 
     response = StreamResponse(writer, pump, heartbeat, cancelled.set)
-    assert next(response) == KEEPALIVE
+    assert next(response) == b"a"
     assert heartbeat.open_streams == 1
     response.close()  # the client went away
     assert released.is_set()
@@ -123,6 +147,7 @@ def test_close_joins_the_pump_and_unregisters_the_heartbeat():
 def test_heartbeat_stops_writing_to_a_finished_stream():
     heartbeat = Heartbeat()
     writer = StreamWriter(interval=0.005)
+    writer.write([b"a"])
     heartbeat.add(writer)
     time.sleep(0.05)
     writer.finish([b"END"])
@@ -141,8 +166,10 @@ def test_pump_crash_still_ends_the_response():
     def pump(w):
         raise RuntimeError("boom")
 
-    response = StreamResponse(writer, pump, heartbeat, lambda: None)
-    assert b"".join(response) == KEEPALIVE
+    started = []
+    response = StreamResponse(writer, pump, heartbeat, lambda: None, start_response=lambda *head: started.append(head))
+    assert b"internal proxy error" in b"".join(response)
+    assert started[0][0] == "500 Internal Server Error"
     response.close()
     heartbeat.stop()
 

@@ -110,3 +110,22 @@ def test_sigterm_to_a_wsgi_host_ends_cleanly(host, tmp_path, upstream, procs):
     out = h.proc.output()
     assert "Traceback" not in out, out
     assert KEY not in out
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_a_stream_failing_before_its_payload_gets_the_status_under_a_wsgi_host(host, tmp_path, upstream, procs):
+    """The head waits for the first payload under any PEP 3333 host: a
+    streamed request whose every model failed is a 502 with a JSON body."""
+    import anthropic
+
+    from tests.fakes import status
+
+    h = Host(host, tmp_path, upstream, procs)
+    upstream.on(GO_CHAT, status(503, {"error": {"message": "overloaded"}}))
+    client = anthropic.Anthropic(base_url=h.url, api_key="unused", max_retries=0, timeout=20)
+    with pytest.raises(anthropic.InternalServerError) as info:
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=10,
+                                    messages=[{"role": "user", "content": "hi"}]) as stream:
+            stream.get_final_text()
+    assert info.value.status_code == 502
+    assert info.value.body["error"]["message"] == "all upstream models failed: kimi-k2.6: 503 overloaded"

@@ -331,6 +331,7 @@ _MODEL_FIELDS = {
     "vision": bool,
     "anthropic_tools_disabled": bool,
     "endpoint": str,
+    "hedge_after_ms": int,
 }
 
 

@@ -127,6 +127,7 @@ _MODEL_SCHEMA = {
         "thinking": _opt("object"),
         "vision": _opt("boolean"),
         "anthropic_tools_disabled": _opt("boolean"),
+        "hedge_after_ms": _opt("integer", minimum=0),
         "wire_format": _opt("string"),
         "endpoint": {"enum": [*ENDPOINTS, None]},
     },

@@ -45,6 +45,9 @@ class ModelConfig:
     vision: bool = False
     anthropic_tools_disabled: bool = False
     endpoint: str | None = None  # overrides the catalog's choice of API
+    #: streams only, read from the scenario's entry: with no payload byte by
+    #: then, the chain's next model starts too (0: off)
+    hedge_after_ms: int = 0
 
     @property
     def is_zen(self) -> bool:
