@@ -78,6 +78,7 @@ def default_template() -> dict:
         "opencode_go": {
             "base_url": DEFAULT_GO.base_url,
             "anthropic_base_url": DEFAULT_GO.anthropic_base_url,
+            "responses_base_url": DEFAULT_GO.responses_base_url,
             "timeout_ms": DEFAULT_GO.timeout_ms,
         },
         "opencode_zen": {
