@@ -30,7 +30,7 @@ from ocproxy.inflight import InFlight
 from ocproxy.relay import Call, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
 from ocproxy.routing.breaker import BreakerRegistry
-from ocproxy.routing.chain import RoutingError, build_route
+from ocproxy.routing.chain import PromptTooLong, RoutingError, build_route
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
 from ocproxy.upstream.attempt import CancelScope
@@ -248,6 +248,9 @@ class ProxyApp:
         except RoutingError as exc:
             log.error("routing failed id=%s: %s", rid, exc)
             raise ProxyError(500, "routing failed") from None
+        except PromptTooLong as exc:
+            log.warning("no model can hold the request id=%s: %s", rid, exc)
+            raise ProxyError(400, str(exc)) from None
         log.info(
             "routing request id=%s scenario=%s model=%s provider=%s tokens=%d",
             rid, route.scenario, route.primary.model_id, route.primary.provider, route.token_count,
@@ -265,21 +268,30 @@ class ProxyApp:
         return self._json(environ, start_response, body, extra=[("x-ocproxy-model", call.answered_by)])
 
     def _stream(self, call: Call, start_response):
-        writer = StreamWriter(call.cfg.heartbeat_interval)
+        # The headers wait for the first payload (or the first keep-alive,
+        # one interval in), so that x-ocproxy-model can name the model that
+        # is answering; when a keep-alive had to go first no model had
+        # answered yet and the header is left out (the log line, /metrics
+        # and /health name the model in every case).
+        writer = StreamWriter(call.cfg.heartbeat_interval, first_keepalive=False)
         scope = CancelScope()
         relay = StreamRelay(call, self.services, writer, scope)
+
+        def start() -> None:
+            headers = [
+                ("Content-Type", "text/event-stream"),
+                ("Cache-Control", "no-cache"),
+                ("X-Accel-Buffering", "no"),
+                ("X-Request-ID", call.rid),
+            ]
+            answering = writer.payload_source
+            if answering:
+                headers.append(("x-ocproxy-model", answering))
+            start_response("200 OK", headers)
+
         response = StreamResponse(writer, relay.pump, self.heartbeat, scope.cancel,
-                                  on_done=lambda: self.inflight.forget_stream(response))
+                                  on_done=lambda: self.inflight.forget_stream(response), start=start)
         self.inflight.add_stream(response, scope)
-        start_response("200 OK", [
-            ("Content-Type", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-            ("X-Request-ID", call.rid),
-            # Stream headers leave before any model answered: the first one
-            # tried (the log line, /metrics and /health name the one that did).
-            ("x-ocproxy-model", call.route.primary.model_id),
-        ])
         return response
 
 

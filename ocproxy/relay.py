@@ -292,6 +292,7 @@ class StreamRelay:
         self.scope.bind(handle)
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
+            self.writer.set_source(model.model_id)  # x-ocproxy-model, when its frames come first
             copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began)
         except AttemptFailure as failure:
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,

@@ -39,21 +39,30 @@ class StreamWriter:
 
     ``_cond`` (and the lock inside it) guards every field below: the queue,
     ``payload_written``, ``finished``, ``gone``, ``paused``, the time of the
-    last write and of the oldest frame the host has not taken yet.
+    last write and of the oldest frame the host has not taken yet, the
+    source of the frames being written and the source of the first payload.
+
+    ``first_keepalive=False`` holds the first item back until there is
+    payload or a keep-alive is due (one interval), so that the response
+    headers, which leave with the first item, can name who wrote it.
     """
 
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic,
+                 first_keepalive: bool = True):
         self.interval = interval
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._items: deque[bytes] = deque([KEEPALIVE])  # a first item, so the headers leave at once
+        # A first item makes the headers leave at once.
+        self._items: deque[bytes] = deque([KEEPALIVE] if first_keepalive else [])
         self._payload_written = False
+        self._source = ""
+        self._payload_source: str | None = None
         self._finished = False
         self._gone = False
         self._paused = False
         now = clock()
         self._last_write = now
-        self._oldest_pending: float | None = now
+        self._oldest_pending: float | None = now if first_keepalive else None
         self._on_gone: Callable[[], None] | None = None
 
     # -- producer side (pump, heartbeat) ----------------------------------
@@ -67,8 +76,22 @@ class StreamWriter:
                 return False
             if data:
                 self._push(data)
+                if not self._payload_written:
+                    self._payload_source = self._source
                 self._payload_written = True
             return True
+
+    def set_source(self, name: str) -> None:
+        """Who writes the payload frames that follow (a model id)."""
+        with self._cond:
+            self._source = name
+
+    @property
+    def payload_source(self) -> str | None:
+        """The source set when the first payload frame was written; None
+        before it, or when the first payload was the pump's own error."""
+        with self._cond:
+            return self._payload_source
 
     def finish(self, frames: Iterable[bytes] = ()) -> None:
         """Queue the terminal frames and end the response in one step, so no
@@ -287,8 +310,12 @@ class StreamResponse:
         heartbeat: Heartbeat,
         cancel: Callable[[], None],
         on_done: Callable[[], None] | None = None,
+        start: Callable[[], None] | None = None,
     ):
         self._writer = writer
+        # Called once, just before the first item is handed to the host: the
+        # WSGI start_response, when the headers depend on that first item.
+        self._start = start
         self._pump = pump
         self._heartbeat = heartbeat
         self._cancel = cancel
@@ -312,6 +339,9 @@ class StreamResponse:
                 self._heartbeat.add(self._writer)
                 self._thread.start()
         data = self._writer.take()
+        if self._start is not None:
+            start, self._start = self._start, None  # only the request thread iterates
+            start()
         if data is None:
             raise StopIteration
         return data

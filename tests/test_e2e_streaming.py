@@ -95,7 +95,10 @@ def test_headers_and_first_keepalive(upstream, start_proxy):
     assert cap.headers["x-accel-buffering"] == "no"
     assert cap.headers["x-request-id"] == "abc-1"
     assert "content-length" not in cap.headers
-    assert cap.body.startswith(b":keepalive\n\n")
+    # issue 15: the headers wait for the first payload, so they name the model
+    # answering it; no keep-alive went first
+    assert cap.headers["x-ocproxy-model"] == models_called(upstream)[-1]
+    assert cap.body.startswith(b"event: message_start\n")
     assert cap.types[0] == "message_start" and cap.types[-1] == "message_stop"
 
 
@@ -106,7 +109,8 @@ def test_all_models_fail_gives_one_error_frame(upstream, start_proxy):
     upstream.on(GO_CHAT, status(500))
     proxy = start_proxy(two_models(upstream))
     cap = post_stream(proxy.url, stream_body())
-    assert cap.status == 200 and cap.body.startswith(b":keepalive\n\n")
+    assert cap.status == 200 and cap.body.startswith(b"event: error\n")
+    assert "x-ocproxy-model" not in cap.headers  # no model answered
     assert cap.types == ["error"]
     assert cap.events[0]["error"] == {"type": "api_error", "message": "all upstream models failed: "
                                       "model-a: 500 status 500; model-b: 500 status 500"}
