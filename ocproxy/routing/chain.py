@@ -30,9 +30,10 @@ import logging
 from dataclasses import dataclass
 
 from .. import tokens
-from ..catalog import context_window, has_vision, is_claude_name, provider_of
+from ..catalog import context_window, is_claude_name, provider_of
 from ..config import Config, ModelConfig
 from ..request import MessagesRequest
+from ..translate.content import reads_images
 from .scenarios import detect_scenario
 
 # Claude Code appends context-window hints to model names ("opus[1m]"); they
@@ -261,11 +262,6 @@ def has_images(req: MessagesRequest) -> bool:
                 if any(isinstance(b, dict) and b.get("type") == "image" for b in block["content"]):
                     return True
     return False
-
-
-def reads_images(model: ModelConfig) -> bool:
-    """``vision: true`` in the config, or the catalog says the model reads images."""
-    return model.vision or has_vision(model.provider, model.model_id)
 
 
 def _vision_first(route: Route, config: Config, streaming: bool) -> Route:

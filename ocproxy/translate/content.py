@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..catalog import output_limit
+from ..catalog import has_vision, output_limit
 from .sse import dumps as compact_json
 
 if TYPE_CHECKING:
@@ -186,6 +186,11 @@ def first_user_text(messages: list[dict]) -> str:
                 return content
             return "".join(b["text"] for b in content or () if isinstance(b.get("text"), str))
     return ""
+
+
+def reads_images(model: ModelConfig) -> bool:
+    """``vision: true`` in the config, or the catalog says the model reads images."""
+    return model.vision or has_vision(model.provider, model.model_id)
 
 
 def max_tokens(req: MessagesRequest, model: ModelConfig) -> int | None:
