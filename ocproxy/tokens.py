@@ -191,7 +191,8 @@ def routing_count(req: MessagesRequest) -> int:
     check: everything the model reads (system, tool definitions, messages
     with thinking and tool inputs), the same as the count_tokens answer.
     Claude Code sends 15-25k tokens of tool definitions with every turn, so
-    a count without them sent 120k-token requests to a 128k model."""
+    a count without them kept 120k-token turns under the long-context
+    threshold."""
     return count_tokens_endpoint(req)
 
 

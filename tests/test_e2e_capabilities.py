@@ -160,7 +160,7 @@ def test_a_stream_whose_first_model_is_slow_still_gets_keepalives_first(upstream
     the log line still names the model."""
     from tests.sseclient import post_stream, stream_body
 
-    upstream.on(GO_CHAT, sse(*chat_text_chunks(["late"]), delay=0.5))
+    upstream.on(GO_CHAT, sse(*chat_text_chunks(["late"]), hold_headers=1.5))
     proxy = start_proxy(make_config(upstream, **chain("model-a")))  # heartbeat 100 ms
     cap = post_stream(proxy.url, stream_body())
     assert cap.status == 200 and cap.body.startswith(b":keepalive\n\n")
