@@ -69,7 +69,8 @@ def fetch_ids(url: str, key: str, session: requests.Session | None = None) -> li
     getter = session or requests
     try:
         resp = getter.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
-                          timeout=LIST_TIMEOUT)
+                          timeout=LIST_TIMEOUT, proxies=requests.utils.get_environ_proxies(url),
+                          verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True)
     except requests.RequestException as exc:
         raise ListFailed(f"cannot reach {url}: {type(exc).__name__}") from None
     if resp.status_code != 200:
@@ -113,7 +114,9 @@ def refresh(config: Config, path: Path) -> tuple[dict[str, Cached], list[str]]:
     warnings = []
     key = config.key_pool[0]
     with requests.Session() as session:
-        session.trust_env = True
+        # As for every upstream call: proxies and CA bundle from the
+        # environment, but never ~/.netrc, whose entry would replace the key.
+        session.trust_env = False
         for provider, settings in ((GO, config.opencode_go), (ZEN, config.opencode_zen)):
             try:
                 ids = fetch_ids(list_url(settings), key, session)

@@ -150,3 +150,12 @@ def test_list_url(base, url):
     from ocproxy.config import ProviderConfig
 
     assert catalog_refresh.list_url(ProviderConfig(base_url=base, anthropic_base_url="")) == url
+
+
+def test_the_configured_key_goes_out_even_with_a_netrc_entry(home, fake):
+    (home / ".netrc").write_text("machine 127.0.0.1 login someone password other-secret\n")
+    (home / ".netrc").chmod(0o600)
+    fake.on(GO_LIST, json_body(listing(*GO_IDS)))
+    fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
+    assert run(home, "models", "--refresh", "-c", config_for(home, fake)).returncode == 0
+    assert {c.headers["authorization"] for c in fake.calls()} == {"Bearer sk-list-key"}
