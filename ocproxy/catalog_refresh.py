@@ -63,14 +63,18 @@ def parse_list(data: bytes) -> list[str]:
     return ids
 
 
-def fetch_ids(url: str, key: str, session: requests.Session | None = None) -> list[str]:
+def fetch_ids(url: str, key: str) -> list[str]:
     """The ids listed at ``url``; ``ListFailed`` on a network error, a
-    non-200 answer or an answer that is no model list."""
-    getter = session or requests
+    non-200 answer or an answer that is no model list. A session of its
+    own: proxies and CA bundle from the environment, but never ~/.netrc,
+    whose entry would replace the key (as for every upstream call)."""
     try:
-        resp = getter.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
-                          timeout=LIST_TIMEOUT, proxies=requests.utils.get_environ_proxies(url),
-                          verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True)
+        with requests.Session() as session:
+            session.trust_env = False
+            resp = session.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+                               timeout=LIST_TIMEOUT, proxies=requests.utils.get_environ_proxies(url),
+                               verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                               or True)
     except requests.RequestException as exc:
         raise ListFailed(f"cannot reach {url}: {type(exc).__name__}") from None
     if resp.status_code != 200:
@@ -113,18 +117,14 @@ def refresh(config: Config, path: Path) -> tuple[dict[str, Cached], list[str]]:
     lists = read_cache(path)
     warnings = []
     key = config.key_pool[0]
-    with requests.Session() as session:
-        # As for every upstream call: proxies and CA bundle from the
-        # environment, but never ~/.netrc, whose entry would replace the key.
-        session.trust_env = False
-        for provider, settings in ((GO, config.opencode_go), (ZEN, config.opencode_zen)):
-            try:
-                ids = fetch_ids(list_url(settings), key, session)
-            except ListFailed as exc:
-                kept = "the cached list" if provider in lists else "the built-in catalog"
-                warnings.append(f"{provider}: model list not refreshed, keeping {kept}: {exc}")
-                continue
-            lists[provider] = Cached(tuple(ids), int(time.time()))
+    for provider, settings in ((GO, config.opencode_go), (ZEN, config.opencode_zen)):
+        try:
+            ids = fetch_ids(list_url(settings), key)
+        except ListFailed as exc:
+            kept = "the cached list" if provider in lists else "the built-in catalog"
+            warnings.append(f"{provider}: model list not refreshed, keeping {kept}: {exc}")
+            continue
+        lists[provider] = Cached(tuple(ids), int(time.time()))
     if len(warnings) < 2:
         write_cache(path, lists)
     return lists, warnings
