@@ -65,10 +65,10 @@ class PromptTooLong(Exception):
 class RoutingCount:
     """A request's routing token count, counted the first time it is read.
 
-    Scenario routing needs it (long context), so it is counted there; a
-    client-chosen model does not, and then only the ``tokens=`` log line
-    reads it — lazily, as logging formats ``%d`` arguments (``__index__``)
-    only for a record it emits.
+    Scenario routing needs it (long context), and so does the context-window
+    check when the request may be larger than a model's window; otherwise
+    only the ``tokens=`` log line reads it — lazily, as logging formats
+    ``%d`` arguments (``__index__``) only for a record it emits.
     """
 
     def __init__(self, req: MessagesRequest, known: int | None = None) -> None:
