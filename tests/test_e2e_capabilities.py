@@ -138,7 +138,9 @@ def test_a_reply_the_client_limited_logs_no_cap_warning(upstream, start_proxy, s
 
 def test_after_a_fallback_the_stream_names_the_answering_model(upstream, start_proxy, sdk, records):
     upstream.on(GO_CHAT, status(500), sse(*chat_text_chunks(["from ", "b"])))
-    proxy = start_proxy(make_config(upstream, **chain("model-a", "model-b")))
+    # the headers wait for the first payload for up to one heartbeat interval:
+    # a long one makes the header certain on a loaded machine
+    proxy = start_proxy(make_config(upstream, heartbeat_interval_ms=10_000, **chain("model-a", "model-b")))
     with sdk(proxy).messages.stream(model="claude-opus-4-8", max_tokens=100,
                                     messages=[{"role": "user", "content": "hi"}]) as stream:
         header = stream.response.headers.get("x-ocproxy-model")

@@ -87,7 +87,9 @@ def test_tool_call_as_first_block_is_index_0(upstream, start_proxy):
 
 def test_headers_and_first_keepalive(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(*chat_text_chunks(["x"])))
-    proxy = start_proxy(make_config(upstream))
+    # headers wait for the first payload for up to one heartbeat interval:
+    # a long one makes the answer surely come first on a loaded machine
+    proxy = start_proxy(make_config(upstream, heartbeat_interval_ms=10_000))
     cap = post_stream(proxy.url, stream_body(), headers={"X-Request-ID": "abc-1"})
     assert cap.status == 200
     assert cap.headers["content-type"] == "text/event-stream"
@@ -107,7 +109,7 @@ def test_headers_and_first_keepalive(upstream, start_proxy):
 
 def test_all_models_fail_gives_one_error_frame(upstream, start_proxy):
     upstream.on(GO_CHAT, status(500))
-    proxy = start_proxy(two_models(upstream))
+    proxy = start_proxy(two_models(upstream, heartbeat_interval_ms=10_000))
     cap = post_stream(proxy.url, stream_body())
     assert cap.status == 200 and cap.body.startswith(b"event: error\n")
     assert "x-ocproxy-model" not in cap.headers  # no model answered
