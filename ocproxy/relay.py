@@ -340,7 +340,11 @@ class StreamRelay:
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
             self.writer.set_source(model.model_id)  # x-ocproxy-model, when its frames come first
-            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began)
+            try:
+                copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began)
+            except BaseException:
+                self.writer.set_source("")  # what the pump writes next is not this model's answer
+                raise
         except AttemptFailure as failure:
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
                                      payload_written=self.writer.payload_written)

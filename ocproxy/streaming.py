@@ -77,19 +77,20 @@ class StreamWriter:
             if data:
                 self._push(data)
                 if not self._payload_written:
-                    self._payload_source = self._source
+                    self._payload_source = self._source or None
                 self._payload_written = True
             return True
 
     def set_source(self, name: str) -> None:
-        """Who writes the payload frames that follow (a model id)."""
+        """Who writes the payload frames that follow (a model id; "" for
+        the pump itself, whose frames name no model)."""
         with self._cond:
             self._source = name
 
     @property
     def payload_source(self) -> str | None:
         """The source set when the first payload frame was written; None
-        before it, or when the first payload was the pump's own error."""
+        before it, or when the pump wrote it (an error after every model failed)."""
         with self._cond:
             return self._payload_source
 
@@ -102,6 +103,8 @@ class StreamWriter:
                 return
             if data and not self._gone:
                 self._push(data)
+                if not self._payload_written:
+                    self._payload_source = self._source or None
                 self._payload_written = True
             self._finished = True
             self._cond.notify_all()
