@@ -29,7 +29,7 @@ from ocproxy.reload import ConfigHolder
 from ocproxy.inflight import InFlight
 from ocproxy.relay import Call, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
-from ocproxy.routing.chain import RoutingError, build_route
+from ocproxy.routing.chain import PromptTooLong, RoutingError, build_route
 from ocproxy.state import build_state
 from ocproxy.state.names import ModelNames
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
@@ -252,6 +252,9 @@ class ProxyApp:
         except RoutingError as exc:
             log.error("routing failed id=%s: %s", rid, exc)
             raise ProxyError(500, "routing failed") from None
+        except PromptTooLong as exc:
+            log.warning("no model can hold the request id=%s: %s", rid, exc)
+            raise ProxyError(400, str(exc)) from None
         log.info(
             "routing request id=%s scenario=%s model=%s provider=%s tokens=%d",
             rid, route.scenario, route.primary.model_id, route.primary.provider, route.token_count,

@@ -16,9 +16,8 @@ import shutil
 import sys
 from typing import Sequence
 
-from ocproxy import __version__, daemon
+from ocproxy import __version__, daemon, models_cmd
 from ocproxy.initfile import LIMIT_NOFILE, write_private_config
-from ocproxy.catalog import CATALOG
 from ocproxy.config import (
     Config,
     ConfigError,
@@ -127,21 +126,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  Base URL: {config.opencode_go.base_url}")
     print(f"  Models configured: {len(config.models)}")
     print(f"  Fallback chains: {len(config.fallbacks)}")
-    return EXIT_OK
-
-
-_SECTIONS = (("opencode-go", "OpenCode Go models"), ("opencode-zen", "OpenCode Zen models"))
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    for provider, title in _SECTIONS:
-        print(f"{title} ({provider}):")
-        for entry in CATALOG:
-            if entry.provider == provider:
-                notes = f"  {entry.notes}" if entry.notes else ""
-                print(f"  {entry.id:<22} {entry.provider:<13} {entry.endpoint:<10} {entry.context}{notes}".rstrip())
-        print()
-    print("Use these model IDs in your config.json file (models, fallbacks, model_overrides).")
     return EXIT_OK
 
 
@@ -289,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_opt(p)
     p.set_defaults(func=cmd_validate)
 
-    sub.add_parser("models", help="list the model catalog").set_defaults(func=cmd_models)
+    models_cmd.add_parser(sub)
 
     p = sub.add_parser("systemd-unit", help="print a systemd user unit for this install")
     config_opt(p)

@@ -17,6 +17,7 @@ import enum
 import http
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from ocproxy.routing.breaker import BreakerRegistry
 from ocproxy.routing.chain import Route
 from ocproxy.routing.fallback import ChainExhausted, ChainResult, Contest, ContestLost, Trace, run_chain
 from ocproxy.streaming import SSE_HEADERS, Head, StreamWriter, whole_error
+from ocproxy.translate import content
 from ocproxy.translate.ids import sequential
 from ocproxy.translate.sse import error_frame
 from ocproxy.upstream import targets
@@ -114,6 +116,9 @@ class Leg:
         self.headers["x-opencode-session"] = call.session
         if stream:
             self.headers["Accept"] = "text/event-stream"
+        # Only a reply whose limit came from the config can be cut "by the config".
+        self._cap_binding = content.capped_by_setting(call.req, model)
+        self._asked = call.req.max_tokens
         warnings: list[str] = []
         try:
             self.body = self._dialect.body(call.req, model, stream, warnings)
@@ -127,7 +132,14 @@ class Leg:
         warnings: list[str] = []
         message = self._dialect.response(data, self.model, self._ids, warnings, self._name)
         self._log(warnings)
+        if self._cap_binding and cut_at_max_tokens([message]):
+            self.warn_cut()
         return message
+
+    def warn_cut(self) -> None:
+        log.warning("reply cut at max_tokens=%d, the max_tokens setting of model %s in the config "
+                    "(the client asked for %s): raise or remove that setting id=%s",
+                    self.model.max_tokens, self.model.model_id, self._asked, self._rid)
 
     def _log(self, warnings: list[str]) -> None:
         for warning in warnings:
@@ -136,12 +148,47 @@ class Leg:
     def translator(self):
         """A fresh stream translator: ``feed(bytes) -> frames``, ``close()``,
         ``done``."""
-        return self._dialect.translator(self.model, self._ids, self._name)
+        translator = self._dialect.translator(self.model, self._ids, self._name)
+        return CutWatch(translator, self.warn_cut) if self._cap_binding else translator
 
     @property
     def pauses_heartbeat(self) -> bool:
         """Raw passthrough carries the upstream's own pings: ours stay silent."""
         return self._dialect.pauses_heartbeat
+
+
+#: A stop_reason of max_tokens as an event's own key; inside a JSON string the
+#: quotes would be escaped, so text that merely mentions it does not match.
+_MAX_TOKENS_STOP = re.compile(rb'"stop_reason"\s*:\s*"max_tokens"')
+
+
+def cut_at_max_tokens(frames: list[bytes]) -> bool:
+    """Some frame (or a whole message) ends the reply at its token limit."""
+    return any(_MAX_TOKENS_STOP.search(f) for f in frames)
+
+
+class CutWatch:
+    """A stream translator that calls ``on_cut`` once when the reply it
+    translates stops at max_tokens; everything else passes through."""
+
+    def __init__(self, inner, on_cut: Callable[[], None]):
+        self._inner, self._on_cut = inner, on_cut
+
+    def _check(self, frames: list[bytes]) -> list[bytes]:
+        if self._on_cut is not None and frames and cut_at_max_tokens(frames):
+            self._on_cut()
+            self._on_cut = None
+        return frames
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        return self._check(self._inner.feed(chunk))
+
+    def close(self) -> list[bytes]:
+        return self._check(self._inner.close())
+
+    @property
+    def done(self) -> bool:
+        return self._inner.done
 
 
 # -- whole answers ----------------------------------------------------------

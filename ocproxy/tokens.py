@@ -1,7 +1,8 @@
 """Token counting for long-context routing and the count_tokens answer.
 
-Counts feed two things: the long-context routing decision and the
-``/v1/messages/count_tokens`` answer. Neither may ever fail a request, so
+Counts feed two things: routing (the long-context threshold, models whose
+context window is too small) and the ``/v1/messages/count_tokens`` answer;
+both count the same text. Neither may ever fail a request, so
 a count that fails is 0. Requests come parsed (``ocproxy.request``), so the
 text extraction can rely on their shapes.
 
@@ -135,9 +136,9 @@ def count_text(text: Any) -> int:
 def _block_text(block: dict, *, everything_the_model_reads: bool) -> str:
     """What one content block contributes to the counted text.
 
-    Routing counts what says something about the task: text, tool results,
-    a marker per tool call and image. The count_tokens answer estimates
-    what the model will read, so it also takes tool_use inputs and thinking
+    Scenario keywords read what says something about the task: text, tool
+    results, a marker per tool call and image. Counting takes what the
+    model will read, so also tool_use inputs and thinking
     (``everything_the_model_reads=True``).
     """
     kind = block.get("type")
@@ -165,10 +166,8 @@ def _message_text(message: dict, *, everything_the_model_reads: bool) -> str:
 
 
 def routing_text(req: MessagesRequest) -> tuple[str, list[tuple[str, str]]]:
-    """(system text, [(role, text) per message]): what routing reads.
-
-    The system text is returned apart because it only enters the token
-    count, never scenario detection.
+    """(system text, [(role, text) per message]): what scenario keywords
+    are searched in (the token count reads more: :func:`routing_count`).
     """
     pairs = [
         (m.get("role") or "", _message_text(m, everything_the_model_reads=False)) for m in req.messages
@@ -188,18 +187,20 @@ def _formula(system: str, texts: list[str]) -> int:
 
 
 def routing_count(req: MessagesRequest) -> int:
-    """The count used for long-context routing (tools not counted)."""
-    return routing_count_of(*routing_text(req))
+    """The count used for long-context routing and for the context-window
+    check: everything the model reads (system, tool definitions, messages
+    with thinking and tool inputs), the same as the count_tokens answer.
+    Claude Code sends 15-25k tokens of tool definitions with every turn, so
+    a count without them kept 120k-token turns under the long-context
+    threshold."""
+    return count_tokens_endpoint(req)
 
 
-def routing_count_of(system: str, pairs: list[tuple[str, str]]) -> int:
-    """``routing_count`` from an already extracted ``routing_text`` result,
-    so routing walks a large request only once."""
-    try:
-        return _formula(system, [text for _, text in pairs])
-    except Exception:  # counting must never fail a request
-        log.debug("routing count failed", exc_info=True)
-        return 0
+def routing_bound(req: MessagesRequest) -> int:
+    """A cheap upper bound of :func:`routing_count`: every token spans at
+    least one byte of the body, plus the formula's framing. Below a model's
+    context window it proves the request fits without counting it."""
+    return len(req.raw) + 8 + 5 * len(req.messages)
 
 
 def _tools_json(tools: list[dict]) -> str:
@@ -216,8 +217,9 @@ def _tools_json(tools: list[dict]) -> str:
 
 
 def count_tokens_endpoint(req: MessagesRequest) -> int:
-    """The ``/v1/messages/count_tokens`` answer: like the routing count, plus
-    tools, thinking text and tool_use inputs. ``{}`` counts 3."""
+    """The ``/v1/messages/count_tokens`` answer (and the routing count):
+    system, tools, messages with thinking text and tool_use inputs.
+    ``{}`` counts 3."""
     try:
         system = content.system_text(req.system)
         if req.tools:

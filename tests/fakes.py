@@ -50,6 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
             rec.closed_by_peer_at = time.monotonic()
         self.close_connection = True
 
+    do_GET = do_POST  # model-list endpoints: GET {base}/models
+
     # -- primitives for scripts --------------------------------------------
 
     def send_head(self, status=200, content_type="application/json", length=None):

@@ -36,11 +36,12 @@ GO_ROWS = [
     ("qwen3.7-plus", "anthropic"),
     ("qwen3.6-plus", "anthropic"),
     ("qwen3.5-plus", "anthropic"),
+    ("gpt-5.6-luna", "responses"),
 ]
 
 _CLAUDE = [
     "claude-fable-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-opus-4-5",
-    "claude-opus-4-1", "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-sonnet-4", "claude-haiku-4-5",
+    "claude-opus-4-1", "claude-sonnet-5", "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-sonnet-4", "claude-haiku-4-5",
     "claude-3-5-haiku",
 ]
 _QWEN = ["qwen3.5-plus", "qwen3.6-plus", "qwen3.7-plus", "qwen3.7-max"]
@@ -54,17 +55,63 @@ _FREE = [
     "deepseek-v4-pro", "deepseek-v4-flash-free", "grok-build-0.1", "big-pickle", "mimo-v2.5-free",
     "north-mini-code-free", "nemotron-3-ultra-free",
 ]
-_ZEN_CHAT = ["minimax-m2.5", "minimax-m2.7", "minimax-m3", "glm-5", "glm-5.1", "kimi-k2.5", "kimi-k2.6", "deepseek-v4-flash"]
+_ZEN_CHAT = [
+    "minimax-m2.5", "minimax-m2.7", "minimax-m3", "glm-5", "glm-5.1", "glm-5.2", "kimi-k2.5", "kimi-k2.6",
+    "kimi-k2.7-code", "deepseek-v4-flash",
+]
 
-# The Zen models, every id with (endpoint, context).
+# The Zen models, every id with its endpoint.
 ZEN_ROWS = (
-    [(i, "anthropic", "200k") for i in _CLAUDE]
-    + [(i, "anthropic", "200k") for i in _QWEN]
-    + [(i, "responses", "128k") for i in _GPT]
-    + [(i, "gemini", "1M") for i in _GEMINI]
-    + [(i, "chat", "1M" if i.startswith("deepseek") else "200k") for i in _FREE]
-    + [(i, "chat", "1M" if i.startswith(("minimax", "deepseek")) else "200k") for i in _ZEN_CHAT]
+    [(i, "anthropic") for i in _CLAUDE]
+    + [(i, "anthropic") for i in _QWEN]
+    + [(i, "responses") for i in _GPT]
+    + [(i, "gemini") for i in _GEMINI]
+    + [(i, "chat") for i in _FREE + _ZEN_CHAT]
 )
+
+# What routing and `ocproxy models` read of a model, typed from models.dev
+# (providers/opencode-go, providers/opencode, providers/openai for gpt-5.6-luna):
+# (provider, id, context, max output, vision, $ input, $ output, $ cached per 1M).
+CAPABILITIES = [
+    (GO, "kimi-k2.6", 262_144, 65_536, True, 0.95, 4.0, 0.16),
+    (GO, "glm-5.1", 202_752, 32_768, False, 1.4, 4.4, 0.26),
+    (GO, "minimax-m2.5", 204_800, 65_536, False, 0.3, 1.2, 0.03),
+    (GO, "qwen3.5-plus", 262_144, 65_536, True, 0.2, 1.2, 0.02),
+    (GO, "deepseek-v4-flash", 1_000_000, 384_000, False, 0.14, 0.28, 0.0028),
+    (GO, "gpt-5.6-luna", 1_050_000, 128_000, True, None, None, None),
+    (GO, "kimi-k2.7-code", 0, 0, False, 0.95, 4.0, 0.19),
+    (ZEN, "claude-opus-4-8", 1_000_000, 128_000, True, 5.0, 25.0, 0.5),
+    (ZEN, "claude-haiku-4-5", 200_000, 64_000, True, 1.0, 5.0, 0.1),
+    (ZEN, "gpt-5.5", 1_050_000, 128_000, True, 5.0, 30.0, 0.5),
+    (ZEN, "gpt-5.3-codex-spark", 128_000, 128_000, False, 1.75, 14.0, 0.175),
+    (ZEN, "gemini-3.1-pro", 1_048_576, 65_536, True, 2.0, 12.0, 0.2),
+    (ZEN, "big-pickle", 200_000, 32_000, False, 0.0, 0.0, 0.0),
+    (ZEN, "minimax-m3", 512_000, 128_000, True, 0.3, 1.2, 0.06),
+]
+
+
+@pytest.mark.parametrize("row", CAPABILITIES, ids=[f"{r[0]}/{r[1]}" for r in CAPABILITIES])
+def test_capabilities(row):
+    provider, model_id, context, output, vision, p_in, p_out, p_cached = row
+    e = lookup(provider, model_id)
+    assert (e.context, e.max_output, e.vision) == (context, output, vision)
+    assert (e.price_input, e.price_output, e.price_cached) == (p_in, p_out, p_cached)
+    assert catalog.context_window(provider, model_id) == context
+    assert catalog.output_limit(provider, model_id) == output
+    assert catalog.has_vision(provider, model_id) is vision
+
+
+def test_unknown_model_has_no_limits_to_route_on():
+    assert catalog.context_window(GO, "some-new-model") == 0
+    assert catalog.output_limit(ZEN, "some-new-model") == 0
+    assert catalog.has_vision(ZEN, "some-new-model") is False
+
+
+def test_every_row_has_a_known_reasoning_style_and_sane_limits():
+    styles = {catalog.REASONING_CONTENT, catalog.THINKING, catalog.EFFORT, catalog.NO_REASONING}
+    for e in CATALOG:
+        assert e.reasoning in styles, e
+        assert e.context == 0 or e.context >= e.max_output > 0, e
 
 
 @pytest.mark.parametrize("model_id, endpoint", GO_ROWS, ids=[r[0] for r in GO_ROWS])
@@ -75,12 +122,12 @@ def test_go_row(model_id, endpoint):
     assert entry is not None and entry.endpoint == endpoint and entry.provider == GO
 
 
-@pytest.mark.parametrize("model_id, endpoint, context", ZEN_ROWS, ids=[r[0] for r in ZEN_ROWS])
-def test_zen_row(model_id, endpoint, context):
+@pytest.mark.parametrize("model_id, endpoint", ZEN_ROWS, ids=[r[0] for r in ZEN_ROWS])
+def test_zen_row(model_id, endpoint):
     assert catalog_endpoint(ZEN, model_id) == endpoint
     assert endpoint_for(ModelConfig(provider=ZEN, model_id=model_id)) == endpoint
     entry = lookup(ZEN, model_id)
-    assert entry is not None and entry.endpoint == endpoint and entry.context.startswith(context)
+    assert entry is not None and entry.endpoint == endpoint
 
 
 def test_catalog_lists_exactly_these_rows():
@@ -179,10 +226,14 @@ def test_gemini_base_trailing_slash_not_doubled():
     assert endpoint_url(config, ModelConfig(provider=ZEN, model_id="gemini-3.1-pro")) == "http://h/models/gemini-3.1-pro"
 
 
-@pytest.mark.parametrize("endpoint", ["responses", "gemini"], ids=["go-responses-no-url", "go-gemini-no-url"])
-def test_go_model_without_zen_only_url_is_an_error(endpoint):
-    with pytest.raises(ValueError, match=endpoint):
-        endpoint_url(Config(), ModelConfig(provider=GO, model_id="glm-5", endpoint=endpoint))
+def test_go_model_without_zen_only_url_is_an_error():
+    with pytest.raises(ValueError, match="gemini"):
+        endpoint_url(Config(), ModelConfig(provider=GO, model_id="glm-5", endpoint="gemini"))
+
+
+def test_go_responses_model_goes_to_gos_responses_url():
+    url = endpoint_url(Config(), ModelConfig(provider=GO, model_id="gpt-5.6-luna"))
+    assert url == "https://opencode.ai/zen/go/v1/responses"
 
 
 def test_kimi_k2_7_code_note_says_temperature_forced():

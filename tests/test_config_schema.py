@@ -36,8 +36,8 @@ INVALID = [
     ("port-too-big", {"api_key": "k", "port": 70000}, ["$.port"]),
     ("port-negative", {"api_key": "k", "port": -1}, ["$.port"]),
     (
-        "responses-on-go-model",
-        {"api_key": "k", "models": {"default": {"model_id": "gpt-5", "endpoint": "responses"}}},
+        "gemini-on-go-model",
+        {"api_key": "k", "models": {"default": {"model_id": "gemini-3-flash", "endpoint": "gemini"}}},
         ["$.models.default.endpoint"],
     ),
     (
@@ -136,7 +136,7 @@ def test_every_problem_listed_at_once(tmp_path):
         "port": "x",
         "api_keys": ["", "${NOPE_Y}"],
         "model_overrides": {"m": {"provider": "nope"}},
-        "models": {"d": {"model_id": "gpt-5", "endpoint": "responses"}},
+        "models": {"d": {"model_id": "gemini-3-flash", "endpoint": "gemini"}},
         "circuit_breaker": {"threshold": -1},
     }
     paths = paths_of(tmp_path, data)
@@ -194,6 +194,7 @@ ACCEPTED = [
     ("models-not-validated", {"api_key": "k", "models": {"x": {}}, "fallbacks": {"x": [{}]}}),
     ("empty-models-legal", {"api_key": "k", "models": {}}),
     ("zen-responses-endpoint-ok", {"api_key": "k", "models": {"x": {"provider": "opencode-zen", "model_id": "a", "endpoint": "responses"}}}),
+    ("go-responses-endpoint-ok", {"api_key": "k", "models": {"x": {"model_id": "gpt-5.6-luna", "endpoint": "responses"}}}),
     ("port-bounds", {"api_key": "k", "port": 65535}),
     ("null-values-read-as-absent", {"api_key": "k", "host": None, "opencode_go": {"timeout_ms": None}, "logging": None}),
     ("integral-float-is-integer", {"api_key": "k", "port": 4000.0}),

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from ocproxy.config import ModelConfig
 from tests.conftest import GO_CHAT, make_config
 from tests.fakes import chat_auto, chat_text_chunks, sse
 from tests.resources import Baseline
@@ -300,9 +301,21 @@ def test_40mb_chunked_body_without_content_length_is_413(proxy):
     base.check()
 
 
-def test_a_body_just_under_the_limit_is_served(proxy):
+def test_a_body_just_under_the_limit_is_served(upstream, start_proxy):
+    upstream.on(GO_CHAT, chat_auto("fine"))
+    # 30 MiB of text is ~5M tokens, more than any catalog model holds (those
+    # are skipped since issue 15): a model the catalog does not know takes it
+    local = ModelConfig(model_id="local-model")
+    proxy = start_proxy(make_config(upstream, models={"default": local, "fast": local}))
     status, _, data = request(proxy, _padded_body(30 * 1024 * 1024), timeout=30)
     assert status == 200, data[:200]
+
+
+def test_a_body_larger_than_every_models_context_is_prompt_too_long(proxy):
+    status, _, data = request(proxy, _padded_body(4 * 1024 * 1024), timeout=30)
+    assert status == 400, data[:200]
+    message = json.loads(data)["error"]["message"]
+    assert message.startswith("prompt is too long: ") and message.endswith(" tokens > 262144 maximum")
 
 
 # -- slow and vanishing clients ----------------------------------------------------

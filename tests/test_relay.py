@@ -37,6 +37,10 @@ class FakeWriter:
         self.written: list[bytes] = []
         self.finished: list[bytes] | None = None
         self.pauses: list[bool] = []
+        self.sources: list[str] = []
+
+    def set_source(self, name: str) -> None:
+        self.sources.append(name)
 
     def write(self, frames, head=None) -> bool:
         if not self.accept:

@@ -229,3 +229,56 @@ def test_watches_the_ticker_already_serves_do_not_wake_it():
         assert urgent.ticked.wait(5)
     finally:
         heartbeat.stop()
+
+
+def test_held_writer_names_the_source_of_its_first_payload():
+    writer = StreamWriter(interval=10, first_keepalive=False)
+    writer.set_source("model-a")
+    writer.set_source("")  # model-a failed before writing anything
+    writer.set_source("model-b")
+    writer.write([b"event: message_start\ndata: {}\n\n"])
+    writer.set_source("model-c")
+    writer.finish([b"event: message_stop\ndata: {}\n\n"])
+    assert writer.payload_source == "model-b"
+    assert drain(writer).startswith(b"event: message_start")  # no keep-alive went first
+
+
+def test_held_writer_answered_only_at_the_end_still_names_its_source():
+    writer = StreamWriter(interval=10, first_keepalive=False)
+    writer.set_source("model-b")
+    writer.finish([b"event: message_start\ndata: {}\n\n"])
+    assert writer.payload_source == "model-b"
+
+
+def test_held_writer_error_from_the_pump_names_no_model():
+    writer = StreamWriter(interval=10, first_keepalive=False)
+    writer.set_source("model-a")
+    writer.set_source("")
+    writer.finish([b"event: error\ndata: {}\n\n"])
+    assert writer.payload_source is None
+
+
+def test_held_writer_sends_a_keepalive_first_when_one_is_due():
+    writer = StreamWriter(interval=10, first_keepalive=False)
+    writer.keepalive(time.monotonic() + 11)
+    writer.set_source("model-a")
+    writer.write([b"event: message_start\ndata: {}\n\n"])
+    writer.finish()
+    assert drain(writer).startswith(KEEPALIVE)
+
+
+def test_start_is_called_once_before_the_first_item():
+    heartbeat = Heartbeat()
+    writer = StreamWriter(interval=10, first_keepalive=False)
+    seen = []
+
+    def pump(w):
+        w.set_source("model-b")
+        w.write([b"event: a\ndata: {}\n\n"])
+        w.finish([b"event: b\ndata: {}\n\n"])
+
+    response = StreamResponse(writer, pump, heartbeat, lambda: None, start=lambda: seen.append(writer.payload_source))
+    out = b"".join(response)
+    response.close()
+    heartbeat.stop()
+    assert seen == ["model-b"] and out.startswith(b"event: a")

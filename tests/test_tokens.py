@@ -185,14 +185,33 @@ def test_odd_requests_never_reach_counting(req):
         ({**HELLO_BODY, "system": "You are helpful"}, 18),
         ({"messages": []}, 3),
         ({"messages": [user("")]}, 8),
-        ({**HELLO_BODY, "tools": [{"name": "Bash", "description": "d" * 500, "input_schema": {}}]}, 10),
-        ({"messages": [user([{"type": "thinking", "thinking": "long " * 100}, {"type": "text", "text": "hello world"}])]}, 10),
+        # issue 15: tools and thinking are read by the model, so they count
+        ({**HELLO_BODY, "tools": [{"name": "Bash", "description": "d" * 500, "input_schema": {}}]},
+         10 + 5 + tokens.count_text('[{"name":"Bash","description":"' + "d" * 500 + '","input_schema":{}}]')),
+        ({"messages": [user([{"type": "thinking", "thinking": "long " * 100}, {"type": "text", "text": "hello world"}])]},
+         3 + tokens.count_text("long " * 100 + "hello world") + 5),
     ],
     ids=["example-10", "example-18-with-system", "no-messages",
-         "empty-message-still-5", "tools-not-counted", "thinking-not-counted"],
+         "empty-message-still-5", "tools-counted", "thinking-counted"],
 )
 def test_routing_count(req, expected):
     assert tokens.routing_count(R(req)) == expected
+
+
+def test_routing_count_is_the_count_tokens_answer():
+    tool = {"name": "Bash", "description": "run", "input_schema": {"type": "object"}}
+    body = {"system": "sys", "tools": [tool], "messages": [
+        user([{"type": "thinking", "thinking": "deep thought"}, {"type": "text", "text": "hello world"},
+              {"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}])]}
+    assert tokens.routing_count(R(body)) == tokens.count_tokens_endpoint(R(body))
+
+
+@pytest.mark.parametrize("body", [HELLO_BODY, {"system": "x" * 999, "tools": [
+    {"name": "Bash", "description": "run", "input_schema": {"type": "object"}}], "messages": [
+    user([{"type": "thinking", "thinking": "\u00e9" * 300}, {"type": "text", "text": "a b c " * 400}])]}],
+    ids=["small", "mixed"])
+def test_routing_bound_is_never_below_the_count(body):
+    assert tokens.routing_bound(R(body)) >= tokens.routing_count(R(body))
 
 
 def test_count_failure_is_zero(monkeypatch):

@@ -528,8 +528,9 @@ def test_temperature(model_id, requested, configured, sent):
     "req, configured, expected",
     [
         pytest.param({"max_tokens": 1024}, 0, 1024, id="request-max-tokens"),
-        pytest.param({"max_tokens": 1024}, 64000, 64000, id="config-max-tokens-wins"),
-        pytest.param({"max_tokens": 9999}, 100, 100, id="config-wins-even-when-smaller"),
+        # issue 15: a configured max_tokens is a cap, never a raise
+        pytest.param({"max_tokens": 1024}, 64000, 1024, id="config-above-request-is-no-raise"),
+        pytest.param({"max_tokens": 9999}, 100, 100, id="config-caps-request"),
         pytest.param({"max_tokens": 0}, 0, None, id="zero-omitted"),
     ],
 )

@@ -285,7 +285,8 @@ def test_tool_config(choice, sent):
 # (request extras, model config) -> generationConfig
 GENERATION = [
     pytest.param({}, {}, {"maxOutputTokens": 1024}, id="max-tokens-from-request"),
-    pytest.param({}, {"max_tokens": 8192}, {"maxOutputTokens": 8192}, id="config-max-tokens-wins"),
+    pytest.param({}, {"max_tokens": 8192}, {"maxOutputTokens": 1024}, id="config-max-tokens-is-only-a-cap"),
+    pytest.param({}, {"max_tokens": 512}, {"maxOutputTokens": 512}, id="config-max-tokens-caps"),
     pytest.param({"temperature": 0.2, "top_p": 0.9}, {}, {"maxOutputTokens": 1024, "temperature": 0.2, "topP": 0.9}, id="request-sampling"),
     pytest.param({"temperature": 0.2}, {"temperature": 0.7}, {"maxOutputTokens": 1024, "temperature": 0.7}, id="config-temperature-wins"),
     pytest.param(

@@ -97,8 +97,10 @@ def test_strings_survive_serialisation():
 # (request max_tokens, configured max_tokens) -> max_output_tokens
 MAX_TOKENS = [
     pytest.param(1024, 0, 1024, id="request"),
-    pytest.param(1024, 4096, 4096, id="config-wins"),
-    pytest.param(32000, 2000, 2000, id="config-wins-even-if-smaller"),
+    pytest.param(1024, 4096, 1024, id="config-above-request-is-no-raise"),  # issue 15: a cap
+    pytest.param(32000, 2000, 2000, id="config-caps-request"),
+    pytest.param(500_000, 0, 128_000, id="clamped-to-the-models-output-limit"),
+    pytest.param(None, 4096, 4096, id="config-alone-when-client-sent-none"),
     pytest.param(1, 0, MIN_OUTPUT_TOKENS, id="clamped-to-api-minimum"),
     pytest.param(None, 0, None, id="none"),
     pytest.param(0, 0, None, id="zero-is-unset"),

@@ -2,7 +2,7 @@
 
 Every rule a schema can say lives here: types, ranges, the endpoint and
 provider choices, required and non-empty values, unresolved ``${VAR}``
-placeholders, and "only Zen serves the responses and gemini APIs". The loader
+placeholders, and "only Zen serves the gemini API". The loader
 checks by hand only what depends on more than the document (whether the
 config is the built-in one).
 

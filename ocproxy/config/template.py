@@ -12,8 +12,11 @@ from ocproxy.catalog import GO, ZEN
 from ocproxy.config.types import DEFAULT_GO, DEFAULT_ZEN, DEFAULTS
 
 
-def _m(model_id: str, temperature: float, max_tokens: int, provider: str = GO, **extra: Any) -> dict:
-    return {"provider": provider, "model_id": model_id, "temperature": temperature, "max_tokens": max_tokens, **extra}
+def _m(model_id: str, temperature: float, provider: str = GO, **extra: Any) -> dict:
+    """A model entry. No ``max_tokens``: Claude Code asks for what it needs
+    (32000 on a main turn) and each model's real output limit is applied
+    from the catalog; a smaller cap here cut its tool calls mid-JSON."""
+    return {"provider": provider, "model_id": model_id, "temperature": temperature, **extra}
 
 
 def _chain(*ids: str) -> list[dict]:
@@ -34,12 +37,12 @@ def default_template() -> dict:
         "enable_streaming_scenario_routing": DEFAULTS.enable_streaming_scenario_routing,
         "respect_requested_model": DEFAULTS.respect_requested_model,
         "models": {
-            "background": _m("qwen3.5-plus", 0.5, 2048),
-            "default": _m("kimi-k2.6", 0.7, 4096),
-            "long_context": _m("minimax-m2.5", 0.7, 16384, context_threshold=80000),
-            "think": _m("glm-5", 0.7, 8192),
-            "complex": _m("glm-5.1", 0.7, 4096),
-            "fast": _m("qwen3.6-plus", 0.7, 4096),
+            "background": _m("qwen3.5-plus", 0.5),
+            "default": _m("kimi-k2.6", 0.7),
+            "long_context": _m("minimax-m2.5", 0.7, context_threshold=80000),
+            "think": _m("glm-5", 0.7),
+            "complex": _m("glm-5.1", 0.7),
+            "fast": _m("qwen3.6-plus", 0.7),
         },
         "fallbacks": {
             "background": _chain("qwen3.6-plus", "minimax-m2.5"),
@@ -61,10 +64,10 @@ def default_template() -> dict:
         },
         "model_overrides": {
             "deepseek-v4-pro": _m(
-                "deepseek-v4-pro", 0.7, 8192, ZEN, reasoning_effort="max", thinking={"type": "enabled"}
+                "deepseek-v4-pro", 0.7, ZEN, reasoning_effort="max", thinking={"type": "enabled"}
             ),
             **{
-                i: _m(i, 0.7, 4096, ZEN)
+                i: _m(i, 0.7, ZEN)
                 for i in (
                     "deepseek-v4-flash-free",
                     "grok-build-0.1",
@@ -78,6 +81,7 @@ def default_template() -> dict:
         "opencode_go": {
             "base_url": DEFAULT_GO.base_url,
             "anthropic_base_url": DEFAULT_GO.anthropic_base_url,
+            "responses_base_url": DEFAULT_GO.responses_base_url,
             "timeout_ms": DEFAULT_GO.timeout_ms,
         },
         "opencode_zen": {

@@ -99,6 +99,7 @@ class ProviderConfig:
 DEFAULT_GO = ProviderConfig(
     base_url="https://opencode.ai/zen/go/v1/chat/completions",
     anthropic_base_url="https://opencode.ai/zen/go/v1/messages",
+    responses_base_url="https://opencode.ai/zen/go/v1/responses",
 )
 DEFAULT_ZEN = ProviderConfig(
     base_url="https://opencode.ai/zen/v1/chat/completions",

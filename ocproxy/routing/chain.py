@@ -17,16 +17,23 @@ primary first, then fallbacks. Four sources, first that applies wins:
 Both override paths append the scenario chain as a de-duplicated safety
 net; the other chains are used exactly as configured, so a model listed
 twice is tried twice (the Go behaviour).
+
+Then the chain is fitted to the request (:func:`fit_chain`): a request with
+images goes to the ``image`` scenario when one is configured, else to the
+chain's vision-capable models; a model whose context window (catalog) is
+smaller than the request is skipped.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from .. import tokens
-from ..catalog import is_claude_name, provider_of
+from ..catalog import context_window, is_claude_name, provider_of
 from ..config import Config, ModelConfig
 from ..request import MessagesRequest
+from ..translate.content import reads_images
 from .scenarios import detect_scenario
 
 # Claude Code appends context-window hints to model names ("opus[1m]"); they
@@ -34,18 +41,34 @@ from .scenarios import detect_scenario
 CONTEXT_SUFFIXES = ("[1m]", "[256k]", "[128k]")
 
 
+log = logging.getLogger("ocproxy.routing")
+
+#: The scenario a request with images goes to, when configured.
+IMAGE_SCENARIO = "image"
+
+
 class RoutingError(Exception):
     """No usable model is configured for this request (answered as 500
     "routing failed"; the message goes to the log)."""
 
 
+class PromptTooLong(Exception):
+    """The request is larger than every model's context window: answered
+    400 ``prompt is too long``, the words Claude Code reacts to by
+    offering to compact the conversation."""
+
+    def __init__(self, count: int, largest: int):
+        super().__init__(f"prompt is too long: {count} tokens > {largest} maximum")
+        self.count, self.largest = count, largest
+
+
 class RoutingCount:
     """A request's routing token count, counted the first time it is read.
 
-    Scenario routing needs it (long context), so it is counted there; a
-    client-chosen model does not, and then only the ``tokens=`` log line
-    reads it — lazily, as logging formats ``%d`` arguments (``__index__``)
-    only for a record it emits.
+    Scenario routing needs it (long context), and so does the context-window
+    check when the request may be larger than a model's window; otherwise
+    only the ``tokens=`` log line reads it — lazily, as logging formats
+    ``%d`` arguments (``__index__``) only for a record it emits.
     """
 
     def __init__(self, req: MessagesRequest, known: int | None = None) -> None:
@@ -181,16 +204,22 @@ def _with_safety_net(chain: list[ModelConfig], net: tuple[ModelConfig, ...]) -> 
 
 
 def build_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
-    """Scenario label, model chain and routing token count for ``req``.
+    """Scenario label, model chain and routing token count for ``req``,
+    the chain fitted to the request's size and images.
 
-    Raises ``RoutingError`` when the configuration has no model to use.
+    Raises ``RoutingError`` when the configuration has no model to use,
+    ``PromptTooLong`` when no model of the chain can hold the request.
     """
+    return fit_chain(_choose_route(req, config, streaming), req, config, streaming)
+
+
+def _choose_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
     model = strip_context_suffix(req.model)
 
     def scenario() -> tuple[str, RoutingCount]:
-        system, pairs = tokens.routing_text(req)
-        count = tokens.routing_count_of(system, pairs)
-        return detect_scenario(pairs, count, config, streaming), RoutingCount(req, count)
+        _, pairs = tokens.routing_text(req)
+        count = RoutingCount(req)
+        return detect_scenario(pairs, int(count), config, streaming), count
 
     override = config.model_overrides.get(model) if model else None
     if override is not None:
@@ -217,3 +246,65 @@ def build_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
 
     label, count = scenario()
     return Route(label, scenario_chain(label, config, streaming), count)
+
+
+def has_images(req: MessagesRequest) -> bool:
+    """An image block anywhere in the messages, tool results included."""
+    for message in req.messages:
+        body = message.get("content")
+        if isinstance(body, str):
+            continue
+        for block in body or ():
+            kind = block.get("type")
+            if kind == "image":
+                return True
+            if kind == "tool_result" and isinstance(block.get("content"), list):
+                if any(isinstance(b, dict) and b.get("type") == "image" for b in block["content"]):
+                    return True
+    return False
+
+
+def _vision_first(route: Route, config: Config, streaming: bool) -> Route:
+    """The chain for a request with images: the ``image`` scenario (then the
+    rest of the chain) when configured, else the chain as it was; either
+    way only its vision-capable models, unless it has none."""
+    chain = route.chain
+    label = route.scenario
+    if IMAGE_SCENARIO in config.models:
+        chain = _with_safety_net(list(scenario_chain(IMAGE_SCENARIO, config, streaming)), chain)
+        label = IMAGE_SCENARIO
+    seeing = tuple(m for m in chain if reads_images(m))
+    if not seeing:
+        log.warning("request has images but no model of its chain reads them: chain=%s",
+                    ",".join(m.model_id for m in chain))
+        return Route(label, chain, route.token_count)
+    if len(seeing) < len(chain):
+        log.info("request has images: skipping models that do not read them: %s",
+                 ",".join(m.model_id for m in chain if not reads_images(m)))
+    return Route(label, seeing, route.token_count)
+
+
+def _fitting(route: Route, req: MessagesRequest) -> Route:
+    """``route`` without the models whose context window is smaller than
+    the request. The request is counted only when its size could matter."""
+    windows = [context_window(m.provider, m.model_id) for m in route.chain]
+    known = [w for w in windows if w]
+    if not known or tokens.routing_bound(req) <= min(known):
+        return route
+    count = int(route.token_count)
+    kept = tuple(m for m, w in zip(route.chain, windows) if not w or count <= w)
+    for m, w in zip(route.chain, windows):
+        if w and count > w:
+            log.info("skipping model=%s: its context window (%d tokens) is smaller than the request (%d tokens)",
+                     m.model_id, w, count)
+    if not kept:
+        raise PromptTooLong(count, max(known))
+    return Route(route.scenario, kept, route.token_count)
+
+
+def fit_chain(route: Route, req: MessagesRequest, config: Config, streaming: bool) -> Route:
+    """Fit ``route`` to the request: images to models that read them, then
+    no model too small for it."""
+    if has_images(req):
+        route = _vision_first(route, config, streaming)
+    return _fitting(route, req)

@@ -95,9 +95,11 @@ def _strip_placeholder_thinking(body: dict) -> bool:
     return changed
 
 
-def passthrough_body(raw: bytes, model_id: str, warnings: list[str] | None = None) -> bytes:
-    """The body to send to an Anthropic-native upstream for ``model_id``;
-    why it went out unedited is added to ``warnings``."""
+def passthrough_body(raw: bytes, model_id: str, warnings: list[str] | None = None,
+                     max_tokens: int | None = None) -> bytes:
+    """The body to send to an Anthropic-native upstream for ``model_id``
+    (and with ``max_tokens``, when given, as its output limit); why it went
+    out unedited is added to ``warnings``."""
     warnings = [] if warnings is None else warnings
     try:
         body = _parse(raw)
@@ -110,6 +112,9 @@ def passthrough_body(raw: bytes, model_id: str, warnings: list[str] | None = Non
     changed = False
     if isinstance(body.get("model"), str) and body["model"] != model_id:
         body["model"] = model_id  # top level only; nested "model" keys stay
+        changed = True
+    if max_tokens is not None and body.get("max_tokens") != max_tokens:
+        body["max_tokens"] = max_tokens
         changed = True
     changed = _strip_custom_tool_types(body) or changed
     changed = _strip_placeholder_thinking(body) or changed

@@ -191,7 +191,7 @@ def _user_messages(msg: dict, model: ModelConfig, deepseek: bool) -> list:
         elif kind == "image":
             other = True
             cached = cached or _is_ephemeral(block)
-            part = _image_part(block) if model.vision else None
+            part = _image_part(block) if content.reads_images(model) else None
             if part is None:
                 placeholder = True
             else:

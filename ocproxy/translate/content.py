@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..catalog import has_vision, output_limit
 from .sse import dumps as compact_json
 
 if TYPE_CHECKING:
@@ -187,14 +188,30 @@ def first_user_text(messages: list[dict]) -> str:
     return ""
 
 
+def reads_images(model: ModelConfig) -> bool:
+    """``vision: true`` in the config, or the catalog says the model reads images."""
+    return model.vision or has_vision(model.provider, model.model_id)
+
+
 def max_tokens(req: MessagesRequest, model: ModelConfig) -> int | None:
-    """The output limit to send: a configured one wins, else the client's
-    when positive; None sends none."""
-    if model.max_tokens and model.max_tokens > 0:
-        return int(model.max_tokens)
-    if req.max_tokens is not None and req.max_tokens > 0:
-        return req.max_tokens
-    return None
+    """The output limit to send: the client's, capped by a configured
+    ``max_tokens`` and by the model's real output limit (the catalog's);
+    the cap alone when the client sent none; None sends none."""
+    cap = int(model.max_tokens) if model.max_tokens and model.max_tokens > 0 else None
+    wanted = req.max_tokens if req.max_tokens is not None and req.max_tokens > 0 else None
+    value = cap if wanted is None else min(wanted, cap) if cap else wanted
+    limit = output_limit(model.provider, model.model_id)
+    if value is not None and limit:
+        value = min(value, limit)
+    return value
+
+
+def capped_by_setting(req: MessagesRequest, model: ModelConfig) -> bool:
+    """The configured ``max_tokens`` is what limits this reply (it is below
+    what the client asked for), so a reply cut there was cut by the config."""
+    value = max_tokens(req, model)
+    return bool(model.max_tokens and model.max_tokens > 0 and value == model.max_tokens
+                and (req.max_tokens is None or req.max_tokens > value))
 
 
 def temperature(req: MessagesRequest, model: ModelConfig) -> float | None:

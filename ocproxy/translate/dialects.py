@@ -15,6 +15,7 @@ from ocproxy.translate import (
     anthropic,
     chat,
     chat_response,
+    content,
     gemini,
     gemini_stream,
     responses,
@@ -90,7 +91,8 @@ DIALECTS: dict[str, Dialect] = {
     ),
     "anthropic": Dialect(
         "anthropic",
-        lambda req, model, stream, warnings: anthropic.passthrough_body(req.raw, model.model_id, warnings),
+        lambda req, model, stream, warnings: anthropic.passthrough_body(
+            req.raw, model.model_id, warnings, content.max_tokens(req, model)),
         lambda data, model, ids, warnings, name=None: anthropic.check_response(data, name),
         lambda model, ids, name=None: anthropic.PassthroughStream(name),
         pauses_heartbeat=True,

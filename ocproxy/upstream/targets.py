@@ -47,7 +47,7 @@ def endpoint_url(config: Config, model: ModelConfig) -> str:
         url = provider.gemini_base_url.rstrip("/")
         url = url and f"{url}/{model.model_id}"
     if not url:
-        # The loader rejects responses/gemini on Go models; a hand-built
+        # The loader rejects gemini on Go models (and Go has a responses URL); a hand-built
         # config can still get here, and a clear error beats a request to "".
         raise ValueError(f"provider {model.provider} has no {kind} URL configured")
     return url
