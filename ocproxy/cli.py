@@ -16,7 +16,7 @@ import shutil
 import sys
 from typing import Sequence
 
-from ocproxy import __version__, daemon
+from ocproxy import __version__, daemon, validate_command
 from ocproxy.catalog import CATALOG
 from ocproxy.config import (
     Config,
@@ -111,15 +111,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    path = resolve_config_path(args.config, os.environ)
-    try:
-        config, _ = _load(path)
-    except ConfigError as exc:
-        _print_problems("invalid config", exc)
-        return EXIT_BAD_CONFIG
-    if path is None:
-        print("Note: no config file found; validated the built-in defaults", file=sys.stderr)
+def _print_summary(config: Config) -> None:
     print("Configuration is valid!")
     print(f"  Host: {config.host}")
     print(f"  Port: {config.port}")
@@ -130,7 +122,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  Base URL: {config.opencode_go.base_url}")
     print(f"  Models configured: {len(config.models)}")
     print(f"  Fallback chains: {len(config.fallbacks)}")
-    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    return validate_command.run(args.config, args.online, _print_summary)
 
 
 _SECTIONS = (("opencode-go", "OpenCode Go models"), ("opencode-zen", "OpenCode Zen models"))
@@ -270,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a config file and list every problem")
     config_opt(p)
+    p.add_argument("--online", action="store_true", help="also check each provider's key against its model list")
     p.set_defaults(func=cmd_validate)
 
     sub.add_parser("models", help="list the model catalog").set_defaults(func=cmd_models)
