@@ -1,5 +1,5 @@
 """The ``ocproxy`` command: serve, stop, status, init, validate, models,
-systemd-unit.
+env, claude, systemd-unit.
 
 Every user error ends as ``Error: ...`` on stderr and an exit code (1 an
 error, 2 a bad config, 3 "not running" from stop/status), never as a
@@ -16,7 +16,7 @@ import shutil
 import sys
 from typing import Sequence
 
-from ocproxy import __version__, daemon, validate_command
+from ocproxy import __version__, claude_env, daemon, validate_command
 from ocproxy.catalog import CATALOG
 from ocproxy.config import (
     Config,
@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the model catalog").set_defaults(func=cmd_models)
 
+    p = sub.add_parser("env", help="print the environment for Claude Code (eval \"$(ocproxy env)\")")
+    config_opt(p)
+    p.set_defaults(func=lambda args: claude_env.cmd_env(args.config))
+    # `ocproxy claude ARGS...` hands every argument to claude untouched (see main)
+    sub.add_parser("claude", help="start the proxy if needed and run Claude Code through it", add_help=False)
+
     p = sub.add_parser("systemd-unit", help="print a systemd user unit for this install")
     config_opt(p)
     p.add_argument("-p", "--port", type=_port, metavar="N", help="port for the unit's serve command")
@@ -279,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["claude"]:
+        return claude_env.cmd_claude(argv[1:])
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
