@@ -286,12 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["claude"]:
-        return claude_env.cmd_claude(argv[1:])
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors
-        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    if argv[:1] == ["claude"]:  # every later argument is claude's own, parsed by nobody here
+        args = argparse.Namespace(func=lambda _: claude_env.cmd_claude(argv[1:]))
+    else:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors
+            return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK
