@@ -170,6 +170,8 @@ def run(config_arg: str | None, online: bool, summary: Callable[[Config], None],
     for f in warnings:
         print(f"WARNING: {_line(f)}", file=sys.stderr)
     if errors:
+        for line in online_lines:  # the keys that were accepted, for the record
+            print(line)
         return EXIT_BAD_CONFIG
     assert config is not None  # no error means it loaded
     if path is None:

@@ -216,6 +216,8 @@ def test_online_reports_refused_keys_per_provider(home, model_list):
         f"$.opencode_go: opencode-go: key 2 of 2 was refused by {base}/401/go/v1/models (HTTP 401)",
         f"$.opencode_zen: opencode-zen: key 2 of 2 was refused by {base}/403/zen/v1/models (HTTP 403)",
     ]
+    assert r.stdout.splitlines() == [f"  opencode-go: key 1 of 2 accepted by {base}/401/go/v1/models (HTTP 200, 2 models listed)",
+                                     f"  opencode-zen: key 1 of 2 accepted by {base}/403/zen/v1/models (HTTP 200, 2 models listed)"]
     assert "sk-bad-key-111" not in r.stdout + r.stderr and "sk-good-key-000" not in r.stdout + r.stderr
     paths = sorted({p for p, _ in model_list.seen})
     assert paths == ["/401/go/v1/models", "/403/zen/v1/models"]
@@ -229,3 +231,15 @@ def test_online_all_keys_accepted(home, model_list):
     assert r.returncode == 0, r.stderr
     assert "  opencode-go: the key accepted by" in r.stdout and "2 models listed" in r.stdout
     assert [p for p, _ in model_list.seen] == ["/ok/v1/models"]
+
+
+def test_online_unreachable_provider_is_an_error(home):
+    from tests.procs import free_port
+
+    data = good()
+    data["opencode_go"]["base_url"] = f"http://127.0.0.1:{free_port()}/v1/chat/completions"  # nothing listens
+    data["model_overrides"] = {}
+    r = run(home, "validate", "--online", "-c", write_config(home, data))
+    assert r.returncode == 2
+    assert errors_of(r.stderr) == [f"$.opencode_go: opencode-go: cannot reach {data['opencode_go']['base_url'][:-17]}"
+                                   "/models: ConnectionError"]

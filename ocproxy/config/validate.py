@@ -197,8 +197,8 @@ def model_findings(data: dict) -> list[Finding]:
             nearest = difflib.get_close_matches(model_id, _catalog_ids(provider), n=3, cutoff=0.5)
             if nearest:
                 message += f"; nearest: {', '.join(nearest)}"
-        found.append(Finding(WARNING, json_path([*parts, "model_id"]),
-                             message + "; fine if the model is newer than this catalog"))
+            message += "; fine if the model is newer than this catalog"
+        found.append(Finding(WARNING, json_path([*parts, "model_id"]), message))
     return found
 
 
