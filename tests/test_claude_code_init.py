@@ -12,6 +12,10 @@ Two turns of one conversation (the second with ``--continue``):
 * the first turn's thinking goes back upstream in the second turn (Claude
   Code keeps thinking blocks only when the answer names the model it asked
   for), as the chat API's ``reasoning_content``.
+
+And one run with gateway discovery: Claude Code caches every ``claude-*``
+alias of ``/v1/models`` for its picker, and ``--model <alias>`` reaches
+that alias's model.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import json
 import os
 import subprocess
 import sys
+
+import requests
 
 from tests.conftest import API_KEY, GO_CHAT, GO_MESSAGES
 from tests.fakes import Recorded, json_body, sse
@@ -150,3 +156,47 @@ def test_claude_code_through_the_init_template(claude, upstream, procs, tmp_path
     print(f"claude code through the init template: {len(log)} chat + "
           f"{len(upstream.calls(GO_MESSAGES))} anthropic upstream request(s); main model {mains[0]['model']}, "
           f"client model {init_event['model']}", file=sys.stderr)
+
+
+def test_claude_code_discovers_the_aliases_and_an_alias_reaches_its_model(claude, upstream, procs,  # noqa: F811
+                                                                          tmp_path):
+    """Gateway discovery (on in `ocproxy env`; Claude Code skips it only in
+    essential-traffic mode) caches the aliases Claude Code keeps for its
+    picker; ``--model`` with one of them reaches that model upstream."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    log: list = []
+    upstream.on(GO_CHAT, _chat_upstream(log))
+    upstream.on(GO_MESSAGES, _anthropic_upstream)
+    port = free_port()
+    env = clean_env(home, PATH=f"{CLAUDE.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                    OCPROXY_API_KEY=API_KEY, OCPROXY_PORT=str(port), DISABLE_AUTOUPDATER="1",
+                    DISABLE_TELEMETRY="1", IS_SANDBOX="1", TERM="dumb")
+    assert subprocess.run([sys.executable, "-m", "ocproxy", "init"], env=env, capture_output=True,
+                          timeout=60).returncode == 0
+    config_path = home / ".config" / "ocproxy" / "config.json"
+    config_path.write_text(config_path.read_text().replace("https://opencode.ai/zen", upstream.url("")))
+
+    run, events = _run(["claude", "-p", "Say hello.", "--model", "claude-go-glm-5.1", "--output-format",
+                        "stream-json", "--verbose"], env, work)
+    pid_file = home / ".config" / "ocproxy" / "ocproxy.pid"
+    if pid_file.exists():
+        procs.adopt(int(pid_file.read_text()))
+    diag = f"rc={run.returncode}\nstdout:\n{run.stdout[-3000:]}\nstderr:\n{run.stderr[-2000:]}"
+    assert run.returncode == 0, diag
+    listed = requests.get(f"http://127.0.0.1:{port}/v1/models?limit=1000", timeout=5).json()["data"]
+    assert subprocess.run([sys.executable, "-m", "ocproxy", "stop"], env=env, capture_output=True,
+                          timeout=60).returncode == 0
+
+    cache = json.loads((home / ".claude" / "cache" / "gateway-models.json").read_text())
+    assert cache["baseUrl"] == f"http://127.0.0.1:{port}"
+    kept = {m["id"]: m.get("display_name") for m in cache["models"]}
+    aliases = {m["id"]: m["display_name"] for m in listed if m["id"].startswith("claude-")}
+    assert kept == aliases  # every alias survives Claude Code's filter, with its name
+    assert kept["claude-go-kimi-k2.6"] == "Kimi K2.6 (OpenCode Go)"
+
+    mains = [req for kind, req in log if kind == "main"]
+    assert mains and all(req["model"] == "glm-5.1" for req in mains), [r["model"] for r in mains]
+    assert all(e["message"]["model"] == "claude-go-glm-5.1" for e in events if e.get("type") == "assistant")
+    assert next(e for e in events if e.get("type") == "result")["result"] == FIRST
