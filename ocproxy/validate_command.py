@@ -26,27 +26,21 @@ from ocproxy.config import (
     load_config,
     resolve_config_path,
 )
-from ocproxy.config.validate import ERROR, WARNING, Finding, findings, json_syntax_message, ordered
+from ocproxy.config.validate import ERROR, WARNING, Finding, findings, ordered
 
 EXIT_OK = 0
 EXIT_BAD_CONFIG = 2
 ONLINE_TIMEOUT_S = 15.0
 
 
-def _read(path: str) -> tuple[object | None, Finding | None]:
-    """The parsed file, or the finding that says why it cannot be parsed.
-    A file that cannot be read is left to the loader, which says so."""
+def _read(path: str) -> object | None:
+    """The parsed file; None when it cannot be read or parsed, which the
+    loader reports (a JSON mistake at its real place)."""
     try:
         with open(path, encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError):
-        return None, None
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        return None, Finding(ERROR, "$", f"invalid JSON in {path}: {json_syntax_message(text, exc)}")
-    except ValueError:
-        return None, None  # NaN and friends: the loader words it
+            return json.loads(fh.read())
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
 
 
 def _load_quietly(path: str | None, env: Mapping[str, str]) -> tuple[Config | None, list[Finding]]:
@@ -68,12 +62,7 @@ def _load_quietly(path: str | None, env: Mapping[str, str]) -> tuple[Config | No
 
 def check(path: str | None, env: Mapping[str, str]) -> tuple[Config | None, list[Finding]]:
     """The loaded config (None when it does not load) and every finding."""
-    if path is None:
-        data: object = default_template()
-    else:
-        data, syntax = _read(path)
-        if syntax is not None:
-            return None, [syntax]
+    data = default_template() if path is None else _read(path)
     config, found = _load_quietly(path, env)
     if data is not None:
         data = interpolate(data, env)

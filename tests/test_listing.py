@@ -105,8 +105,7 @@ def test_pages_forward_and_back_cover_the_list_once():
             break
         after = page["last_id"]
     assert forward == everything
-    backward, before = [], everything[-1]
-    backward = [everything[-1]]
+    backward, before = [everything[-1]], everything[-1]
     while True:
         page = models_listing(config, Page(limit=7, before_id=before))
         backward = [m["id"] for m in page["data"]] + backward

@@ -11,7 +11,8 @@ override naming an unknown model). On top of that this module finds:
   no scenario or name, no ``models.default`` (errors: nothing to route to);
 * provider URLs without a scheme or host (errors);
 * a JSON syntax error located at the real mistake (a trailing comma at the
-  comma, not at the ``}`` after it).
+  comma, not at the ``}`` after it); the loader words its parse errors with
+  it, so ``serve`` and a hot reload say the same.
 
 Everything here is pure: parsed data in, :class:`Finding` lists out.
 """
