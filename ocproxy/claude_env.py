@@ -145,7 +145,9 @@ def cmd_claude(args: list[str]) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     if not ensure_running(config, path):
-        print(f"Error: the proxy does not answer at {base_url(config)}; see {daemon.log_path()}", file=sys.stderr)
+        pid = daemon.running_pid()
+        other = f" (the ocproxy with PID {pid} listens elsewhere?)" if pid else ""
+        print(f"Error: no proxy answers at {base_url(config)}{other}; see {daemon.log_path()}", file=sys.stderr)
         return EXIT_ERROR
     sys.stdout.flush()
     os.execve(program, [program, *args], {**os.environ, **env_vars(config)})
