@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from typing import Callable, Iterable
+from urllib.parse import parse_qs
 
 from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
@@ -49,6 +50,7 @@ URLS = Map(
         Rule("/v1/messages", endpoint="messages", methods=["POST"]),
         Rule("/v1/messages/count_tokens", endpoint="count_tokens", methods=["POST"]),
         Rule("/v1/models", endpoint="models", methods=["GET"]),
+        Rule("/v1/models/<path:model_id>", endpoint="model", methods=["GET"]),
         Rule("/health", endpoint="health"),
         Rule("/metrics", endpoint="metrics", methods=["GET"]),
     ],
@@ -85,6 +87,7 @@ class ProxyApp:
             "messages": self._messages,
             "count_tokens": self._count_tokens,
             "models": self._models,
+            "model": self._model,
             "health": self._health,
             "metrics": self._prometheus,
         }
@@ -96,7 +99,7 @@ class ProxyApp:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         try:
             try:
-                endpoint, _ = URLS.bind("ocproxy").match(path, method)
+                endpoint, args = URLS.bind("ocproxy").match(path, method)
             except NotFound:
                 raise ProxyError(404, "not found") from None
             except MethodNotAllowed as exc:
@@ -111,6 +114,7 @@ class ProxyApp:
                     self._request_id(environ)  # a refused request still gets its id
                 raise ProxyError(401, "invalid or missing API key")
             environ["ocproxy.client"] = client
+            environ["ocproxy.route_args"] = args
             return self._handlers[endpoint](environ, start_response)
         except ProxyError as err:
             return self._error(environ, start_response, err)
@@ -220,7 +224,19 @@ class ProxyApp:
         return _respond(environ, start_response, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
 
     def _models(self, environ, start_response):
-        return self._json(environ, start_response, listing.models_listing(self.config))
+        try:
+            page = listing.parse_page(parse_qs(environ.get("QUERY_STRING", "")))
+            body = listing.models_listing(self.config, page)
+        except listing.ListingError as exc:
+            raise ProxyError(400, str(exc)) from None
+        return self._json(environ, start_response, body)
+
+    def _model(self, environ, start_response):
+        model_id = environ["ocproxy.route_args"]["model_id"]
+        info = listing.model_info(self.config, model_id)
+        if info is None:
+            raise ProxyError(404, f"model {model_id!r} not found (GET /v1/models lists them)")
+        return self._json(environ, start_response, info)
 
     def _count_tokens(self, environ, start_response):
         cfg = self.config

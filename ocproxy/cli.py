@@ -1,5 +1,5 @@
 """The ``ocproxy`` command: serve, stop, status, init, validate, models,
-systemd-unit.
+env, claude, systemd-unit.
 
 Every user error ends as ``Error: ...`` on stderr and an exit code (1 an
 error, 2 a bad config, 3 "not running" from stop/status), never as a
@@ -16,7 +16,7 @@ import shutil
 import sys
 from typing import Sequence
 
-from ocproxy import __version__, daemon, models_cmd
+from ocproxy import __version__, claude_env, daemon, models_cmd, validate_command
 from ocproxy.initfile import LIMIT_NOFILE, write_private_config
 from ocproxy.config import (
     Config,
@@ -107,15 +107,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    path = resolve_config_path(args.config, os.environ)
-    try:
-        config, _ = _load(path)
-    except ConfigError as exc:
-        _print_problems("invalid config", exc)
-        return EXIT_BAD_CONFIG
-    if path is None:
-        print("Note: no config file found; validated the built-in defaults", file=sys.stderr)
+def _print_summary(config: Config) -> None:
     print("Configuration is valid!")
     print(f"  Host: {config.host}")
     print(f"  Port: {config.port}")
@@ -126,7 +118,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  Base URL: {config.opencode_go.base_url}")
     print(f"  Models configured: {len(config.models)}")
     print(f"  Fallback chains: {len(config.fallbacks)}")
-    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    return validate_command.run(args.config, args.online, _print_summary)
 
 
 def _program() -> list[str]:
@@ -271,9 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a config file and list every problem")
     config_opt(p)
+    p.add_argument("--online", action="store_true", help="also check each provider's key against its model list")
     p.set_defaults(func=cmd_validate)
 
     models_cmd.add_parser(sub)
+
+    p = sub.add_parser("env", help="print the environment for Claude Code (eval \"$(ocproxy env)\")")
+    config_opt(p)
+    p.set_defaults(func=lambda args: claude_env.cmd_env(args.config))
+    # `ocproxy claude ARGS...` hands every argument to claude untouched (see main)
+    sub.add_parser("claude", help="start the proxy if needed and run Claude Code through it", add_help=False)
 
     p = sub.add_parser("systemd-unit", help="print a systemd user unit for this install")
     config_opt(p)
@@ -284,10 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors
-        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["claude"]:  # every later argument is claude's own, parsed by nobody here
+        args = argparse.Namespace(func=lambda _: claude_env.cmd_claude(argv[1:]))
+    else:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors
+            return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK

@@ -14,7 +14,6 @@ import pytest
 from ocproxy import catalog
 from ocproxy.catalog import CATALOG, GO, ZEN, catalog_endpoint, lookup
 from ocproxy.config import Config, ModelConfig, ProviderConfig
-from ocproxy.listing import models_listing
 from ocproxy.upstream.targets import endpoint_for, endpoint_url
 
 # The Go models, one row per model.
@@ -240,65 +239,7 @@ def test_kimi_k2_7_code_note_says_temperature_forced():
     assert "1.0" in lookup(GO, "kimi-k2.7-code").notes
 
 
-# GET /v1/models.
-
-
-def _cfg(models=None, overrides=None) -> Config:
-    return Config(models=models or {}, model_overrides=overrides or {})
-
-
-def test_models_listing_shape():
-    body = models_listing(_cfg(overrides={"claude-sonnet-4-5": ModelConfig(provider=ZEN, model_id="claude-sonnet-4-5")}))
-    assert body == {
-        "object": "list",
-        "data": [
-            {
-                "type": "model",
-                "object": "model",
-                "id": "claude-sonnet-4-5",
-                "display_name": "claude-sonnet-4-5",
-                "created_at": "1970-01-01T00:00:00Z",
-                "owned_by": "opencode-zen",
-            }
-        ],
-        "has_more": False,
-        "first_id": "claude-sonnet-4-5",
-        "last_id": "claude-sonnet-4-5",
-    }
-
-
-def test_models_listing_ids_dedup_sorted_owner():
-    config = _cfg(
-        models={
-            "default": ModelConfig(provider=GO, model_id="kimi-k2.6"),
-            "deepseek-v4-pro": ModelConfig(provider=GO, model_id="deepseek-v4-pro"),
-            "background": ModelConfig(provider=ZEN, model_id="big-pickle"),
-        },
-        overrides={
-            "deepseek-v4-pro": ModelConfig(provider=ZEN, model_id="deepseek-v4-pro"),
-            "claude-haiku-4-5": ModelConfig(provider=ZEN, model_id="claude-haiku-4-5"),
-        },
-    )
-    body = models_listing(config)
-    ids = [m["id"] for m in body["data"]]
-    assert ids == ["background", "claude-haiku-4-5", "deepseek-v4-pro", "default"]
-    owners = {m["id"]: m["owned_by"] for m in body["data"]}
-    assert owners == {
-        "background": "opencode-zen",
-        "claude-haiku-4-5": "opencode-zen",
-        "deepseek-v4-pro": "opencode-zen",  # the override's provider wins
-        "default": "opencode-go",
-    }
-    assert (body["first_id"], body["last_id"]) == ("background", "default")
-
-
-def test_models_listing_empty():
-    assert models_listing(_cfg()) == {"object": "list", "data": [], "has_more": False, "first_id": None, "last_id": None}
-
-
-def test_models_listing_normalises_provider():
-    body = models_listing(_cfg(models={"x": ModelConfig(provider="opencode_zen", model_id="x")}))
-    assert body["data"][0]["owned_by"] == "opencode-zen"
+# GET /v1/models: tests/test_listing.py.
 
 
 def test_catalog_id_sets_have_the_listed_sizes():

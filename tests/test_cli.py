@@ -122,7 +122,9 @@ def test_cli_validate_example_config(home):
 
 
 def test_cli_validate_key_pool_line(home):
-    path = write_config(home, {"api_keys": ["k1-aaaaaaaa", "k2-bbbbbbbb", "k3-cccccccc"]})
+    # (a default model: validate refuses a config that cannot route a request, #15)
+    path = write_config(home, {"api_keys": ["k1-aaaaaaaa", "k2-bbbbbbbb", "k3-cccccccc"],
+                               "models": {"default": {"model_id": "kimi-k2.6"}}})
     r = run(home, "validate", "--config", path)
     assert r.returncode == 0
     assert "  API Keys: 3 keys (round-robin)" in r.stdout
@@ -188,7 +190,8 @@ def test_cli_validate_without_any_file_uses_builtin_defaults(home):
 
 
 def test_cli_validate_prints_warning_once(home):
-    path = write_config(home, {"api_key": "k", "models": {"k": {"model_id": "glm-5", "anthropic_tools_disabled": True}}})
+    path = write_config(home, {"api_key": "k", "models": {"default": {"model_id": "kimi-k2.6"},
+                                                          "k": {"model_id": "glm-5", "anthropic_tools_disabled": True}}})
     r = run(home, "validate", "-c", path)
     assert r.returncode == 0
     assert r.stderr.count("has anthropic_tools_disabled=true") == 1

@@ -352,7 +352,7 @@ def test_health_shape_and_counters_after_success_502_cancel_429(upstream, start_
     assert API_KEY not in json.dumps(h)
 
 
-def test_models_ids_sorted_overrides_win_post_405(upstream, start_proxy):
+def test_models_configured_names_overrides_win_paging_post_405(upstream, start_proxy):
     cfg = make_config(
         upstream, **FAST,
         models={"default": ModelConfig(model_id="kimi-k2.6"), "think": ModelConfig(model_id="glm-5.1"),
@@ -361,20 +361,25 @@ def test_models_ids_sorted_overrides_win_post_405(upstream, start_proxy):
                          "big-pickle": ModelConfig(provider="opencode-zen", model_id="big-pickle")},
     )
     proxy = start_proxy(cfg)
+    # a cursor that names no listed model is refused, not silently restarted (#15)
     resp = requests.get(proxy.url + "/v1/models?limit=1&after_id=zzz", timeout=5)
-    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/json"
-    body = resp.json()
-    ids = [d["id"] for d in body["data"]]
-    assert ids == ["big-pickle", "claude-sonnet-4-6", "default", "think"]
-    owners = {d["id"]: d["owned_by"] for d in body["data"]}
-    assert owners == {"big-pickle": "opencode-zen", "claude-sonnet-4-6": "opencode-zen",
-                      "default": "opencode-go", "think": "opencode-go"}
+    assert resp.status_code == 400 and resp.headers["Content-Type"] == "application/json"
+    assert "zzz" in error_shape(resp.json(), "invalid_request_error")
+    body = requests.get(proxy.url + "/v1/models?limit=1000", timeout=5).json()
     assert body["object"] == "list" and body["has_more"] is False
-    assert body["first_id"] == "big-pickle" and body["last_id"] == "think"
+    ids = [d["id"] for d in body["data"]]
+    configured = [i for i in ids if i in ("big-pickle", "claude-sonnet-4-6", "default", "think")]
+    assert configured == ["big-pickle", "claude-sonnet-4-6", "default", "think"]
+    owners = {d["id"]: d["owned_by"] for d in body["data"]}
+    assert {i: owners[i] for i in configured} == {"big-pickle": "opencode-zen", "claude-sonnet-4-6": "opencode-zen",
+                                                 "default": "opencode-go", "think": "opencode-go"}
+    names = {d["id"]: d["display_name"] for d in body["data"]}
+    assert names["default"] == "Kimi K2.6 (OpenCode Go)"
+    assert names["claude-sonnet-4-6"] == "Claude Sonnet 4.6 (OpenCode Zen)"  # the override's model
     for d in body["data"]:
-        assert d["type"] == "model" and d["display_name"] == d["id"]
+        assert d["type"] == "model" and d["created_at"] == "1970-01-01T00:00:00Z"
     client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
-    assert [m.id for m in client.models.list()] == ids
+    assert [m.id for m in client.models.list()] == ids  # the SDK pages through 20 at a time
     got, headers, err = raw(proxy, "POST", "/v1/models", b"{}", JSON_CT)
     assert got == 405 and headers["content-type"] == "application/json"
     error_shape(err, "invalid_request_error")

@@ -38,6 +38,7 @@ from ocproxy.config.schema import (
     type_problems,
 )
 from ocproxy.config.template import default_template
+from ocproxy.config.validate import json_syntax_message
 from ocproxy.config.types import (
     DEFAULT_GO,
     DEFAULT_ZEN,
@@ -136,7 +137,7 @@ def _read_json(path: str) -> Any:
     try:
         return json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
-        msg = f"invalid JSON in {path}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        msg = f"invalid JSON in {path}: {json_syntax_message(text, exc)}"
     except ValueError as exc:
         msg = f"invalid JSON in {path}: {exc}"
     raise ConfigError([Problem("$", msg)])

@@ -4,6 +4,7 @@ A request's chain is the ordered list of models the fallback loop tries:
 primary first, then fallbacks. Four sources, first that applies wins:
 
 1. a ``model_overrides`` entry for the exact requested name;
+   then a ``/v1/models`` alias (``claude-go-kimi-k2.6``, see ``aliases``);
 2. a ``model_family_overrides`` keyword found in the name (``haiku`` in
    ``claude-haiku-4-5-20251001``), longest keyword first -- except that a
    request over the long-context threshold goes to ``long_context`` when
@@ -30,6 +31,7 @@ import logging
 from dataclasses import dataclass
 
 from .. import tokens
+from ..aliases import alias_target
 from ..catalog import context_window, is_claude_name, provider_of
 from ..config import Config, ModelConfig
 from ..request import MessagesRequest
@@ -155,6 +157,22 @@ def _catalog_model(model_id: str, config: Config) -> ModelConfig | None:
     )
 
 
+def _alias_model(provider: str, model_id: str, config: Config) -> ModelConfig:
+    """The model a picker alias names: the configured entry for that model on
+    that provider when there is one (its settings apply), else a bare entry
+    like :func:`_catalog_model`'s."""
+    for entry in (*config.model_overrides.values(), *config.models.values()):
+        if entry.provider == provider and entry.model_id == model_id:
+            return entry
+    default = config.models.get("default")
+    return ModelConfig(
+        provider=provider,
+        model_id=model_id,
+        temperature=default.temperature if default else 0.0,
+        max_tokens=default.max_tokens if default else 0,
+    )
+
+
 def _requested_model(name: str, config: Config) -> ModelConfig | None:
     """The client's model when ``respect_requested_model`` may pass it: a
     configured entry by that key, else a catalog id that is not a Claude
@@ -228,6 +246,12 @@ def _choose_route(req: MessagesRequest, config: Config, streaming: bool) -> Rout
         # built the request fails even though the override was fine (Go).
         label, count = scenario()
         return Route("override", _with_safety_net(chain, scenario_chain(label, config, streaming)), count)
+
+    aliased = alias_target(model) if model else None
+    if aliased is not None:
+        # A /v1/models alias (claude-go-kimi-k2.6) is the client's explicit
+        # choice of one model, picked before any family keyword in it counts.
+        return Route("alias", (_alias_model(*aliased, config), *_fallbacks(config, "default")), RoutingCount(req))
 
     family = family_of(model, config) if model else None
     if family is not None:
