@@ -1,0 +1,140 @@
+"""Reasoning written inline in a chat answer's text as ``<think>…</think>``.
+
+Some chat upstreams (MiniMax M2 on its OpenAI API, Qwen and R1-style models
+behind vLLM or llama.cpp) put the reasoning in ``content`` between think tags
+instead of a separate field. ``ThinkTagSplitter`` cuts such text, fed in
+pieces as it streams, into thinking and text, wherever the pieces split a
+tag. Pure: strings in, ``(kind, text)`` pieces out.
+
+Only a ``<think>`` that opens the answer (after blank space) starts
+reasoning, so an answer that merely mentions the tag later keeps it as text.
+Some models start inside the reasoning and only ever send ``</think>`` (the
+opening tag is part of their prompt template); for those, text is held back
+until ``</think>`` shows it was reasoning, or the answer ends (or a tool call
+starts) without it, which shows it was text.
+"""
+
+from __future__ import annotations
+
+OPEN = "<think>"
+CLOSE = "</think>"
+
+THINKING = "thinking"
+TEXT = "text"
+
+# Model ids whose answers may begin inside the reasoning, the opening tag
+# being in their prompt template (MiniMax M2 and M2.1 served that way).
+_STARTS_INSIDE = ("minimax",)
+
+
+def starts_inside_reasoning(model_id: str) -> bool:
+    lowered = model_id.lower()
+    return any(marker in lowered for marker in _STARTS_INSIDE)
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that is a proper start of ``tag``."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
+
+
+class ThinkTagSplitter:
+    """States: ``lead`` (only blank space so far, or the start of a tag),
+    ``held`` (could still be reasoning whose opening tag was never sent),
+    ``think`` (inside ``<think>``) and ``text`` (the answer: passed through)."""
+
+    def __init__(self, *, starts_inside: bool = False):
+        self._starts_inside = starts_inside
+        self._state = "lead"
+        self._buffer = ""  # lead: blank space and a tag's start; held: everything; think: a tag's start
+        self.reasoned = False  # a think span was found
+
+    @property
+    def passthrough(self) -> bool:
+        """True once every further piece is plain text, unchanged."""
+        return self._state == "text"
+
+    def feed(self, piece: str) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if piece:
+            self._feed(piece, out)
+        return out
+
+    def _feed(self, piece: str, out: list[tuple[str, str]]) -> None:
+        state = self._state
+        if state == "text":
+            out.append((TEXT, piece))
+            return
+        data = self._buffer + piece
+        self._buffer = ""
+        if state == "lead":
+            body = data.lstrip()
+            if body.startswith(OPEN):
+                self._state = "think"
+                self.reasoned = True
+                self._feed_think(body[len(OPEN):], out)
+            elif OPEN.startswith(body):
+                self._buffer = data  # blank space or the start of the tag: wait
+            elif self._starts_inside:
+                self._state = "held"
+                self._feed_held(data, out)
+            else:
+                self._state = "text"
+                out.append((TEXT, data))
+        elif state == "held":
+            self._feed_held(data, out)
+        else:
+            self._feed_think(data, out)
+
+    def _feed_held(self, data: str, out: list[tuple[str, str]]) -> None:
+        end = data.find(CLOSE)
+        if end < 0:
+            self._buffer = data
+            return
+        self.reasoned = True
+        if data[:end]:
+            out.append((THINKING, data[:end]))
+        self._after_close(data[end + len(CLOSE):], out)
+
+    def _feed_think(self, data: str, out: list[tuple[str, str]]) -> None:
+        end = data.find(CLOSE)
+        if end >= 0:
+            if data[:end]:
+                out.append((THINKING, data[:end]))
+            self._after_close(data[end + len(CLOSE):], out)
+            return
+        keep = _partial_suffix(data, CLOSE)
+        if len(data) > keep:
+            out.append((THINKING, data[: len(data) - keep]))
+        self._buffer = data[len(data) - keep:]
+
+    def _after_close(self, rest: str, out: list[tuple[str, str]]) -> None:
+        # The answer after the reasoning usually starts with blank lines that
+        # only separated it from the tag.
+        self._state = "text"
+        rest = rest.lstrip()
+        if rest:
+            out.append((TEXT, rest))
+
+    def flush(self) -> list[tuple[str, str]]:
+        """What is still held, at the end of the answer or before a tool
+        call: held text that never met ``</think>`` is text; the unfinished
+        end of a think span is still reasoning."""
+        data, state = self._buffer, self._state
+        self._buffer = ""
+        if state in ("lead", "held"):
+            # nothing decided it was reasoning: the answer simply began
+            if data.strip() or state == "held":
+                self._state = "text"
+            return [(TEXT, data)] if data else []
+        if state == "think":
+            return [(THINKING, data)] if data else []
+        return []
+
+
+def split_whole(content: str, *, starts_inside: bool = False) -> list[tuple[str, str]]:
+    """A whole answer's text cut into thinking and text pieces, in order."""
+    splitter = ThinkTagSplitter(starts_inside=starts_inside)
+    return splitter.feed(content) + splitter.flush()
