@@ -32,6 +32,17 @@ def starts_inside_reasoning(model_id: str) -> bool:
     return any(marker in lowered for marker in _STARTS_INSIDE)
 
 
+def reasoning_inline(model_id: str) -> bool:
+    """MiniMax's OpenAI API wants earlier reasoning back inside the
+    assistant's content, in think tags, as it sent it."""
+    return "minimax" in model_id.lower()
+
+
+def inline(reasoning: str, text: str) -> str:
+    """Reasoning and answer as one content string, reasoning in think tags."""
+    return f"{OPEN}{reasoning}{CLOSE}\n\n{text}"
+
+
 def _partial_suffix(text: str, tag: str) -> int:
     """Length of the longest end of ``text`` that is a proper start of ``tag``."""
     for n in range(min(len(tag) - 1, len(text)), 0, -1):
@@ -43,7 +54,8 @@ def _partial_suffix(text: str, tag: str) -> int:
 class ThinkTagSplitter:
     """States: ``lead`` (only blank space so far, or the start of a tag),
     ``held`` (could still be reasoning whose opening tag was never sent),
-    ``think`` (inside ``<think>``) and ``text`` (the answer: passed through)."""
+    ``think`` (inside ``<think>``), ``gap`` (blank space after ``</think>``)
+    and ``text`` (the answer: passed through)."""
 
     def __init__(self, *, starts_inside: bool = False):
         self._starts_inside = starts_inside
@@ -66,6 +78,9 @@ class ThinkTagSplitter:
         state = self._state
         if state == "text":
             out.append((TEXT, piece))
+            return
+        if state == "gap":
+            self._after_close(piece, out)
             return
         data = self._buffer + piece
         self._buffer = ""
@@ -112,9 +127,9 @@ class ThinkTagSplitter:
 
     def _after_close(self, rest: str, out: list[tuple[str, str]]) -> None:
         # The answer after the reasoning usually starts with blank lines that
-        # only separated it from the tag.
-        self._state = "text"
+        # only separated it from the tag: the "gap" state drops them.
         rest = rest.lstrip()
+        self._state = "text" if rest else "gap"
         if rest:
             out.append((TEXT, rest))
 

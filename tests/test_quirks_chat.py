@@ -1,0 +1,177 @@
+"""Every chat-upstream quirk fixture in ``tests/quirks/`` through the real
+SSE decoder and stream translator, fed whole, byte by byte and at random
+splits (the result must not depend on how reads split the bytes), and the
+whole-answer ones through the real answer converter. The events are checked
+against the block-order invariants and folded into the message a client
+would hold, which must be the fixture's expected message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ocproxy.config import ModelConfig
+from ocproxy.errors import UpstreamDataError
+from ocproxy.translate.chat_response import convert_response
+from ocproxy.translate.chat_stream import ChatStreamTranslator
+from ocproxy.translate.ids import sequential
+from ocproxy.translate.think_tags import ThinkTagSplitter, split_whole
+from tests import quirks
+from tests.test_chat_stream import check_invariants, parse_frames
+
+FIXTURES = quirks.load()
+STREAMING = quirks.streaming(FIXTURES)
+WHOLE = quirks.whole(FIXTURES)
+
+
+def translate(fixture: dict, pieces: list[bytes]) -> tuple[list[bytes], str | None]:
+    model = fixture["upstream_model"]
+    t = ChatStreamTranslator(model, sequential("test"), upstream_model=model)
+    frames: list[bytes] = []
+    try:
+        for piece in pieces:
+            frames += t.feed(piece)
+        frames += t.close()
+    except UpstreamDataError as exc:
+        return frames, str(exc)
+    return frames, None
+
+
+def fold(events: list[dict]) -> dict:
+    """The message a client accumulates from the events (thinking signatures
+    and the message id left out)."""
+    blocks: dict[int, dict] = {}
+    partial: dict[int, str] = {}
+    out = {"content": [], "stop_reason": None, "usage": None}
+    for e in events:
+        kind = e["type"]
+        if kind == "content_block_start":
+            block = dict(e["content_block"])
+            block.pop("signature", None)
+            blocks[e["index"]] = block
+            partial[e["index"]] = ""
+        elif kind == "content_block_delta":
+            d, block = e["delta"], blocks[e["index"]]
+            if d["type"] == "text_delta":
+                block["text"] += d["text"]
+            elif d["type"] == "thinking_delta":
+                block["thinking"] += d["thinking"]
+            elif d["type"] == "input_json_delta":
+                partial[e["index"]] += d["partial_json"]
+        elif kind == "content_block_stop":
+            block = blocks[e["index"]]
+            if block["type"] == "tool_use":
+                block["input"] = json.loads(partial[e["index"]] or "{}")
+        elif kind == "message_delta":
+            out["stop_reason"] = e["delta"]["stop_reason"]
+            out["usage"] = e["usage"]
+    out["content"] = [blocks[i] for i in sorted(blocks)]
+    return out
+
+
+def check(fixture: dict, frames: list[bytes], error: str | None) -> None:
+    events = parse_frames(frames)
+    check_invariants(events, complete=error is None)
+    expect = fixture["expect"]
+    message = fold(events)
+    if "error" in expect:
+        assert error is not None and expect["error"] in error, error
+        assert "".join(b.get("text", "") for b in message["content"]) == expect["partial_text"]
+        return
+    assert error is None, error
+    assert message == expect
+
+
+@pytest.mark.parametrize("name", sorted(STREAMING))
+def test_stream_quirk_whole_and_byte_by_byte(name):
+    fixture = STREAMING[name]
+    data = quirks.sse_body(fixture)
+    whole_read = translate(fixture, [data])
+    check(fixture, *whole_read)
+    assert translate(fixture, [data[i:i + 1] for i in range(len(data))]) == whole_read
+
+
+@pytest.mark.parametrize("name", sorted(STREAMING))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_stream_quirk_at_random_splits(name, data):
+    fixture = STREAMING[name]
+    body = quirks.sse_body(fixture)
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(body) - 1), max_size=12), label="cuts"))
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+    assert translate(fixture, pieces) == translate(fixture, [body])
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE))
+def test_whole_answer_quirk(name):
+    fixture = WHOLE[name]
+    got = convert_response(fixture["whole"], ModelConfig(model_id=fixture["upstream_model"]), sequential("q"), [])
+    for block in got["content"]:
+        block.pop("signature", None)
+    assert {k: got[k] for k in ("content", "stop_reason", "usage")} == fixture["expect"]
+
+
+def test_every_fixture_names_its_quirk_and_public_sources():
+    assert len(FIXTURES) >= 20
+    for name, fixture in FIXTURES.items():
+        assert fixture["quirk"], name
+        assert fixture["sources"] and all(s.startswith("https://") for s in fixture["sources"]), name
+        assert ("stream" in fixture) != ("whole" in fixture), name
+        assert fixture["upstream_model"], name
+
+
+# -- the think-tag splitter on its own: any split of the text ------------------
+
+THINK_CASES = [
+    ("<think>plan</think>\n\nanswer", False, [("thinking", "plan"), ("text", "answer")]),
+    ("  \n<think>plan</think>answer", False, [("thinking", "plan"), ("text", "answer")]),
+    ("plan</think>answer", True, [("thinking", "plan"), ("text", "answer")]),
+    ("<think>plan</think>answer", True, [("thinking", "plan"), ("text", "answer")]),
+    ("just an answer", True, [("text", "just an answer")]),  # never closed: it was text
+    ("just an answer", False, [("text", "just an answer")]),
+    ("say <think> literally", False, [("text", "say <think> literally")]),
+    ("<thinking is fun", False, [("text", "<thinking is fun")]),
+    ("<think>cut off", False, [("thinking", "cut off")]),
+    ("<think>a</think>b</think>c", False, [("thinking", "a"), ("text", "b</think>c")]),
+    ("a < b </thin", True, [("text", "a < b </thin")]),
+    ("\n\n", False, [("text", "\n\n")]),
+]
+
+
+def _merged(pieces):
+    out: list[list[str]] = []
+    for kind, text in pieces:
+        if out and out[-1][0] == kind:
+            out[-1][1] += text
+        elif text:
+            out.append([kind, text])
+    return [tuple(p) for p in out]
+
+
+@pytest.mark.parametrize("text, starts_inside, want", THINK_CASES, ids=[c[0] for c in THINK_CASES])
+def test_think_tags_at_every_split(text, starts_inside, want):
+    assert _merged(split_whole(text, starts_inside=starts_inside)) == want
+    for cut in range(1, len(text)):
+        splitter = ThinkTagSplitter(starts_inside=starts_inside)
+        got = splitter.feed(text[:cut]) + splitter.feed(text[cut:]) + splitter.flush()
+        assert _merged(got) == want, cut
+    splitter = ThinkTagSplitter(starts_inside=starts_inside)
+    got = [p for ch in text for p in splitter.feed(ch)] + splitter.flush()
+    assert _merged(got) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["<think>", "</think>", "<", "</", "think", ">", "a", " ", "\n", "é"]), max_size=12),
+       st.booleans(), st.data())
+def test_think_tags_do_not_depend_on_splits(parts, starts_inside, data):
+    text = "".join(parts)
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(text)), max_size=6)))
+    splitter = ThinkTagSplitter(starts_inside=starts_inside)
+    got = []
+    for a, b in zip([0, *cuts], [*cuts, len(text)]):
+        got += splitter.feed(text[a:b])
+    got += splitter.flush()
+    assert _merged(got) == _merged(split_whole(text, starts_inside=starts_inside))
