@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from ocproxy.config import ModelConfig
 from ocproxy.errors import UpstreamDataError
+from ocproxy.request import checked_request
+from ocproxy.translate.chat import build_request
 from ocproxy.translate.chat_response import convert_response
 from ocproxy.translate.chat_stream import ChatStreamTranslator
 from ocproxy.translate.ids import sequential
@@ -175,3 +177,48 @@ def test_think_tags_do_not_depend_on_splits(parts, starts_inside, data):
         got += splitter.feed(text[a:b])
     got += splitter.flush()
     assert _merged(got) == _merged(split_whole(text, starts_inside=starts_inside))
+
+
+# -- whole answers that fail, and reasoning going back in the history -----------
+
+@pytest.mark.parametrize("body, message", [
+    ({"error": {"message": "Provider disconnected"}, "choices": [{"message": {"content": "x"}, "finish_reason": "error"}]},
+     "upstream error: Provider disconnected"),
+    ({"choices": [{"message": {"content": "x"}, "finish_reason": "error"}]}, 'finish_reason "error"'),
+], ids=["error-object", "finish-reason-error"])
+def test_whole_answer_reporting_an_error_fails_the_attempt(body, message):
+    with pytest.raises(UpstreamDataError, match=message):
+        convert_response(body, ModelConfig(model_id="glm-5.1"), sequential("q"), [])
+
+
+def test_whole_answer_drops_a_call_without_a_name_and_says_so():
+    warnings: list[str] = []
+    body = {"choices": [{"finish_reason": "tool_calls", "message": {"content": "ok", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"arguments": "{}"}}]}}]}
+    got = convert_response(body, ModelConfig(model_id="glm-5.1"), sequential("q"), warnings)
+    assert got["content"] == [{"type": "text", "text": "ok"}] and got["stop_reason"] == "end_turn"
+    assert warnings == ["tool call without a name dropped"]
+
+
+HISTORY = [
+    {"role": "user", "content": "list"},
+    {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "use ls", "signature": "proxy-thinking-placeholder"},
+        {"type": "text", "text": "Listing."},
+        {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {"command": "ls"}}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "a.txt"}]},
+]
+
+
+@pytest.mark.parametrize("model_id, want", [
+    ("deepseek-v4-pro", {"content": "Listing.", "reasoning_content": "use ls"}),
+    ("kimi-k2.6", {"content": "Listing.", "reasoning_content": "use ls"}),
+    ("glm-5.1", {"content": "Listing.", "reasoning_content": "use ls"}),
+    ("minimax-m2.5", {"content": "<think>use ls</think>\n\nListing."}),
+])
+def test_reasoning_goes_back_the_way_the_upstream_needs_it(model_id, want):
+    req = checked_request({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": HISTORY})
+    assistant = next(m for m in build_request(req, ModelConfig(model_id=model_id), True)["messages"]
+                     if m["role"] == "assistant")
+    assert {k: assistant[k] for k in ("content", "reasoning_content") if k in assistant} == want
+    assert assistant["tool_calls"][0]["id"] == "call_1"
