@@ -60,8 +60,11 @@ class ThinkTagSplitter:
     def __init__(self, *, starts_inside: bool = False):
         self._starts_inside = starts_inside
         self._state = "lead"
-        self._buffer = ""  # lead: blank space and a tag's start; held: everything; think: a tag's start
-        self.reasoned = False  # a think span was found
+        self._buffer = ""  # lead: blank space and a tag's start; think: a tag's start
+        # held: the pieces (joined once, so a long reasoning costs linear
+        # time) and their last few characters, where a split tag may begin
+        self._held: list[str] = []
+        self._tail = ""
 
     @property
     def passthrough(self) -> bool:
@@ -82,13 +85,15 @@ class ThinkTagSplitter:
         if state == "gap":
             self._after_close(piece, out)
             return
+        if state == "held":
+            self._feed_held(piece, out)
+            return
         data = self._buffer + piece
         self._buffer = ""
         if state == "lead":
             body = data.lstrip()
             if body.startswith(OPEN):
                 self._state = "think"
-                self.reasoned = True
                 self._feed_think(body[len(OPEN):], out)
             elif OPEN.startswith(body):
                 self._buffer = data  # blank space or the start of the tag: wait
@@ -98,17 +103,20 @@ class ThinkTagSplitter:
             else:
                 self._state = "text"
                 out.append((TEXT, data))
-        elif state == "held":
-            self._feed_held(data, out)
         else:
             self._feed_think(data, out)
 
-    def _feed_held(self, data: str, out: list[tuple[str, str]]) -> None:
-        end = data.find(CLOSE)
+    def _feed_held(self, piece: str, out: list[tuple[str, str]]) -> None:
+        window = self._tail + piece
+        end = window.find(CLOSE)
         if end < 0:
-            self._buffer = data
+            self._held.append(piece)
+            self._tail = window[-(len(CLOSE) - 1):]
             return
-        self.reasoned = True
+        before = "".join(self._held)
+        data = before + piece
+        end += len(before) - len(self._tail)
+        self._held, self._tail = [], ""
         if data[:end]:
             out.append((THINKING, data[:end]))
         self._after_close(data[end + len(CLOSE):], out)
@@ -137,8 +145,8 @@ class ThinkTagSplitter:
         """What is still held, at the end of the answer or before a tool
         call: held text that never met ``</think>`` is text; the unfinished
         end of a think span is still reasoning."""
-        data, state = self._buffer, self._state
-        self._buffer = ""
+        data, state = self._buffer + "".join(self._held), self._state
+        self._buffer, self._held, self._tail = "", [], ""
         if state in ("lead", "held"):
             # nothing decided it was reasoning: the answer simply began
             if data.strip() or state == "held":
