@@ -222,3 +222,15 @@ def test_reasoning_goes_back_the_way_the_upstream_needs_it(model_id, want):
                      if m["role"] == "assistant")
     assert {k: assistant[k] for k in ("content", "reasoning_content") if k in assistant} == want
     assert assistant["tool_calls"][0]["id"] == "call_1"
+
+
+def test_minimax_text_streams_at_once_when_reasoning_comes_in_its_own_field():
+    """Held text waits for a </think> that a model sending reasoning_content
+    never sends: once reasoning came apart, text goes out as it arrives."""
+    t = ChatStreamTranslator("minimax-m2.5", sequential("test"), upstream_model="minimax-m2.5")
+    t.feed(b'data: {"choices":[{"delta":{"reasoning_content":"plan"}}]}\n\n')
+    frames = t.feed(b'data: {"choices":[{"delta":{"content":"Answer"}}]}\n\n')
+    assert [e["delta"]["text"] for e in parse_frames(frames)
+            if e["type"] == "content_block_delta" and e["delta"]["type"] == "text_delta"] == ["Answer"]
+    held = ChatStreamTranslator("minimax-m2.5", sequential("test"), upstream_model="minimax-m2.5")
+    assert held.feed(b'data: {"choices":[{"delta":{"content":"Answer"}}]}\n\n') == []

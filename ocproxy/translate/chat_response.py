@@ -73,7 +73,8 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
     reasoning = reasoning_text(reply)
     if reasoning:
         content.append({"type": "thinking", "thinking": reasoning})
-    starts_inside = starts_inside_reasoning(model.model_id)
+    # reasoning in a field of its own: the text is the answer
+    starts_inside = starts_inside_reasoning(model.model_id) and not reasoning
     for kind, piece in split_whole(_message_text(reply.get("content")), starts_inside=starts_inside):
         if content and content[-1]["type"] == kind:
             content[-1][kind] += piece

@@ -240,6 +240,7 @@ class ChatStreamTranslator(DecodingTranslator):
 
         reasoning = reasoning_text(delta)
         if reasoning:
+            self._think.reasoning_sent_apart()
             out += emitter.thinking(reasoning)
 
         content = delta.get("content")

@@ -66,6 +66,11 @@ class ThinkTagSplitter:
         self._held: list[str] = []
         self._tail = ""
 
+    def reasoning_sent_apart(self) -> None:
+        """The upstream sends its reasoning in a field of its own, so the
+        text is the answer: nothing more is held for a missing ``<think>``."""
+        self._starts_inside = False
+
     @property
     def passthrough(self) -> bool:
         """True once every further piece is plain text, unchanged."""
