@@ -234,3 +234,25 @@ def test_minimax_text_streams_at_once_when_reasoning_comes_in_its_own_field():
             if e["type"] == "content_block_delta" and e["delta"]["type"] == "text_delta"] == ["Answer"]
     held = ChatStreamTranslator("minimax-m2.5", sequential("test"), upstream_model="minimax-m2.5")
     assert held.feed(b'data: {"choices":[{"delta":{"content":"Answer"}}]}\n\n') == []
+
+
+@pytest.mark.parametrize("model, text, want", [
+    ("glm-5.1", "<think>plan é</think>\n\nanswer 😀", [{"type": "thinking", "thinking": "plan é"},
+                                                      {"type": "text", "text": "answer 😀"}]),
+    ("minimax-m2.5", "plan é</think>\n\nanswer 😀", [{"type": "thinking", "thinking": "plan é"},
+                                                   {"type": "text", "text": "answer 😀"}]),
+], ids=["opening-and-closing-tag", "closing-tag-only"])
+def test_think_tags_split_between_chunks_at_every_place(model, text, want):
+    """The content cut into three deltas at every pair of places, each delta
+    one chunk: the client always gets the same thinking and text."""
+    fixture = {"upstream_model": model}
+    for i in range(len(text) + 1):
+        for j in range(i, len(text) + 1):
+            parts = [p for p in (text[:i], text[i:j], text[j:]) if p]
+            data = b"".join(b"data: " + json.dumps({"choices": [{"delta": {"content": p}}]}).encode() + b"\n\n"
+                            for p in parts) + b"data: [DONE]\n\n"
+            frames, error = translate(fixture, [data])
+            assert error is None
+            events = parse_frames(frames)
+            check_invariants(events, complete=True)
+            assert fold(events)["content"] == want, parts
