@@ -120,6 +120,9 @@ class ToolCallFragments:
     def locate(self, entry: dict, position: int) -> int:
         index = _index(entry)
         call_id = _nonempty(entry.get("id"))
+        if call_id is None and index is not None and index in self._by_index:
+            number = self._last = self._by_index[index]  # the common continuation
+            return number
         number = None
         if index is not None:
             number = self._by_index.get(index)
@@ -287,15 +290,15 @@ class ChatStreamTranslator(DecodingTranslator):
         function = entry.get("function")
         if type(function) is not dict:
             function = {}
-        if call.id is None:
-            call.id = _nonempty(entry.get("id"))
-        if call.name is None:
-            call.name = _nonempty(function.get("name"))  # repeated names are the same call's
         arguments = _nonempty(function.get("arguments"))
-        if call.opened:
+        if call.opened:  # repeated ids and names are the same call's
             if arguments:
                 out += self._emitter.tool_args(number, arguments)  # verbatim, never re-encoded
             return
+        if call.id is None:
+            call.id = _nonempty(entry.get("id"))
+        if call.name is None:
+            call.name = _nonempty(function.get("name"))
         if arguments:
             call.pending.append(arguments)  # the name may still come
         if call.name is None:

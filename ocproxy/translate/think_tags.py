@@ -60,6 +60,9 @@ class ThinkTagSplitter:
     def __init__(self, *, starts_inside: bool = False):
         self._starts_inside = starts_inside
         self._state = "lead"
+        # True once every further piece is plain text, unchanged (an
+        # attribute, not a property: the stream's fast path reads it per chunk)
+        self.passthrough = False
         self._buffer = ""  # lead: blank space and a tag's start; think: a tag's start
         # held: the pieces (joined once, so a long reasoning costs linear
         # time) and their last few characters, where a split tag may begin
@@ -71,10 +74,9 @@ class ThinkTagSplitter:
         text is the answer: nothing more is held for a missing ``<think>``."""
         self._starts_inside = False
 
-    @property
-    def passthrough(self) -> bool:
-        """True once every further piece is plain text, unchanged."""
-        return self._state == "text"
+    def _enter(self, state: str) -> None:
+        self._state = state
+        self.passthrough = state == "text"
 
     def feed(self, piece: str) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -98,15 +100,15 @@ class ThinkTagSplitter:
         if state == "lead":
             body = data.lstrip()
             if body.startswith(OPEN):
-                self._state = "think"
+                self._enter("think")
                 self._feed_think(body[len(OPEN):], out)
             elif OPEN.startswith(body):
                 self._buffer = data  # blank space or the start of the tag: wait
             elif self._starts_inside:
-                self._state = "held"
+                self._enter("held")
                 self._feed_held(data, out)
             else:
-                self._state = "text"
+                self._enter("text")
                 out.append((TEXT, data))
         else:
             self._feed_think(data, out)
@@ -142,7 +144,7 @@ class ThinkTagSplitter:
         # The answer after the reasoning usually starts with blank lines that
         # only separated it from the tag: the "gap" state drops them.
         rest = rest.lstrip()
-        self._state = "text" if rest else "gap"
+        self._enter("text" if rest else "gap")
         if rest:
             out.append((TEXT, rest))
 
@@ -155,7 +157,7 @@ class ThinkTagSplitter:
         if state in ("lead", "held"):
             # nothing decided it was reasoning: the answer simply began
             if data.strip() or state == "held":
-                self._state = "text"
+                self._enter("text")
             return [(TEXT, data)] if data else []
         if state == "think":
             return [(THINKING, data)] if data else []
