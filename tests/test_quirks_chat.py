@@ -256,3 +256,13 @@ def test_think_tags_split_between_chunks_at_every_place(model, text, want):
             events = parse_frames(frames)
             check_invariants(events, complete=True)
             assert fold(events)["content"] == want, parts
+
+
+def test_whole_answer_usage_on_the_choice_and_cached_tokens():
+    body = {"choices": [{"finish_reason": "stop", "message": {"content": "ok"},
+                         "usage": {"prompt_tokens": 100, "completion_tokens": 7, "cached_tokens": 60}}]}
+    got = convert_response(body, ModelConfig(model_id="kimi-k2.6"), sequential("q"), [])
+    assert got["usage"] == {"input_tokens": 40, "output_tokens": 7, "cache_read_input_tokens": 60}
+    body["usage"] = {"prompt_tokens": 90, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 80}}
+    got = convert_response(body, ModelConfig(model_id="kimi-k2.6"), sequential("q"), [])
+    assert got["usage"] == {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 80}
