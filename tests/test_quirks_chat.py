@@ -266,3 +266,53 @@ def test_whole_answer_usage_on_the_choice_and_cached_tokens():
     body["usage"] = {"prompt_tokens": 90, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 80}}
     got = convert_response(body, ModelConfig(model_id="kimi-k2.6"), sequential("q"), [])
     assert got["usage"] == {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 80}
+
+
+# -- parallel calls in any order: none merged, none lost ----------------------
+
+_args = st.dictionaries(st.sampled_from(["path", "q", "n"]), st.one_of(st.text(max_size=8), st.integers()),
+                        max_size=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(calls=st.lists(_args, min_size=1, max_size=4), shape=st.sampled_from(["index", "id-only", "index-0"]),
+       data=st.data())
+def test_parallel_calls_in_any_order_keep_their_inputs(calls, shape, data):
+    """Each call's first fragment names it (an index; or, Moonshot-style, an
+    id and no index; or index 0 for all with distinct ids), its arguments
+    come in pieces, and the pieces of different calls interleave in any
+    order (continuations by index, or by id when there is no index)."""
+    encoded = [json.dumps(c) for c in calls]
+    pieces = {i: [e[k:k + 3] for k in range(0, len(e), 3)] for i, e in enumerate(encoded)}
+
+    def head(i):
+        entry = {"id": f"call_{i}", "type": "function", "function": {"name": f"tool{i}", "arguments": ""}}
+        if shape == "index":
+            entry["index"] = i
+        elif shape == "index-0":
+            entry["index"] = 0
+        return entry
+
+    def more(i, text):
+        if shape == "index":
+            return {"index": i, "function": {"arguments": text}}
+        return {"index": 0, "id": f"call_{i}", "function": {"arguments": text}} if shape == "index-0" \
+            else {"id": f"call_{i}", "function": {"arguments": text}}
+
+    chunks = [{"choices": [{"delta": {"tool_calls": [head(i)]}}]} for i in range(len(calls))]
+    order = [i for i, ps in pieces.items() for _ in ps]
+    order = data.draw(st.permutations(order))
+    cursor = dict.fromkeys(pieces, 0)
+    for i in order:
+        chunks.append({"choices": [{"delta": {"tool_calls": [more(i, pieces[i][cursor[i]])]}}]})
+        cursor[i] += 1
+    chunks.append({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]})
+    body = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    frames, error = translate({"upstream_model": "kimi-k2.6"}, [body])
+    assert error is None
+    events = parse_frames(frames)
+    check_invariants(events, complete=True)
+    got = fold(events)
+    assert got["stop_reason"] == "tool_use"
+    assert [(b["id"], b["name"], b["input"]) for b in got["content"]] == \
+        [(f"call_{i}", f"tool{i}", c) for i, c in enumerate(calls)]

@@ -107,7 +107,8 @@ class ToolCallFragments:
     (Moonshot sends parallel calls with ids and no index), else by its place
     in the chunk's list (Moonshot's continuations have neither), else it
     continues the latest call. A known index that arrives with a different
-    id is a new call: some upstreams number every parallel call 0.
+    id belongs to the call with that id, or starts one: some upstreams
+    number every parallel call 0.
     """
 
     def __init__(self) -> None:
@@ -127,7 +128,7 @@ class ToolCallFragments:
         if index is not None:
             number = self._by_index.get(index)
             if number is not None and call_id and self.calls[number].id not in (None, call_id):
-                number = None
+                number = self._by_id.get(call_id)  # another call under the same index: known, or new
         elif call_id is not None:
             number = self._by_id.get(call_id)
             if number is None:
