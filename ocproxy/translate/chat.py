@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import content
 from .content import as_str, blocks, text_of
+from .think_tags import inline, reasoning_inline
 from .tools import chat_tools
 
 if TYPE_CHECKING:
@@ -213,9 +214,10 @@ def _user_messages(msg: dict, model: ModelConfig, deepseek: bool) -> list:
 
 
 def _assistant_message(msg: dict, model: ModelConfig, deepseek: bool, thinking_history: bool) -> dict:
-    """One message; reasoning goes back as ``reasoning_content``
-    (with the placeholders DeepSeek and Kimi insist on); signatures and
-    redacted thinking are not forwarded."""
+    """One message; reasoning goes back as ``reasoning_content`` (with the
+    placeholders DeepSeek and Kimi insist on), or for MiniMax in think tags
+    at the start of the content; signatures and redacted thinking are not
+    forwarded."""
     texts: list[str] = []
     reasoning: list[str] = []
     tool_calls: list = []
@@ -240,7 +242,10 @@ def _assistant_message(msg: dict, model: ModelConfig, deepseek: bool, thinking_h
         cached = cached or _is_ephemeral(block)
     out: dict = {"role": "assistant", "content": "".join(texts)}
     reasoning_content = "".join(reasoning)
-    if reasoning_content:
+    if reasoning_content and reasoning_inline(model.model_id):
+        out["content"] = inline(reasoning_content, out["content"])
+    elif reasoning_content:
+        # DeepSeek and Kimi reject a thinking-mode tool call without it
         out["reasoning_content"] = reasoning_content
     elif deepseek and thinking_history:
         out["reasoning_content"] = " "

@@ -14,11 +14,12 @@ import json
 import re
 
 from ..errors import UpstreamDataError
-from .chat_response import STOP_REASONS
+from .chat_response import REASONING_KEYS, STOP_REASONS, reasoning_text
 from .emitter import MessageEmitter
 from .ids import IdFactory
 from .message import error_text
 from .sse import DecodingTranslator, data_payload
+from .think_tags import THINKING, ThinkTagSplitter, starts_inside_reasoning
 from .usage import anthropic_usage
 
 #: More than this many undecodable lines in a row fail the attempt: the
@@ -51,19 +52,19 @@ def _plain_text_skeleton(chunk: object, probe: str) -> bool:
     """True when the full chunk handler would do nothing with ``chunk`` but
     emit ``choices[0].delta.content`` (== ``probe``) as text. Deliberately
     stricter than the handler: a false "no" only costs speed."""
-    if type(chunk) is not dict or chunk.get("usage") is not None:
+    if type(chunk) is not dict or chunk.get("usage") is not None or chunk.get("error"):
         return False
     choices = chunk.get("choices")
     if type(choices) is not list or not choices:
         return False
     choice = choices[0]
-    if type(choice) is not dict:
+    if type(choice) is not dict or choice.get("usage") is not None:
         return False
     delta = choice.get("delta")
     if type(delta) is not dict or delta.get("content") != probe:
         return False
     return (
-        delta.get("reasoning_content") in (None, "")
+        all(delta.get(key) in (None, "") for key in REASONING_KEYS)
         and delta.get("tool_calls") in (None, [])
         and choice.get("finish_reason") in (None, "")
     )
@@ -76,13 +77,83 @@ def _probe_content(chunk: object) -> object:
         return None
 
 
-def _tool_key(entry: dict) -> object:
-    """Calls are told apart by ``index`` (0 when absent); a value that
-    cannot be a dict key is treated as absent rather than crashing."""
+def _index(entry: dict) -> object:
+    """A call's ``index``, or None when absent or unusable as a key."""
     key = entry.get("index")
-    if key is None or not isinstance(key, (int, float, str)):
-        return 0
+    if isinstance(key, bool) or not isinstance(key, (int, float, str)):
+        return None
     return key
+
+
+def _nonempty(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class _ToolCall:
+    __slots__ = ("id", "name", "pending", "opened", "closed")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: str | None = None
+        self.pending: list[str] = []  # arguments that came before the name
+        self.opened = False
+        self.closed = False
+
+
+class ToolCallFragments:
+    """Which streamed tool-call fragment belongs to which call.
+
+    A fragment names its call by ``index`` (the standard), else by ``id``
+    (Moonshot sends parallel calls with ids and no index), else by its place
+    in the chunk's list (Moonshot's continuations have neither), else it
+    continues the latest call. A known index that arrives with a different
+    id belongs to the call with that id, or starts one: some upstreams
+    number every parallel call 0.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[_ToolCall] = []
+        self._by_index: dict[object, int] = {}
+        self._by_id: dict[str, int] = {}
+        self._by_position: dict[int, int] = {}
+        self._last: int | None = None
+
+    def locate(self, entry: dict, position: int) -> int:
+        index = _index(entry)
+        call_id = _nonempty(entry.get("id"))
+        if call_id is None and index is not None and index in self._by_index:
+            number = self._last = self._by_index[index]  # the common continuation
+            return number
+        number = None
+        if index is not None:
+            number = self._by_index.get(index)
+            if number is not None and call_id and self.calls[number].id not in (None, call_id):
+                number = self._by_id.get(call_id)  # another call under the same index: known, or new
+        elif call_id is not None:
+            number = self._by_id.get(call_id)
+            if number is None:
+                number = self._new()
+            self._by_position[position] = number
+        else:
+            number = self._by_position.get(position, self._last)
+        if number is None:
+            number = self._new()
+        if index is not None:
+            self._by_index[index] = number
+        if call_id is not None:
+            self._by_id.setdefault(call_id, number)
+        self._last = number
+        return number
+
+    def _new(self) -> int:
+        self.calls.append(_ToolCall())
+        return len(self.calls) - 1
+
+    def close_all(self) -> None:
+        """After a finish_reason: later fragments of these calls are ghosts;
+        a call never named is dropped."""
+        for call in self.calls:
+            call.closed = True
 
 
 class ChatStreamTranslator(DecodingTranslator):
@@ -92,14 +163,18 @@ class ChatStreamTranslator(DecodingTranslator):
     tests can prove that it changes nothing but speed.
     """
 
-    def __init__(self, model_id: str, ids: IdFactory, *, fast_path: bool = True):
+    def __init__(self, model_id: str, ids: IdFactory, *, fast_path: bool = True,
+                 upstream_model: str | None = None):
         super().__init__()
         self._emitter = MessageEmitter(model_id, ids)
         self._fast_path = fast_path
         self._failures = 0  # consecutive decode failures
         self._handled = False  # any chunk handled at all: else "empty stream"
-        self._usage: dict | None = None
+        self._usage: dict | None = None  # top-level usage: wins
+        self._choice_usage: dict | None = None  # Moonshot's choices[0].usage
         self._stop: str | None = None
+        self._think = ThinkTagSplitter(starts_inside=starts_inside_reasoning(upstream_model or model_id))
+        self._tools = ToolCallFragments()
         # Verified chunk skeletons for the fast path: (len(prefix), prefix, suffix).
         self._skeletons: list[tuple[int, bytes, bytes]] = []
         self._fast_hits = 0
@@ -108,9 +183,11 @@ class ChatStreamTranslator(DecodingTranslator):
     def _end(self, out: list[bytes]) -> None:
         if not self._handled:
             raise UpstreamDataError("empty stream")
-        # EOF and [DONE] end alike; the emitter turns end_turn into tool_use
-        # when a tool_use block was emitted.
-        out += self._emitter.finish(self._stop or "end_turn", anthropic_usage(self._usage))
+        # EOF and [DONE] end alike; the emitter makes the stop reason agree
+        # with whether a tool_use block was emitted.
+        self._flush_text(out)
+        usage = self._usage if self._usage is not None else self._choice_usage
+        out += self._emitter.finish(self._stop or "end_turn", anthropic_usage(usage))
 
     def _item(self, line: bytes, out: list[bytes]) -> None:
         payload = data_payload(line)
@@ -143,27 +220,31 @@ class ChatStreamTranslator(DecodingTranslator):
     # -- one chunk -------------------------------------------------------
 
     def _chunk(self, chunk: dict, out: list[bytes]) -> None:
-        choices = chunk.get("choices")
-        if type(choices) is not list or not choices:
-            choices = None
-            if chunk.get("error") is not None:
-                # an error chunk is a failed attempt, not an empty answer
-                raise UpstreamDataError("upstream error in stream: " + error_text(chunk["error"]))
+        error = chunk.get("error")
+        if error:
+            # OpenRouter and Moonshot report a failure mid-stream as a chunk
+            # with an error object: a failed attempt, never a clean end.
+            raise UpstreamDataError("upstream error in stream: " + error_text(error))
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self._usage = usage  # the last one wins
-        if choices is None:
+        choices = chunk.get("choices")
+        if type(choices) is not list or not choices:
             return
         choice = choices[0]
         if type(choice) is not dict:
             return
+        usage = choice.get("usage")
+        if isinstance(usage, dict):
+            self._choice_usage = usage
         delta = choice.get("delta")
         if type(delta) is not dict:
             delta = {}
         emitter = self._emitter
 
-        reasoning = delta.get("reasoning_content")
-        if reasoning and isinstance(reasoning, str):
+        reasoning = reasoning_text(delta)
+        if reasoning:
+            self._think.reasoning_sent_apart()
             out += emitter.thinking(reasoning)
 
         content = delta.get("content")
@@ -174,35 +255,61 @@ class ChatStreamTranslator(DecodingTranslator):
                 if type(part) is dict and part.get("type") == "text" and isinstance(part.get("text"), str)
             )
         if content and isinstance(content, str):
-            out += emitter.text(content)
+            self._text(self._think.feed(content), out)
 
         calls = delta.get("tool_calls")
         if type(calls) is list:
-            for call in calls:
+            for position, call in enumerate(calls):
                 if type(call) is dict:
-                    self._tool_call(call, out)
+                    self._tool_call(call, position, out)
 
         finish = choice.get("finish_reason")
         if finish and isinstance(finish, str):
+            if finish == "error":
+                raise UpstreamDataError('upstream stream ended with finish_reason "error"')
             # Blocks close now, but message_delta waits for the end of the
             # stream: usage usually arrives in a later chunk.
+            self._flush_text(out)
             out += emitter.close_all()
+            self._tools.close_all()
             self._stop = STOP_REASONS.get(finish, "end_turn")
 
-    def _tool_call(self, call: dict, out: list[bytes]) -> None:
-        key = _tool_key(call)
-        function = call.get("function")
+    def _text(self, pieces: list[tuple[str, str]], out: list[bytes]) -> None:
+        for kind, piece in pieces:
+            out += self._emitter.thinking(piece) if kind == THINKING else self._emitter.text(piece)
+
+    def _flush_text(self, out: list[bytes]) -> None:
+        """Text the think-tag splitter still holds goes out before a tool
+        call or the end."""
+        self._text(self._think.flush(), out)
+
+    def _tool_call(self, entry: dict, position: int, out: list[bytes]) -> None:
+        number = self._tools.locate(entry, position)
+        call = self._tools.calls[number]
+        if call.closed:
+            return  # ghost fragment of a call already finished
+        function = entry.get("function")
         if type(function) is not dict:
             function = {}
-        if not self._emitter.tool_is_open(key):
-            name = function.get("name")
-            if not name or not isinstance(name, str):
-                return  # ghost fragment of a call already closed
-            call_id = call.get("id")
-            out += self._emitter.tool_start(key, call_id if isinstance(call_id, str) and call_id else None, name)
-        arguments = function.get("arguments")
-        if arguments and isinstance(arguments, str):
-            out += self._emitter.tool_args(key, arguments)  # verbatim, never re-encoded
+        arguments = _nonempty(function.get("arguments"))
+        if call.opened:  # repeated ids and names are the same call's
+            if arguments:
+                out += self._emitter.tool_args(number, arguments)  # verbatim, never re-encoded
+            return
+        if call.id is None:
+            call.id = _nonempty(entry.get("id"))
+        if call.name is None:
+            call.name = _nonempty(function.get("name"))
+        if arguments:
+            call.pending.append(arguments)  # the name may still come
+        if call.name is None:
+            return
+        self._flush_text(out)
+        out += self._emitter.tool_start(number, call.id, call.name)
+        call.opened = True
+        if call.pending:
+            out += self._emitter.tool_args(number, "".join(call.pending))
+            call.pending = []
 
     # -- fast path -------------------------------------------------------
 
@@ -217,6 +324,8 @@ class ChatStreamTranslator(DecodingTranslator):
         re-encoding would give, else it is decoded on its own; either way
         the frames equal the full parse's.
         """
+        if not self._think.passthrough:
+            return None  # the think-tag splitter may still change this text
         i = p.find(_CONTENT_KEY)
         if i < 0:
             return None

@@ -87,7 +87,8 @@ DIALECTS: dict[str, Dialect] = {
         "chat",
         _built(chat.build_request),
         _converted(chat_response.convert_response),
-        lambda model, ids, name=None: ChatStreamTranslator(name or model.model_id, ids),
+        lambda model, ids, name=None: ChatStreamTranslator(name or model.model_id, ids,
+                                                           upstream_model=model.model_id),
     ),
     "anthropic": Dialect(
         "anthropic",

@@ -10,9 +10,15 @@ from .sse import dumps
 
 
 def final_stop(stop_reason: str, tool_used: bool) -> str:
-    """A reply that called a tool and otherwise ended normally stops for the
-    tool, whatever the upstream called it."""
-    return "tool_use" if tool_used and stop_reason == "end_turn" else stop_reason
+    """The stop reason the content bears out: a reply that called a tool and
+    otherwise ended normally stops for the tool, whatever the upstream called
+    it; one that says it stopped for a tool but called none simply ended
+    (Claude Code would wait for a tool result that never comes)."""
+    if tool_used and stop_reason == "end_turn":
+        return "tool_use"
+    if not tool_used and stop_reason == "tool_use":
+        return "end_turn"
+    return stop_reason
 
 
 def tool_input(arguments, name: str, warnings: list[str]) -> dict:

@@ -16,17 +16,27 @@ def _count(usage: dict, key: str) -> int:
     return max(0, int(value))
 
 
+def _cached_inside_prompt(usage: dict) -> int:
+    """Cached prompt tokens counted inside ``prompt_tokens``: OpenAI's
+    ``prompt_tokens_details.cached_tokens`` or Moonshot's top-level
+    ``cached_tokens``."""
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details, "cached_tokens") if isinstance(details, dict) else 0
+    return cached or _count(usage, "cached_tokens")
+
+
 def anthropic_usage(openai_usage: dict | None) -> dict:
-    """``prompt_tokens`` P, ``completion_tokens`` C and DeepSeek's
-    ``prompt_cache_hit_tokens`` H / ``prompt_cache_miss_tokens`` M →
-    ``input_tokens``/``output_tokens`` (always) plus the cache fields (only
-    when > 0)."""
+    """``prompt_tokens`` P, ``completion_tokens`` C, the cached part of P
+    (OpenAI/Moonshot) and DeepSeek's ``prompt_cache_hit_tokens`` H /
+    ``prompt_cache_miss_tokens`` M → ``input_tokens``/``output_tokens``
+    (always) plus the cache fields (only when > 0)."""
     usage = openai_usage if isinstance(openai_usage, dict) else {}
     prompt = _count(usage, "prompt_tokens")
     hit = _count(usage, "prompt_cache_hit_tokens")
     miss = _count(usage, "prompt_cache_miss_tokens")
     if hit == 0 and miss == 0:
-        input_tokens, read, creation = prompt, 0, 0
+        read = min(prompt, _cached_inside_prompt(usage))
+        input_tokens, creation = prompt - read, 0
     elif hit + miss >= prompt:
         # DeepSeek splits the prompt into hit + miss; the miss part is
         # ordinary input billed at the normal rate, not cache creation.
