@@ -140,7 +140,7 @@ REASONING = [
     pytest.param("low", {"type": "enabled", "budget_tokens": 9000}, {"effort": "low", "summary": "auto"}, id="config-wins"),
     pytest.param("max", None, {"effort": "high", "summary": "auto"}, id="max-has-no-equivalent"),
     pytest.param("high", {"type": "disabled"}, None, id="request-disabled"),
-    pytest.param("", {"type": "enabled", "budget_tokens": 4096}, None, id="not-configured"),
+    pytest.param("", {"type": "enabled", "budget_tokens": 4096}, {"effort": "medium", "summary": "auto"}, id="request-budget-sets-effort"),
 ]
 
 
