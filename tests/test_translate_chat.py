@@ -582,9 +582,9 @@ def test_system_prompt_with_newline_quote_backslash():
     assert json.loads(encoded)["messages"][0]["content"] == system
 
 
-def test_system_blocks_concatenated_without_separator():
+def test_system_blocks_joined_by_a_blank_line():
     system = [{"type": "text", "text": "A"}, {"type": "other", "text": "X"}, {"type": "text", "text": "B"}]
-    assert build(USER_ONLY, M("glm-5"), system=system)["messages"][0] == {"role": "system", "content": "AB"}
+    assert build(USER_ONLY, M("glm-5"), system=system)["messages"][0] == {"role": "system", "content": "A\n\nB"}
 
 
 def test_build_request_does_not_mutate_input():

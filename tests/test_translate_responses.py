@@ -82,7 +82,7 @@ def test_stream_flag_only_when_streaming():
 
 def test_system_blocks_joined_and_absent_system_omitted():
     system = [{"type": "text", "text": "You are "}, {"type": "text", "text": "Claude Code."}]
-    assert build([{"role": "user", "content": "x"}], system=system)["instructions"] == "You are Claude Code."
+    assert build([{"role": "user", "content": "x"}], system=system)["instructions"] == "You are \n\nClaude Code."
     assert "instructions" not in build([{"role": "user", "content": "x"}])
 
 
