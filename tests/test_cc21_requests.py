@@ -155,6 +155,33 @@ def test_anthropic_thinking(model_id, intent, max_tokens, expected):
     assert thinking.anthropic_thinking(intent, model_id, max_tokens) == expected
 
 
+CLAUDE = [
+    # Claude Code asked for one Claude, the chain answers with another
+    pytest.param("claude-haiku-4-5-20251001", {"type": "adaptive"}, want(*ADAPTIVE_HIGH), 32000,
+                 ({"type": "enabled", "budget_tokens": 16384}, None), id="haiku-4-5-takes-only-a-budget"),
+    pytest.param("claude-sonnet-4-5", {"type": "adaptive"}, want(cc.ADAPTIVE, {"effort": "low"}), 32000,
+                 ({"type": "enabled", "budget_tokens": 2048}, None), id="sonnet-4-5-low"),
+    pytest.param("claude-opus-4-8", {"type": "enabled", "budget_tokens": 9000}, want({"type": "enabled", "budget_tokens": 9000}),
+                 32000, ({"type": "adaptive"}, "high"), id="opus-4-8-takes-only-adaptive"),
+    pytest.param("claude-opus-4-8", {"type": "adaptive"}, want(*ADAPTIVE_HIGH), 32000, None, id="opus-4-8-as-sent"),
+    pytest.param("claude-sonnet-4-6", {"type": "enabled", "budget_tokens": 9000}, want({"type": "enabled", "budget_tokens": 9000}),
+                 32000, None, id="sonnet-4-6-takes-both"),
+    pytest.param("claude-sonnet-4-6", {"type": "adaptive"}, want(*ADAPTIVE_HIGH), 32000, None, id="sonnet-4-6-adaptive"),
+]
+
+
+@pytest.mark.parametrize("model_id, sent, intent, max_tokens, expected", CLAUDE)
+def test_claude_thinking_for_the_claude_that_answers(model_id, sent, intent, max_tokens, expected):
+    assert thinking.claude_thinking(sent, intent, model_id, max_tokens) == expected
+
+
+def test_passthrough_to_an_older_claude_gets_a_budget_and_no_effort():
+    out = passthrough(cc.request(), M("claude-haiku-4-5", provider="opencode-zen"))
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 16384}
+    assert "output_config" not in out
+    assert out["system"][0] == cc.BILLING_BLOCKS[0]  # Claude keeps Claude Code's system as sent
+
+
 def passthrough(body, model):
     warnings = []
     out = json.loads(anthropic.passthrough_body(json.dumps(body).encode(), model.model_id, warnings, model))

@@ -18,7 +18,9 @@ otherwise reject, misroute or mis-cache the request:
    thinking and ``output_config.effort`` become ``enabled`` with a budget
    (``thinking.anthropic_thinking``), and Claude Code's billing attribution
    block leaves the system prompt (it would defeat the prefix cache); a
-   model's forced ``thinking`` setting is written for Claude too;
+   Claude model gets the type it takes when Claude Code asked for another
+   Claude (adaptive for Opus 4.7 on, enabled before 4.6), and a model's
+   forced ``thinking`` setting is written for Claude too;
 6. when the last assistant turn calls tools and another model made it (edit
    3 or 4 touched it), thinking is left off for this request: Anthropic
    requires that turn to start with a signed thinking block it cannot have.
@@ -163,12 +165,16 @@ def _rewrite_thinking(body: dict, model: ModelConfig) -> bool:
     forced = isinstance(model.thinking, str)
     claude = model.model_id.startswith("claude-")
     output_config = body.get("output_config")
-    if claude and not forced:
-        return False
     if not forced and "thinking" not in body and not (isinstance(output_config, dict) and "effort" in output_config):
         return False
     want = thinking.intent(body.get("thinking"), output_config, model)
-    new_thinking, effort = thinking.anthropic_thinking(want, model.model_id, body.get("max_tokens"))
+    if claude and not forced:
+        decided = thinking.claude_thinking(body.get("thinking"), want, model.model_id, body.get("max_tokens"))
+        if decided is None:
+            return False
+        new_thinking, effort = decided
+    else:
+        new_thinking, effort = thinking.anthropic_thinking(want, model.model_id, body.get("max_tokens"))
     before = (body.get("thinking"), output_config, body.get("context_management"))
     if new_thinking is None:
         body.pop("thinking", None)

@@ -19,6 +19,7 @@ Pure: dicts in, dicts out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -210,6 +211,47 @@ def gemini_thinking_config(want: Intent, model_id: str) -> dict | None:
     return config or None
 
 
+#: Claude models that take only ``enabled`` + budget (before 4.6), and those
+#: that take only ``adaptive`` (Opus 4.7 on): a 400 otherwise
+#: (https://github.com/checkmarble/llmberjack/pull/14 quoting Anthropic's docs,
+#: https://github.com/indexable-inc/index/pull/532: "Haiku 4.5 is manual-only").
+_CLAUDE_BUDGET_ONLY = ("claude-3", "claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5", "claude-opus-4-1",
+                       "claude-sonnet-4", "claude-opus-4")
+_CLAUDE_ADAPTIVE_ONLY = ("claude-opus-4-7", "claude-opus-4-8", "claude-sonnet-5", "claude-fable-5")
+_DATE_SUFFIX = re.compile(r"-\d{8}$")
+
+
+def _claude_family(model_id: str) -> str:
+    return _DATE_SUFFIX.sub("", model_id)
+
+
+def _is_claude_family(model_id: str, families: tuple[str, ...]) -> bool:
+    family = _claude_family(model_id)
+    return family in families or family.startswith("claude-3")
+
+
+def claude_thinking(sent, want: Intent, model_id: str, max_tokens) -> tuple[dict | None, str | None] | None:
+    """``(thinking, output_config.effort)`` when Claude ``model_id`` cannot
+    take the thinking type the client ``sent`` (Claude Code asked for another
+    Claude model); None when it can, and the body stays as sent."""
+    kind = sent.get("type") if isinstance(sent, Mapping) else None
+    if kind == "adaptive" and _is_claude_family(model_id, _CLAUDE_BUDGET_ONLY):
+        return _budget_thinking(want, max_tokens), None
+    if kind == "enabled" and _claude_family(model_id) in _CLAUDE_ADAPTIVE_ONLY:
+        return {"type": "adaptive"}, want.any_effort
+    return None
+
+
+def _budget_thinking(want: Intent, max_tokens) -> dict | None:
+    """``enabled`` with a budget below ``max_tokens``, or None when none fits."""
+    budget = want.budget or _BUDGET.get(want.any_effort or "high", _BUDGET["high"])
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        budget = min(budget, max_tokens - 1)
+    if budget < MIN_BUDGET:
+        return None  # answer without thinking rather than 400
+    return {"type": "enabled", "budget_tokens": budget}
+
+
 def anthropic_thinking(want: Intent, model_id: str, max_tokens) -> tuple[dict | None, str | None]:
     """``(thinking, output_config.effort)`` for a model behind an
     Anthropic-format endpoint; None leaves the key out.
@@ -221,15 +263,10 @@ def anthropic_thinking(want: Intent, model_id: str, max_tokens) -> tuple[dict | 
     """
     if want.on is False:
         return {"type": "disabled"}, None
-    if model_id.startswith("claude-"):
+    if model_id.startswith("claude-") and not _is_claude_family(model_id, _CLAUDE_BUDGET_ONLY):
         if want.on:
             return {"type": "adaptive"}, want.any_effort
         return None, want.effort
     if not want.on:
         return None, None
-    budget = want.budget or _BUDGET.get(want.any_effort or "high", _BUDGET["high"])
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
-        budget = min(budget, max_tokens - 1)
-    if budget < MIN_BUDGET:
-        return None, None  # no budget fits: answer without thinking rather than 400
-    return {"type": "enabled", "budget_tokens": budget}, None
+    return _budget_thinking(want, max_tokens), None
