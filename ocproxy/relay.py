@@ -38,7 +38,7 @@ from ocproxy.translate.sse import error_frame
 from ocproxy.upstream import targets
 from ocproxy.upstream.attempt import Attempt, CancelScope
 from ocproxy.upstream.client import UpstreamClient
-from ocproxy.upstream.identity import KeyRotator, auth_headers, session_id
+from ocproxy.upstream.identity import KeyRotator, session_id, upstream_headers
 
 log = logging.getLogger("ocproxy.app")
 
@@ -112,7 +112,8 @@ class Leg:
         self._name = call.req.model or model.model_id
         self._ids = sequential(os.urandom(8).hex())  # message and tool ids of this attempt's answer
         self.url = target.url(stream)
-        self.headers = auth_headers(target.endpoint, keys.next_key(model.provider, call.cfg.key_pool))
+        self.headers = upstream_headers(target.endpoint, keys.next_key(model.provider, call.cfg.key_pool),
+                                        target.provider.user_agent, call.environ)
         self.headers["x-opencode-session"] = call.session
         if stream:
             self.headers["Accept"] = "text/event-stream"

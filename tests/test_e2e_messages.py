@@ -187,7 +187,8 @@ def test_raw_anthropic_endpoint_minimax_m3(upstream, start_proxy, sdk):
               "x_vendor_extra": {"kept": True}}
     upstream.on(GO_MESSAGES, json_body(answer))
     proxy = start_proxy(make_config(upstream, **go_chain("minimax-m3")))
-    msg = sdk(proxy).messages.create(
+    client = sdk(proxy)
+    msg = client.messages.create(
         model="claude-sonnet-4-6", max_tokens=123, system="be brief",
         messages=[{"role": "user", "content": "héllo"}], metadata={"user_id": "u"})
     assert msg.id == "msg_up_1" and msg.content[0].text == "from minimax"
@@ -198,7 +199,7 @@ def test_raw_anthropic_endpoint_minimax_m3(upstream, start_proxy, sdk):
     assert sent == {"model": "minimax-m3", "max_tokens": 123, "system": "be brief",
                     "messages": [{"role": "user", "content": "héllo"}], "metadata": {"user_id": "u"}}
     assert rec.headers["x-api-key"] == API_KEY
-    assert rec.headers["anthropic-version"] == "2023-06-01"
+    assert rec.headers["anthropic-version"] == client.default_headers["anthropic-version"]  # the client's own
     assert rec.headers["authorization"] == f"Bearer {API_KEY}"
     assert "anthropic-beta" not in rec.headers
 

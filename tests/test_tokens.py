@@ -121,7 +121,7 @@ def test_the_remembered_counts_stay_bounded(monkeypatch):
     "system, expected",
     [
         ("You are helpful", "You are helpful"),
-        ([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}], "ab"),
+        ([{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}], "a\n\nb"),
         (None, ""),
     ],
     ids=["system-string", "system-array-text-only", "system-absent"],

@@ -82,7 +82,7 @@ def test_stream_flag_only_when_streaming():
 
 def test_system_blocks_joined_and_absent_system_omitted():
     system = [{"type": "text", "text": "You are "}, {"type": "text", "text": "Claude Code."}]
-    assert build([{"role": "user", "content": "x"}], system=system)["instructions"] == "You are Claude Code."
+    assert build([{"role": "user", "content": "x"}], system=system)["instructions"] == "You are \n\nClaude Code."
     assert "instructions" not in build([{"role": "user", "content": "x"}])
 
 
@@ -142,7 +142,7 @@ REASONING = [
     pytest.param("low", {"type": "enabled", "budget_tokens": 9000}, {"effort": "low", "summary": "auto"}, id="config-wins"),
     pytest.param("max", None, {"effort": "high", "summary": "auto"}, id="max-has-no-equivalent"),
     pytest.param("high", {"type": "disabled"}, None, id="request-disabled"),
-    pytest.param("", {"type": "enabled", "budget_tokens": 4096}, None, id="not-configured"),
+    pytest.param("", {"type": "enabled", "budget_tokens": 4096}, {"effort": "medium", "summary": "auto"}, id="request-budget-sets-effort"),
 ]
 
 

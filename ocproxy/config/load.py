@@ -327,7 +327,7 @@ _MODEL_FIELDS = {
     "max_tokens": int,
     "context_threshold": int,
     "reasoning_effort": str,
-    # a plain dict (deep-copied) so translators can json.dumps it as is
+    # an object deep-copied (translators may read it as is), or a mode word
     "thinking": copy.deepcopy,
     "vision": bool,
     "anthropic_tools_disabled": bool,
@@ -358,6 +358,7 @@ def _provider(d: dict | None, default: ProviderConfig) -> ProviderConfig:
         # (not to streaming_timeout_ms, which would let a stalled stream hang)
         stream_timeout_ms=int(d.get("stream_timeout_ms") or timeout_ms),
         first_byte_timeout_ms=int(d.get("first_byte_timeout_ms") or default.first_byte_timeout_ms),
+        user_agent=d.get("user_agent") or default.user_agent,
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ocproxy.catalog import ENDPOINTS, GO, ZEN, ZEN_ONLY_ENDPOINTS, provider_spellings
+from ocproxy.config.types import THINKING_MODES
 
 if TYPE_CHECKING:
     import jsonschema
@@ -124,7 +125,7 @@ _MODEL_SCHEMA = {
         "max_tokens": _opt("integer"),
         "context_threshold": _opt("integer"),
         "reasoning_effort": _opt("string"),
-        "thinking": _opt("object"),
+        "thinking": {"type": ["object", "string", "null"], "if": {"type": "string"}, "then": {"enum": list(THINKING_MODES)}},
         "vision": _opt("boolean"),
         "anthropic_tools_disabled": _opt("boolean"),
         "hedge_after_ms": _opt("integer", minimum=0),
@@ -181,6 +182,7 @@ _PROVIDER_SCHEMA = {
         "streaming_timeout_ms": _opt("integer"),
         "stream_timeout_ms": _opt("integer"),
         "first_byte_timeout_ms": _opt("integer"),
+        "user_agent": _opt("string"),
     },
 }
 

@@ -26,6 +26,9 @@ DEFAULT_HEARTBEAT_MS = 3000
 #: How long a stream may wait for its first payload byte (headers included);
 #: thinking models stream reasoning early, so a minute of silence means stuck.
 DEFAULT_FIRST_BYTE_MS = 60_000
+#: The string values of a model's ``thinking`` setting: each forces thinking
+#: off, on, or on at that effort, whatever the client asked.
+THINKING_MODES = ("off", "on", "low", "medium", "high", "max")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class ModelConfig:
     max_tokens: int = 0
     context_threshold: int = 0
     reasoning_effort: str = ""
-    thinking: Mapping | None = None
+    #: an object (the legacy form, a default) or one of ``THINKING_MODES``
+    thinking: Mapping | str | None = None
     vision: bool = False
     anthropic_tools_disabled: bool = False
     endpoint: str | None = None  # overrides the catalog's choice of API
@@ -66,6 +70,8 @@ class ProviderConfig:
     streaming_timeout_ms: int = 0
     stream_timeout_ms: int = 0
     first_byte_timeout_ms: int = DEFAULT_FIRST_BYTE_MS
+    #: the User-Agent sent upstream ("": ocproxy/<version>)
+    user_agent: str = ""
 
     def _or_default(self, *values: int) -> float:
         for v in values:

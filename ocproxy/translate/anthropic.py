@@ -2,15 +2,28 @@
 
 Anthropic-native upstreams get the client's own body, not a re-encoding of
 our parsed form (re-encoding once sent OpenAI-shaped tools to an Anthropic
-upstream). Only three edits are allowed, each because the upstream would
-otherwise reject or misroute the request:
+upstream). Only these edits are allowed, each because the upstream would
+otherwise reject, misroute or mis-cache the request:
 
 1. the top-level ``model`` becomes the routed id (parsed, not searched as
    text: a text search misses ``"model": "…"`` with a space);
 2. ``"type":"custom"`` is removed from tools (only that exact value);
 3. thinking blocks carrying the proxy's own placeholder signature are
    removed from the history (a genuine Anthropic upstream rejects the fake
-   signature).
+   signature);
+4. tool ids another provider made (Kimi's ``functions.Read:0``) that break
+   Anthropic's ``^[a-zA-Z0-9_-]+$`` are renamed, the same way every turn, in
+   the ``tool_use`` and in the ``tool_result`` that answers it;
+5. for a model that is not Claude (Qwen, MiniMax on OpenCode), adaptive
+   thinking and ``output_config.effort`` become ``enabled`` with a budget
+   (``thinking.anthropic_thinking``), and Claude Code's billing attribution
+   block leaves the system prompt (it would defeat the prefix cache); a
+   Claude model gets the type it takes when Claude Code asked for another
+   Claude (adaptive for Opus 4.7 on, enabled before 4.6), and a model's
+   forced ``thinking`` setting is written for Claude too;
+6. when the last assistant turn calls tools and another model made it (edit
+   3 or 4 touched it), thinking is left off for this request: Anthropic
+   requires that turn to start with a signed thinking block it cannot have.
 
 When nothing needs editing, or the body cannot be read with certainty, the
 original bytes go out unchanged.
@@ -25,11 +38,23 @@ error frame) can never land inside one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
+from typing import TYPE_CHECKING
 
 from ..errors import UpstreamDataError
+from . import thinking
+from .content import is_billing_block, without_billing_line
 from .sse import THINKING_SIGNATURE, DecodingTranslator
+
+if TYPE_CHECKING:
+    from ..config.types import ModelConfig
+
+#: What Anthropic accepts as a tool_use id.
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_NOT_TOOL_ID_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 class _NotPlainJSON(ValueError):
@@ -95,11 +120,137 @@ def _strip_placeholder_thinking(body: dict) -> bool:
     return changed
 
 
+def anthropic_tool_id(tool_id: str) -> str:
+    """``tool_id`` when Anthropic accepts it; else its invalid characters as
+    ``_`` plus a hash of the whole id, so two ids never become one and the
+    same id always becomes the same one."""
+    if _TOOL_ID.match(tool_id):
+        return tool_id
+    digest = hashlib.sha256(tool_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{_NOT_TOOL_ID_CHAR.sub('_', tool_id)}_{digest}"
+
+
+def _rename_tool_ids(body: dict) -> bool:
+    changed = False
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            if not isinstance(block, dict):
+                continue
+            key = {"tool_use": "id", "tool_result": "tool_use_id"}.get(block.get("type"))
+            value = block.get(key) if key else None
+            if isinstance(value, str) and not _TOOL_ID.match(value):
+                block[key] = anthropic_tool_id(value)
+                changed = True
+    return changed
+
+
+def _strip_billing(body: dict) -> bool:
+    system = body.get("system")
+    if isinstance(system, str):
+        text = without_billing_line(system)
+        if text == system:
+            return False
+        body["system"] = text
+        return True
+    if isinstance(system, list) and any(is_billing_block(b) for b in system):
+        body["system"] = [b for b in system if not is_billing_block(b)]
+        return True
+    return False
+
+
+def _rewrite_thinking(body: dict, model: ModelConfig) -> bool:
+    """Thinking in the shape the routed model takes (edit 5)."""
+    forced = isinstance(model.thinking, str)
+    claude = model.model_id.startswith("claude-")
+    output_config = body.get("output_config")
+    if not forced and "thinking" not in body and not (isinstance(output_config, dict) and "effort" in output_config):
+        return False
+    want = thinking.intent(body.get("thinking"), output_config, model)
+    if claude and not forced:
+        decided = thinking.claude_thinking(body.get("thinking"), want, model.model_id, body.get("max_tokens"))
+        if decided is None:
+            return False
+        new_thinking, effort = decided
+    else:
+        new_thinking, effort = thinking.anthropic_thinking(want, model.model_id, body.get("max_tokens"))
+    before = (body.get("thinking"), output_config, body.get("context_management"))
+    if new_thinking is None:
+        body.pop("thinking", None)
+    else:
+        body["thinking"] = new_thinking
+    if isinstance(output_config, dict):
+        output_config = {k: v for k, v in output_config.items() if k != "effort"}
+    if effort is not None:
+        output_config = {**(output_config or {}), "effort": effort}
+    if output_config:
+        body["output_config"] = output_config
+    else:
+        body.pop("output_config", None)
+    if new_thinking is None or new_thinking.get("type") == "disabled":
+        _drop_clear_thinking(body)
+    return (body.get("thinking"), body.get("output_config"), body.get("context_management")) != before
+
+
+def _drop_clear_thinking(body: dict) -> None:
+    """Anthropic rejects a ``clear_thinking_*`` context edit unless thinking
+    is enabled or adaptive, so it goes with the thinking."""
+    cm = body.get("context_management")
+    edits = cm.get("edits") if isinstance(cm, dict) else None
+    if not isinstance(edits, list):
+        return
+    kept = [e for e in edits if not (isinstance(e, dict) and str(e.get("type", "")).startswith("clear_thinking_"))]
+    if len(kept) == len(edits):
+        return
+    if kept:
+        body["context_management"] = {**cm, "edits": kept}
+    else:
+        body.pop("context_management")
+
+
+def _final_assistant_blocks(body: dict) -> list:
+    messages = body.get("messages")
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            content = message.get("content")
+            return content if isinstance(content, list) else []
+    return []
+
+
+def _final_turn_is_foreign(body: dict) -> bool:
+    """The last assistant turn calls tools and came from another model: its
+    thinking carries the proxy's placeholder, or its tool ids are not
+    Anthropic's."""
+    blocks = [b for b in _final_assistant_blocks(body) if isinstance(b, dict)]
+    calls = [b for b in blocks if b.get("type") == "tool_use"]
+    if not calls:
+        return False
+    return any(_is_placeholder_thinking(b) for b in blocks) or any(
+        isinstance(c.get("id"), str) and not _TOOL_ID.match(c["id"]) for c in calls
+    )
+
+
+def _no_thinking_after_foreign_turn(body: dict) -> bool:
+    """Edit 6: with thinking on, Anthropic wants the last assistant turn to
+    start with a signed thinking block (400 "a final assistant message must
+    start with a thinking block"); a turn another model made has none, so
+    this one request goes without thinking."""
+    kind = body.get("thinking", {}).get("type") if isinstance(body.get("thinking"), dict) else None
+    blocks = _final_assistant_blocks(body)
+    starts_signed = bool(blocks) and isinstance(blocks[0], dict) and blocks[0].get("type") in ("thinking", "redacted_thinking")
+    if kind not in ("enabled", "adaptive") or starts_signed:
+        return False
+    del body["thinking"]
+    _drop_clear_thinking(body)
+    return True
+
+
 def passthrough_body(raw: bytes, model_id: str, warnings: list[str] | None = None,
-                     max_tokens: int | None = None) -> bytes:
+                     model: ModelConfig | None = None, max_tokens: int | None = None) -> bytes:
     """The body to send to an Anthropic-native upstream for ``model_id``
-    (and with ``max_tokens``, when given, as its output limit); why it went
-    out unedited is added to ``warnings``."""
+    (``model``, when given, decides edit 5; ``max_tokens``, when given, is
+    its output limit); why it went out unedited is added to ``warnings``."""
     warnings = [] if warnings is None else warnings
     try:
         body = _parse(raw)
@@ -117,7 +268,15 @@ def passthrough_body(raw: bytes, model_id: str, warnings: list[str] | None = Non
         body["max_tokens"] = max_tokens
         changed = True
     changed = _strip_custom_tool_types(body) or changed
+    foreign_turn = _final_turn_is_foreign(body)
     changed = _strip_placeholder_thinking(body) or changed
+    changed = _rename_tool_ids(body) or changed
+    if model is not None:
+        changed = _rewrite_thinking(body, model) or changed
+        if not model.model_id.startswith("claude-"):
+            changed = _strip_billing(body) or changed
+    if foreign_turn:
+        changed = _no_thinking_after_foreign_turn(body) or changed
     if not changed:
         return raw
     try:

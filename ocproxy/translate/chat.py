@@ -4,23 +4,23 @@
 for one attempt (the answer's way back is ``chat_response``). Every string
 reaches the upstream through a JSON encoder, never by hand.
 
-The model-specific quirks (DeepSeek reasoning/cache rules, Kimi's
-temperature and ``reasoning_content`` placeholders, OpenAI o-series effort)
-all live here because they are facts about the upstream chat APIs, not
+The model-specific quirks (DeepSeek cache rules, Kimi's temperature and
+``reasoning_content`` placeholders) live here (thinking and effort in
+``thinking``) because they are facts about the upstream chat APIs, not
 about routing.
 
-The output shares nested values (tool schemas, thinking config) with the
+The output shares nested values (tool schemas) with the
 input; nothing in the input is mutated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from . import content
+from . import content, thinking
 from .content import as_str, blocks, text_of
 from .think_tags import inline, reasoning_inline
+from .thinking import effort_of as effort_of  # noqa: F401 - the name callers knew
 from .tools import chat_tools
 
 if TYPE_CHECKING:
@@ -39,34 +39,8 @@ def _is_ephemeral(block: dict) -> bool:
     return isinstance(cc, dict) and cc.get("type") == "ephemeral"
 
 
-def _number(value):
-    """``budget_tokens`` is not type-checked by the parser: a number or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value
-
-
-def _plain(value):
-    """Config mappings may be read-only proxies; the encoder wants dicts."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 # ---------------------------------------------------------------------------
-# thinking and reasoning effort
-
-
-def effort_of(budget: int) -> str:
-    if budget <= 2048:
-        return "low"
-    if budget <= 8192:
-        return "medium"
-    if budget <= 32768:
-        return "high"
-    return "max"
+# thinking and reasoning effort (decided in ``thinking``)
 
 
 def has_thinking(messages: list[dict]) -> bool:
@@ -83,51 +57,6 @@ def has_thinking(messages: list[dict]) -> bool:
             if kind == "tool_use" and as_str(block.get("thinking")):
                 return True
     return False
-
-
-def _thinking_decision(req: MessagesRequest, model: ModelConfig, thinking_history: bool):
-    """``(thinking, reasoning_effort)`` for the body, the first matching rule
-    deciding; ``None`` means the key is not sent."""
-    model_id = model.model_id
-    deepseek = model_id.startswith("deepseek-")
-    openai_reasoning = model_id.startswith(("o1-", "o3-"))
-    cfg_thinking = _plain(model.thinking) if model.thinking else None
-    cfg_effort = model.reasoning_effort or ""
-    req_thinking = req.thinking
-    may_think = deepseek or cfg_thinking is not None
-    may_effort = openai_reasoning or deepseek or bool(cfg_effort)
-    has_assistant = any(m.get("role") == "assistant" for m in req.messages)
-    default_effort = cfg_effort or "high"
-
-    def default_effort_for(thinking):
-        if not may_effort:
-            return None
-        if deepseek and isinstance(thinking, dict) and thinking.get("type") == "disabled":
-            return None
-        return default_effort
-
-    # the client turned thinking off
-    if req.thinking_disabled:
-        return (req_thinking if may_think else None), None
-    # DeepSeek 400s when earlier assistant turns lack reasoning_content
-    if deepseek and has_assistant and not thinking_history:
-        return {"type": "disabled"}, None
-    # the client asked for thinking: its budget sets the effort
-    if req_thinking is not None:
-        budget = _number(req_thinking.get("budget_tokens")) or 0
-        effort = effort_of(budget) if may_effort and budget > 0 else None
-        return (req_thinking if may_think else None), effort
-    # earlier turns thought: keep thinking on
-    if thinking_history:
-        thinking = (cfg_thinking if cfg_thinking is not None else {"type": "enabled"}) if may_think else None
-        return thinking, default_effort_for(thinking)
-    # the configuration turns it on
-    if cfg_thinking is not None:
-        return cfg_thinking, default_effort_for(cfg_thinking)
-    # only an effort is configured
-    if cfg_effort:
-        return ({"type": "enabled"} if may_think else None), cfg_effort
-    return None, None
 
 
 # ---------------------------------------------------------------------------
@@ -318,11 +247,9 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
     if req.top_p is not None:
         body["top_p"] = req.top_p
 
-    thinking, effort = _thinking_decision(req, model, thinking_history)
-    if thinking is not None:
-        body["thinking"] = thinking
-    if effort is not None:
-        body["reasoning_effort"] = effort
+    answered_before = any(m.get("role") == "assistant" for m in req.messages)
+    body.update(thinking.chat_params(thinking.request_intent(req, model), model.model_id,
+                                     thought_before=thinking_history, answered_before=answered_before))
 
     tools = chat_tools(req.tools)
     if tools:

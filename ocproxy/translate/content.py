@@ -39,9 +39,38 @@ def text_of(content) -> str:
     return "".join(b.get("text") or "" for b in blocks(content) if b.get("type") == "text")
 
 
+#: How Claude Code's billing attribution starts (``x-anthropic-billing-header:
+#: cc_version=…; cc_entrypoint=cli; cch=…;``). Its hash changes every request,
+#: so at the head of a prompt it defeats every upstream's prefix cache.
+BILLING_PREFIX = "x-anthropic-billing-header:"
+
+
+def is_billing_block(block) -> bool:
+    """A system text block holding only Claude Code's billing attribution."""
+    return (
+        isinstance(block, dict)
+        and block.get("type") == "text"
+        and as_str(block.get("text")).lstrip().startswith(BILLING_PREFIX)
+    )
+
+
+def without_billing_line(text: str) -> str:
+    """``text`` without a leading billing attribution line."""
+    if not text.lstrip().startswith(BILLING_PREFIX):
+        return text
+    _, _, rest = text.lstrip().partition("\n")
+    return rest.lstrip("\n")
+
+
 def system_text(system) -> str:
-    """The top-level ``system``: the string, or its text blocks joined."""
-    return text_of(system)
+    """The top-level ``system`` for a non-Anthropic model: the string, or its
+    text blocks joined by a blank line (glued, the last sentence of one block
+    would run into the first of the next); Claude Code's billing attribution
+    is left out."""
+    if isinstance(system, str):
+        return without_billing_line(system)
+    texts = (b.get("text") or "" for b in blocks(system) if b.get("type") == "text" and not is_billing_block(b))
+    return "\n\n".join(t for t in texts if t)
 
 
 def tool_result_text(block: dict, *, non_string_output_as_json: bool = True) -> str:

@@ -93,7 +93,7 @@ DIALECTS: dict[str, Dialect] = {
     "anthropic": Dialect(
         "anthropic",
         lambda req, model, stream, warnings: anthropic.passthrough_body(
-            req.raw, model.model_id, warnings, content.max_tokens(req, model)),
+            req.raw, model.model_id, warnings, model, content.max_tokens(req, model)),
         lambda data, model, ids, warnings, name=None: anthropic.check_response(data, name),
         lambda model, ids, name=None: anthropic.PassthroughStream(name),
         pauses_heartbeat=True,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import content
+from . import content, thinking
 from .gemini_schema import gemini_schema
 from .tools import function_specs
 
@@ -37,7 +37,6 @@ SKIP_SIGNATURE = "skip_thought_signature_validator"
 MAX_STOP_SEQUENCES = 5
 
 _TOOL_MODE = {"auto": "AUTO", "any": "ANY", "none": "NONE"}
-_THINKING_LEVEL = {"max": "high", "xhigh": "high", "none": "minimal"}
 
 
 def _needs_signature(model_id: str) -> bool:
@@ -156,14 +155,9 @@ def _generation_config(req: MessagesRequest, model: ModelConfig) -> dict:
     stops = [s for s in req.stop_sequences if s]
     if stops:
         config["stopSequences"] = stops[:MAX_STOP_SEQUENCES]
-    if not req.thinking_disabled:
-        thinking: dict = {}
-        if req.thinking is not None or model.thinking:
-            thinking["includeThoughts"] = True
-        if model.reasoning_effort:
-            thinking["thinkingLevel"] = _THINKING_LEVEL.get(model.reasoning_effort, model.reasoning_effort)
-        if thinking:
-            config["thinkingConfig"] = thinking
+    thinking_config = thinking.gemini_thinking_config(thinking.request_intent(req, model), model.model_id)
+    if thinking_config:
+        config["thinkingConfig"] = thinking_config
     return config
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import content
+from . import content, thinking
 from .tools import function_specs
 
 if TYPE_CHECKING:
@@ -30,10 +30,6 @@ MIN_OUTPUT_TOKENS = 16
 # Zen routes here is one, so sampling is only sent to other model ids (a user
 # may point an ``endpoint: responses`` override at e.g. gpt-4.1).
 _REASONING_PREFIXES = ("gpt-5", "o1", "o3", "o4", "codex")
-
-# The config speaks Anthropic/DeepSeek effort words; the Responses API knows
-# none/minimal/low/medium/high/xhigh. "max" has no portable equivalent.
-_EFFORT = {"max": "high"}
 
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 
@@ -126,8 +122,7 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
     The system text goes to ``instructions`` (the API's own slot for it);
     ``store`` is false because the proxy resends the whole conversation each
     turn; sampling parameters are omitted for reasoning models (see
-    ``_REASONING_PREFIXES``); the configured effort asks for ``summary:
-    "auto"`` so reasoning comes back as thinking blocks.
+    ``_REASONING_PREFIXES``); ``reasoning`` is decided in ``thinking``.
     """
     body: dict = {"model": model.model_id}
     if stream:
@@ -158,9 +153,9 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
         if req.top_p is not None:
             body["top_p"] = req.top_p
 
-    if model.reasoning_effort and not req.thinking_disabled:
-        effort = _EFFORT.get(model.reasoning_effort, model.reasoning_effort)
-        body["reasoning"] = {"effort": effort, "summary": "auto"}
+    reasoning = thinking.responses_reasoning(thinking.request_intent(req, model))
+    if reasoning is not None:
+        body["reasoning"] = reasoning
 
     body["store"] = False
     return body

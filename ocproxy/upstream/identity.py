@@ -9,12 +9,21 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
+from .. import __version__
 from ..translate.content import first_user_text
 
 if TYPE_CHECKING:
     from ..request import MessagesRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
+
+#: OpenCode asks clients to name themselves rather than send a generic agent.
+USER_AGENT = f"ocproxy/{__version__}"
+
+#: Client headers an Anthropic-format upstream gets as the client sent them
+#: (WSGI environ key -> header): Claude Code's gateway protocol needs them,
+#: or beta-gated fields such as ``context_management`` are rejected.
+_ANTHROPIC_CLIENT_HEADERS = {"HTTP_ANTHROPIC_BETA": "anthropic-beta", "HTTP_ANTHROPIC_VERSION": "anthropic-version"}
 
 # One id per proxy process: the last resort of session_id().
 _PROCESS_SESSION = "ocproxy-" + uuid.uuid4().hex
@@ -79,17 +88,32 @@ def _session_in_json(user_id: str) -> str:
     return session.strip() if isinstance(session, str) else ""
 
 
-def auth_headers(endpoint: str, key: str) -> dict[str, str]:
-    """Auth the way each upstream API expects it."""
-    headers = {"Content-Type": "application/json"}
+def auth_headers(endpoint: str, key: str, user_agent: str = "") -> dict[str, str]:
+    """Auth the way each upstream API expects it, and who is asking
+    (``user_agent``, else ``USER_AGENT``)."""
+    headers = {"Content-Type": "application/json", "User-Agent": user_agent or USER_AGENT}
+    if endpoint == "anthropic":
+        headers["anthropic-version"] = ANTHROPIC_VERSION
     if not key:
         return headers
     headers["Authorization"] = f"Bearer {key}"
     if endpoint == "anthropic":
         headers["x-api-key"] = key
-        headers["anthropic-version"] = ANTHROPIC_VERSION
     elif endpoint == "gemini":
         headers["x-goog-api-key"] = key
+    return headers
+
+
+def upstream_headers(endpoint: str, key: str, user_agent: str, environ: dict) -> dict[str, str]:
+    """``auth_headers`` plus, for an Anthropic-format upstream, the client's
+    ``anthropic-beta`` and ``anthropic-version``; no other client header
+    goes upstream."""
+    headers = auth_headers(endpoint, key, user_agent)
+    if endpoint == "anthropic":
+        for env_key, name in _ANTHROPIC_CLIENT_HEADERS.items():
+            value = environ.get(env_key, "").strip()
+            if value:
+                headers[name] = value
     return headers
 
 
