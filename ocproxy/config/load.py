@@ -309,6 +309,7 @@ _MODEL_FIELDS = {
     # a plain dict (deep-copied) so translators can json.dumps it as is
     "thinking": copy.deepcopy,
     "vision": bool,
+    "pdf": bool,
     "anthropic_tools_disabled": bool,
     "endpoint": str,
 }

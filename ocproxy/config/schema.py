@@ -126,6 +126,7 @@ _MODEL_SCHEMA = {
         "reasoning_effort": _opt("string"),
         "thinking": _opt("object"),
         "vision": _opt("boolean"),
+        "pdf": _opt("boolean"),
         "anthropic_tools_disabled": _opt("boolean"),
         "wire_format": _opt("string"),
         "endpoint": {"enum": [*ENDPOINTS, None]},

@@ -42,6 +42,9 @@ class ModelConfig:
     reasoning_effort: str = ""
     thinking: Mapping | None = None
     vision: bool = False
+    #: a chat upstream that takes PDFs as OpenAI ``file`` parts; other chat
+    #: models get the PDF's extracted text
+    pdf: bool = False
     anthropic_tools_disabled: bool = False
     endpoint: str | None = None  # overrides the catalog's choice of API
 

@@ -8,9 +8,9 @@ otherwise reject or misroute the request:
 1. the top-level ``model`` becomes the routed id (parsed, not searched as
    text: a text search misses ``"model": "…"`` with a space);
 2. ``"type":"custom"`` is removed from tools (only that exact value);
-3. thinking blocks carrying the proxy's own placeholder signature are
-   removed from the history (a genuine Anthropic upstream rejects the fake
-   signature).
+3. thinking blocks carrying a signature the proxy made (its placeholder,
+   or another upstream's reasoning state) are removed from the history (a
+   genuine Anthropic upstream rejects the fake signature).
 
 When nothing needs editing, or the body cannot be read with certainty, the
 original bytes go out unchanged.
@@ -29,7 +29,8 @@ import json
 import math
 
 from ..errors import UpstreamDataError
-from .sse import THINKING_SIGNATURE, DecodingTranslator
+from .reasoning_state import is_proxy_signature
+from .sse import DecodingTranslator
 
 
 class _NotPlainJSON(ValueError):
@@ -76,7 +77,7 @@ def _is_placeholder_thinking(block) -> bool:
     return (
         isinstance(block, dict)
         and block.get("type") == "thinking"
-        and block.get("signature") == THINKING_SIGNATURE
+        and is_proxy_signature(block.get("signature"))
     )
 
 

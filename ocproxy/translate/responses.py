@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import content
+from . import content, documents, server_tools
+from .reasoning_state import responses_reasoning_item
 from .tools import function_specs
 
 if TYPE_CHECKING:
@@ -46,10 +47,25 @@ def _message(role: str, parts: list[dict]) -> dict:
     return {"type": "message", "role": role, "content": parts}
 
 
+def _document_part(block: dict) -> dict:
+    """A PDF as an ``input_file`` (inline data URL, or its URL); a text
+    document as text."""
+    src = documents.document_source(block)
+    if src is not None and src[0] == "pdf":
+        return {"type": "input_file", "filename": documents.filename(block),
+                "file_data": content.data_url(documents.PDF, src[1])}
+    if src is not None and src[0] == "url":
+        return {"type": "input_file", "file_url": src[1]}
+    return {"type": "input_text", "text": documents.as_text(block)}
+
+
 def _input_part(block: dict) -> dict | None:
-    """A text or image block as an ``input_*`` part; None for an unusable image."""
+    """A text, image or document block as an ``input_*`` part; None for an
+    unusable image."""
     if block.get("type") == "text":
         return {"type": "input_text", "text": block["text"]}
+    if block.get("type") == "document":
+        return _document_part(block)
     url = content.image_url(block)
     return {"type": "input_image", "image_url": url, "detail": "auto"} if url else None
 
@@ -70,16 +86,23 @@ def _user_items(turn, call_ids: set[str]) -> list[dict]:
 
 def _assistant_items(turn) -> list[dict]:
     """Text runs become assistant messages, tool_use blocks function_call
-    items, in block order."""
+    items, and thinking blocks that carry a Responses reasoning item's
+    encrypted state that reasoning item again, in block order."""
     items: list[dict] = []
     parts: list[dict] = []
-    for b in content.assistant_turn(turn):
-        if b.get("type") == "text":
+    for b in content.blocks(turn):
+        reasoning = responses_reasoning_item(b) if b.get("type") == "thinking" else None
+        if b.get("type") == "text" and b.get("text"):
             parts.append({"type": "output_text", "text": b["text"]})
+            continue
+        if reasoning is None and b.get("type") != "tool_use":
             continue
         if parts:
             items.append(_message("assistant", parts))
             parts = []
+        if reasoning is not None:
+            items.append(reasoning)
+            continue
         call_id = b.get("id") or ""
         name = b.get("name") or ""
         items.append({"type": "function_call", "call_id": call_id, "name": name, "arguments": content.arguments_json(b)})
@@ -117,7 +140,7 @@ def _tools(req: MessagesRequest) -> list[dict]:
         # property required — Claude Code's schemas are neither.
         entry["strict"] = False
         out.append(entry)
-    return out
+    return out + server_tools.responses_tools(req.tools)
 
 
 def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dict:
@@ -127,7 +150,8 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
     ``store`` is false because the proxy resends the whole conversation each
     turn; sampling parameters are omitted for reasoning models (see
     ``_REASONING_PREFIXES``); the configured effort asks for ``summary:
-    "auto"`` so reasoning comes back as thinking blocks.
+    "auto"`` so reasoning comes back as thinking blocks; reasoning models
+    are asked for ``reasoning.encrypted_content`` to replay.
     """
     body: dict = {"model": model.model_id}
     if stream:
@@ -140,7 +164,7 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
     tools = _tools(req)
     if tools:
         body["tools"] = tools
-        choice = content.tool_choice(req, {t["name"] for t in tools})
+        choice = content.tool_choice(req, {t["name"] for t in tools if t["type"] == "function"})
         if choice is not None:
             kind, name = choice
             body["tool_choice"] = {"type": "function", "name": name} if kind == "tool" else _TOOL_CHOICE[kind]
@@ -163,4 +187,13 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
         body["reasoning"] = {"effort": effort, "summary": "auto"}
 
     body["store"] = False
+    include = []
+    if _is_reasoning_model(model.model_id):
+        # store is false, so the reasoning is replayed from its encrypted
+        # form (carried in the thinking block's signature) on the next turn
+        include.append("reasoning.encrypted_content")
+    if any(t["type"] == "web_search" for t in tools):
+        include.append("web_search_call.action.sources")  # the pages each search found
+    if include:
+        body["include"] = include
     return body
