@@ -27,7 +27,8 @@ from .. import tokens
 from ..catalog import is_claude_name, provider_of
 from ..config import Config, ModelConfig
 from ..request import MessagesRequest
-from .scenarios import detect_scenario
+from .scenarios import WEB_SEARCH, detect_scenario
+from .web_search import web_search_chain, wants_server_tool
 
 # Claude Code appends context-window hints to model names ("opus[1m]"); they
 # are not part of any configured name.
@@ -181,10 +182,19 @@ def _with_safety_net(chain: list[ModelConfig], net: tuple[ModelConfig, ...]) -> 
 
 
 def build_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
-    """Scenario label, model chain and routing token count for ``req``.
+    """Scenario label, model chain and routing token count for ``req``;
+    a request with a server tool keeps only models that run it
+    (``web_search``).
 
     Raises ``RoutingError`` when the configuration has no model to use.
     """
+    route = _route(req, config, streaming)
+    if not wants_server_tool(req):
+        return route
+    return Route(WEB_SEARCH, web_search_chain(config, route.chain), route.token_count)
+
+
+def _route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
     model = strip_context_suffix(req.model)
 
     def scenario() -> tuple[str, RoutingCount]:
