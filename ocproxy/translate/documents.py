@@ -68,6 +68,8 @@ def pdf_text(data: str) -> str | None:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         return None
+    if b"%PDF-" not in raw[:1024]:  # not a PDF at all: no need to ask the parser
+        return None
     try:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:
