@@ -140,3 +140,15 @@ def test_pdf_inside_a_read_tool_result_reaches_each_dialect():
                                                                           "data": b64(PDF)}}
     tool_msg = build(chat.build_request, GLM)["messages"][-1]
     assert tool_msg["role"] == "tool" and "Quarterly revenue was 42 million" in tool_msg["content"]
+
+
+def test_pdf_flag_and_web_search_scenario_load_from_a_config_file(tmp_path):
+    from tests.configfiles import load, paths_of
+
+    cfg = load(tmp_path, {"api_key": "k", "models": {
+        "default": {"model_id": "glm-5", "pdf": True},
+        "web_search": {"provider": "opencode-zen", "model_id": "gpt-5.4-mini"}}})
+    assert cfg.models["default"].pdf is True
+    assert cfg.models["web_search"].model_id == "gpt-5.4-mini"
+    assert paths_of(tmp_path, {"api_key": "k", "models": {"default": {"model_id": "glm-5", "pdf": "yes"}}}) == [
+        "$.models.default.pdf"]
