@@ -44,7 +44,7 @@ class MessageEmitter:
         self.tool_emitted = False
         self._ids = ids
         self._next_index = 0
-        self._open: dict[int, str] = {}  # index -> "text" | "thinking" | "tool_use"
+        self._open: dict[int, str] = {}  # index -> block type ("text", "thinking", "tool_use", …)
         self._flow: tuple[int, str] | None = None  # the open text/thinking block
         self._tools: dict[object, int] = {}  # upstream tool key -> block index
         self._signatures: dict[int, str] = {}  # thinking index -> upstream state to carry

@@ -258,7 +258,10 @@ class ResponsesStreamTranslator(DecodingTranslator):
         kind = item.get("type")
         if kind == "reasoning":
             signature = responses_signature(item)
-            return self.emitter.thinking_signature(signature) if signature else []
+            if not signature:
+                return []
+            self._summary_at = None  # the next reasoning item opens its own block
+            return self.emitter.thinking_signature(signature)
         if kind == "web_search_call":
             out: list[bytes] = []
             for block in self._results.search(*_search(item)):
