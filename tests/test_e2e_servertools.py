@@ -200,6 +200,7 @@ def test_responses_second_turn_replays_the_encrypted_reasoning(upstream, start_p
 
 def web_search(client, stream):
     return ask(client, stream, model="claude-haiku-4-5", tools=[wf.WEB_SEARCH_TOOL],
+               tool_choice={"type": "tool", "name": "web_search"},
                messages=[{"role": "user", "content": f"Perform a web search for the query: {wf.QUERY}"}])
 
 
@@ -256,6 +257,7 @@ def test_web_search_comes_back_as_blocks_claude_code_reads(upstream, start_proxy
     assert result.content[0].url.startswith("https://") and result.content[0].title
     assert "".join(b.text for b in reply.content if b.type == "text") == wf.ANSWER
     assert reply.stop_reason == "end_turn"
+    assert reply.usage.server_tool_use.web_search_requests == 1
 
     [sent] = upstream.calls(path)
     assert upstream.calls(GO_CHAT) == []

@@ -92,6 +92,15 @@ def test_responses_gets_its_builtin_web_search_and_asks_for_sources():
     assert body["tools"] == [{"type": "web_search", "filters": {"allowed_domains": ["example.org"]},
                               "user_location": {"type": "approximate", "city": "Paris", "country": "FR"}}]
     assert "web_search_call.action.sources" in body["include"]
+    assert "tool_choice" not in body
+
+
+def test_a_forced_web_search_is_required_on_responses():
+    """Claude Code's WebSearch sub-request forces the tool by name."""
+    forced = request([wf.WEB_SEARCH_TOOL], tool_choice={"type": "tool", "name": "web_search"})
+    assert wire(responses.build_request, GPT, forced)["tool_choice"] == "required"
+    mixed = request([wf.WEB_SEARCH_TOOL, FUNCTION_TOOL], tool_choice={"type": "tool", "name": "web_search"})
+    assert "tool_choice" not in wire(responses.build_request, GPT, mixed)  # "required" could pick Read
 
 
 def test_gemini_gets_google_search_grounding():
@@ -121,6 +130,7 @@ def test_responses_whole_answer_gives_search_blocks():
     msg = responses_convert(wf.responses_whole(), GPT, sequential(), [])
     assert msg["content"] == EXPECTED_BLOCKS
     assert msg["stop_reason"] == "end_turn"
+    assert msg["usage"]["server_tool_use"] == {"web_search_requests": 1}
 
 
 @pytest.mark.parametrize("cut", ["whole", "bytes", *[f"random{s}" for s in range(3)]])
@@ -140,6 +150,7 @@ def test_responses_stream_gives_the_same_blocks(cut):
     assert blocks[1]["content"] == EXPECTED_BLOCKS[1]["content"] and blocks[3]["content"] == EXPECTED_BLOCKS[3]["content"]
     assert blocks[2]["text"] == wf.ANSWER
     assert events[-2]["delta"]["stop_reason"] == "end_turn"
+    assert events[-2]["usage"]["server_tool_use"] == {"web_search_requests": 1}
 
 
 GEMINI_BLOCKS = [
@@ -155,6 +166,7 @@ def test_gemini_whole_answer_gives_search_blocks():
     msg = gemini_convert(wf.gemini_whole(), GEMINI, sequential(), [])
     assert msg["content"] == GEMINI_BLOCKS
     assert msg["stop_reason"] == "end_turn"
+    assert msg["usage"]["server_tool_use"] == {"web_search_requests": 1}
 
 
 @pytest.mark.parametrize("chunk", [None, 1, 7])
@@ -166,6 +178,7 @@ def test_gemini_stream_gives_the_same_blocks(chunk):
     assert blocks[0]["text"] == wf.ANSWER
     assert blocks[1]["input"] == {"query": wf.QUERY} and blocks[2]["tool_use_id"] == blocks[1]["id"]
     assert blocks[2]["content"] == GEMINI_BLOCKS[2]["content"]
+    assert events[-2]["usage"]["server_tool_use"] == {"web_search_requests": 1}
 
 
 # -- routing ------------------------------------------------------------------------

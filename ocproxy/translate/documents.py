@@ -110,6 +110,8 @@ def as_text(block: dict) -> str:
         return f"[The {name} document could not be read: unsupported source]"
     kind, value = src
     if kind == "text":
+        if not value.strip():
+            return f"[The {name} document is empty]"
         return f"[Document {name}]\n{value}" if name != "attached" else value
     if kind == "url":
         return f"[Document {name} at {value}: this model cannot open documents; its content was not sent]"

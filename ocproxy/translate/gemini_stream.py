@@ -61,7 +61,7 @@ def _grounding(candidate: dict) -> dict | None:
     return metadata if isinstance(metadata, dict) else None
 
 
-def _search_blocks(metadata: dict | None, ids: IdFactory) -> list[dict]:
+def _search_blocks(metadata: dict | None, results: SearchResults) -> list[dict]:
     """Google Search grounding as the blocks of Anthropic's web search: one
     search per query Gemini ran; the pages (``groundingChunks``) are not
     tied to a query, so the first search lists them all."""
@@ -76,7 +76,6 @@ def _search_blocks(metadata: dict | None, ids: IdFactory) -> list[dict]:
             pages.append((web["uri"], title if isinstance(title, str) else None))
     if not queries and not pages:
         return []
-    results = SearchResults(ids)
     blocks: list[dict] = []
     for i, query in enumerate(queries or [""]):
         blocks += results.search(query, pages if i == 0 else [])
@@ -129,11 +128,12 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
             content.append({"type": "text", "text": text})
     if not content and finish not in _NORMAL_FINISH:
         raise _no_content(finish)
-    content += _search_blocks(_grounding(candidate), ids)
+    results = SearchResults(ids)
+    content += _search_blocks(_grounding(candidate), results)
     # a tool call outranks MAX_TOKENS here, as the upstream finished the call
     tool_called = any(block["type"] == "tool_use" for block in content)
     stop = "tool_use" if tool_called else _stop_reason(finish)
-    return message(ids("gemini_"), model.model_id, content, stop, gemini_usage(body.get("usageMetadata")))
+    return message(ids("gemini_"), model.model_id, content, stop, results.usage(gemini_usage(body.get("usageMetadata"))))
 
 
 # ---------------------------------------------------------------------------
@@ -214,7 +214,8 @@ class GeminiStreamTranslator(DecodingTranslator):
             raise _no_content(self._finish_reason)
         self.done = True
         out: list[bytes] = []
-        for block in _search_blocks(self._grounding, self._ids):
+        results = SearchResults(self._ids)
+        for block in _search_blocks(self._grounding, results):
             out += self.emitter.whole_block(block)
-        return out + self.emitter.finish(_stop_reason(self._finish_reason), gemini_usage(self._usage))
+        return out + self.emitter.finish(_stop_reason(self._finish_reason), results.usage(gemini_usage(self._usage)))
 

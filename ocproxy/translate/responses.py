@@ -143,6 +143,17 @@ def _tools(req: MessagesRequest) -> list[dict]:
     return out + server_tools.responses_tools(req.tools)
 
 
+def _forces_search(req: MessagesRequest, tools: list[dict]) -> bool:
+    """Claude Code's WebSearch forces its one server tool (``tool_choice``
+    naming it); with no function tool besides, "required" says the same to
+    the Responses API."""
+    choice = req.tool_choice or {}
+    forced = choice.get("type") == "tool" and choice.get("name") in {
+        t.get("name") for t in req.tools if server_tools.kind(t)
+    }
+    return forced and all(t["type"] != "function" for t in tools)
+
+
 def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dict:
     """The Responses API body for one attempt.
 
@@ -168,6 +179,8 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
         if choice is not None:
             kind, name = choice
             body["tool_choice"] = {"type": "function", "name": name} if kind == "tool" else _TOOL_CHOICE[kind]
+        elif _forces_search(req, tools):
+            body["tool_choice"] = "required"  # the only tool is the search: run it
         if req.tool_choice is not None and req.tool_choice.get("disable_parallel_tool_use") is True:
             body["parallel_tool_calls"] = False
 

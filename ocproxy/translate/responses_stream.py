@@ -133,7 +133,8 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
         content.append(late)
     tool_called = any(block["type"] == "tool_use" for block in content)
     return message(
-        ids("msg_"), model.model_id, content, _stop_reason(body, tool_called), responses_usage(body.get("usage"))
+        ids("msg_"), model.model_id, content, _stop_reason(body, tool_called),
+        results.usage(responses_usage(body.get("usage"))),
     )
 
 
@@ -297,4 +298,4 @@ class ResponsesStreamTranslator(DecodingTranslator):
         self.done = True
         late = self._results.late_block()
         out = self.emitter.whole_block(late) if late else []
-        return out + self.emitter.finish(stop_reason, responses_usage(usage))
+        return out + self.emitter.finish(stop_reason, self._results.usage(responses_usage(usage)))

@@ -113,11 +113,13 @@ class SearchResults:
         self._titles: dict[str, str] = {}
         self._late: list[dict] = []
         self.last_id: str | None = None
+        self.count = 0
 
     def search(self, query: str, pages: list[tuple[str, str | None]]) -> list[dict]:
         """The two blocks of one search that found ``pages`` ``(url, title)``."""
         tool_id = self._ids("srvtoolu_")
         self.last_id = tool_id
+        self.count += 1
         results = []
         for url, title in pages:
             if url in self._listed:
@@ -135,6 +137,12 @@ class SearchResults:
         if url not in self._listed:
             self._listed.add(url)
             self._late.append(result_entry(url, title if isinstance(title, str) else None))
+
+    def usage(self, usage: dict) -> dict:
+        """``usage`` with the searches counted as Anthropic counts them."""
+        if self.count:
+            usage = {**usage, "server_tool_use": {"web_search_requests": self.count}}
+        return usage
 
     def late_block(self) -> dict | None:
         """The result block of cited pages no search listed (None when
