@@ -149,3 +149,19 @@ def test_anthropic_passthrough_drops_thinking_other_upstreams_signed():
                                                     {"type": "text", "text": "hi"}]}]}).encode()
     sent = json.loads(anthropic.passthrough_body(raw, "claude-sonnet-4-6"))
     assert sent["messages"][1]["content"] == [{"type": "text", "text": "hi"}]
+
+
+def test_two_streamed_reasoning_items_keep_their_own_blocks_and_state():
+    first = {**reasoning_item(("Look up Paris.",)), "id": "rs_a", "encrypted_content": "enc-a"}
+    second = {**reasoning_item(("Now answer.",)), "id": "rs_b", "encrypted_content": "enc-b"}
+    events = []
+    for n, item in enumerate((first, second)):
+        events += [_ev(type="response.reasoning_summary_text.delta", item_id=item["id"], output_index=n,
+                       summary_index=0, delta=item["summary"][0]["text"]),
+                   _ev(type="response.output_item.done", output_index=n, item=item)]
+    events.append(_ev(type="response.completed", response={"status": "completed", "output": [first, second]}))
+    blocks = accumulate(translate(ResponsesStreamTranslator("gpt-5.4", sequential()), b"".join(events)))
+    assert [b["thinking"] for b in blocks] == ["Look up Paris.", "Now answer."]
+    replayed = [responses.build_request(checked_request({"model": "m", "max_tokens": 5, "messages": [
+        QUESTION, {"role": "assistant", "content": blocks}]}), GPT, False)["input"][i] for i in (1, 2)]
+    assert [(r["id"], r["encrypted_content"]) for r in replayed] == [("rs_a", "enc-a"), ("rs_b", "enc-b")]
