@@ -6,12 +6,23 @@ Sources of the rules and shapes:
   part (the first call of a step when calls are parallel) must come back on
   that same part, else 400 "Function call is missing a thought_signature";
   ``skip_thought_signature_validator`` is the documented stand-in for calls
-  from elsewhere: https://ai.google.dev/gemini-api/docs/thought-signatures
+  from elsewhere: https://ai.google.dev/gemini-api/docs/thought-signatures ;
+  the 400 text as users hit it ("Function call is missing a thought_signature
+  in functionCall parts … Please refer to
+  https://aistudio.google.com/docs/thought-signatures"):
+  https://github.com/ccch1mneyyy/dsh-Go/discussions/2016 ; only the first of
+  parallel calls is signed, the rest must not get a made-up one:
+  https://docs.apiyi.com/en/faq/gemini-thought-signature-missing
 - Responses with ``store: false``: ``include: ["reasoning.encrypted_content"]``
   puts ``encrypted_content`` on each ``reasoning`` output item, and the
   items are passed back as input on the next turn:
   https://platform.openai.com/docs/guides/reasoning#encrypted-reasoning-items
-  (item shape: openai-python src/openai/types/responses/response_reasoning_item.py)
+  (item shape: openai-python src/openai/types/responses/response_reasoning_item.py);
+  clients doing the same: Vercel AI SDK @ai-sdk/openai 2.0.49 ("add
+  reasoning.encrypted_content include when store = false"), langchainjs
+  @langchain/openai 1.5.13 (replay every reasoning item's id and
+  encrypted_content in order under zero data retention); the error without
+  it: https://github.com/coder/mux/pull/59
 """
 
 from __future__ import annotations

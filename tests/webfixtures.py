@@ -24,6 +24,11 @@
   ``web_search_tool_result`` (``content``: ``web_search_result`` items with
   ``url``, ``title``, ``encrypted_content``, ``page_age``):
   https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/web-search-tool
+  Claude Code sends WebSearch as its own sub-request whose only tool is
+  ``web_search_20250305``, forced, and parses those blocks:
+  https://github.com/nocoo/raven/pull/4 , https://github.com/raine/claude-code-proxy/pull/53 ;
+  a proxy answering 400 when no upstream can run it:
+  https://github.com/Alishahryar1/free-claude-code/issues/1470
 """
 
 from __future__ import annotations
