@@ -249,6 +249,10 @@ _RESP_INPUT_PART = {"oneOf": [
         "type": {"enum": ["input_text", "output_text"]}, "text": _STR}},
     {"type": "object", "required": ["type", "image_url"], "properties": {
         "type": {"const": "input_image"}, "image_url": _STR, "detail": {"enum": ["auto", "low", "high"]}}},
+    # PDFs (issue 14 item 10): inline as a data URL with a filename, or by URL
+    {"type": "object", "required": ["type"], "additionalProperties": False, "properties": {
+        "type": {"const": "input_file"}, "filename": _STR, "file_data": _STR, "file_url": _STR},
+     "oneOf": [{"required": ["filename", "file_data"]}, {"required": ["file_url"]}]},
 ]}
 RESPONSES_SCHEMA = {
     "type": "object",
@@ -277,11 +281,20 @@ RESPONSES_SCHEMA = {
             {"type": "object", "required": ["type", "call_id", "output"], "properties": {
                 "type": {"const": "function_call_output"}, "call_id": {"type": "string", "minLength": 1},
                 "output": {"oneOf": [_STR, {"type": "array"}]}}},
+            # replayed encrypted reasoning (issue 14 item 13)
+            {"type": "object", "required": ["type", "summary", "encrypted_content"], "properties": {
+                "type": {"const": "reasoning"}, "summary": {"type": "array"}, "encrypted_content": _STR}},
         ]}}]},
-        "tools": {"type": "array", "items": {
-            "type": "object", "required": ["type", "name", "parameters"], "properties": {
+        "include": {"type": "array", "items": {"enum": ["reasoning.encrypted_content",
+                                                        "web_search_call.action.sources"]}},
+        "tools": {"type": "array", "items": {"oneOf": [
+            {"type": "object", "required": ["type", "name", "parameters"], "properties": {
                 "type": {"const": "function"}, "name": {"type": "string", "minLength": 1}, "description": _STR,
-                "parameters": {"type": ["object", "null"]}, "strict": {"type": ["boolean", "null"]}}}},
+                "parameters": {"type": ["object", "null"]}, "strict": {"type": ["boolean", "null"]}}},
+            # the built-in search for Anthropic's web_search server tool (issue 14 item 9)
+            {"type": "object", "required": ["type"], "properties": {
+                "type": {"const": "web_search"}, "filters": _OBJ, "user_location": _OBJ}},
+        ]}},
     },
 }
 

@@ -72,6 +72,8 @@ def test_basic_request_top_level():
         "input": [user_msg("hello")],
         "max_output_tokens": 1024,
         "store": False,
+        # issue 14 item 13: reasoning is replayed from its encrypted form
+        "include": ["reasoning.encrypted_content"],
     }
 
 

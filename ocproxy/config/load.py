@@ -330,6 +330,7 @@ _MODEL_FIELDS = {
     # an object deep-copied (translators may read it as is), or a mode word
     "thinking": copy.deepcopy,
     "vision": bool,
+    "pdf": bool,
     "anthropic_tools_disabled": bool,
     "endpoint": str,
     "hedge_after_ms": int,

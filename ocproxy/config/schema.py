@@ -127,6 +127,7 @@ _MODEL_SCHEMA = {
         "reasoning_effort": _opt("string"),
         "thinking": {"type": ["object", "string", "null"], "if": {"type": "string"}, "then": {"enum": list(THINKING_MODES)}},
         "vision": _opt("boolean"),
+        "pdf": _opt("boolean"),
         "anthropic_tools_disabled": _opt("boolean"),
         "hedge_after_ms": _opt("integer", minimum=0),
         "wire_format": _opt("string"),

@@ -47,6 +47,9 @@ class ModelConfig:
     #: an object (the legacy form, a default) or one of ``THINKING_MODES``
     thinking: Mapping | str | None = None
     vision: bool = False
+    #: a chat upstream that takes PDFs as OpenAI ``file`` parts; other chat
+    #: models get the PDF's extracted text
+    pdf: bool = False
     anthropic_tools_disabled: bool = False
     endpoint: str | None = None  # overrides the catalog's choice of API
     #: streams only, read from the scenario's entry: with no payload byte by

@@ -36,7 +36,8 @@ from ..catalog import context_window, is_claude_name, provider_of
 from ..config import Config, ModelConfig
 from ..request import MessagesRequest
 from ..translate.content import reads_images
-from .scenarios import detect_scenario
+from .scenarios import WEB_SEARCH, detect_scenario
+from .web_search import web_search_chain, wants_server_tool
 
 # Claude Code appends context-window hints to model names ("opus[1m]"); they
 # are not part of any configured name.
@@ -223,12 +224,16 @@ def _with_safety_net(chain: list[ModelConfig], net: tuple[ModelConfig, ...]) -> 
 
 def build_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:
     """Scenario label, model chain and routing token count for ``req``,
-    the chain fitted to the request's size and images.
+    the chain fitted to the request's size and images; a request with a
+    server tool keeps only models that run it (``web_search``).
 
     Raises ``RoutingError`` when the configuration has no model to use,
     ``PromptTooLong`` when no model of the chain can hold the request.
     """
-    return fit_chain(_choose_route(req, config, streaming), req, config, streaming)
+    route = _choose_route(req, config, streaming)
+    if wants_server_tool(req):
+        route = Route(WEB_SEARCH, web_search_chain(config, route.chain), route.token_count)
+    return fit_chain(route, req, config, streaming)
 
 
 def _choose_route(req: MessagesRequest, config: Config, streaming: bool) -> Route:

@@ -13,6 +13,8 @@ from typing import Iterable
 from ..config import Config
 
 DEFAULT_LONG_CONTEXT_THRESHOLD = 100_000
+#: Requests carrying a server tool (``routing.web_search``); not a keyword rule.
+WEB_SEARCH = "web_search"
 
 COMPLEX_WORDS = (
     "architect", "architecture", "refactor", "redesign", "complex", "difficult",

@@ -8,9 +8,9 @@ otherwise reject, misroute or mis-cache the request:
 1. the top-level ``model`` becomes the routed id (parsed, not searched as
    text: a text search misses ``"model": "…"`` with a space);
 2. ``"type":"custom"`` is removed from tools (only that exact value);
-3. thinking blocks carrying the proxy's own placeholder signature are
-   removed from the history (a genuine Anthropic upstream rejects the fake
-   signature);
+3. thinking blocks carrying a signature the proxy made (its placeholder,
+   or another upstream's reasoning state) are removed from the history (a
+   genuine Anthropic upstream rejects the fake signature);
 4. tool ids another provider made (Kimi's ``functions.Read:0``) that break
    Anthropic's ``^[a-zA-Z0-9_-]+$`` are renamed, the same way every turn, in
    the ``tool_use`` and in the ``tool_result`` that answers it;
@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING
 from ..errors import UpstreamDataError
 from . import thinking
 from .content import is_billing_block, without_billing_line
-from .sse import THINKING_SIGNATURE, DecodingTranslator
+from .reasoning_state import is_proxy_signature
+from .sse import DecodingTranslator
 
 if TYPE_CHECKING:
     from ..config.types import ModelConfig
@@ -101,7 +102,7 @@ def _is_placeholder_thinking(block) -> bool:
     return (
         isinstance(block, dict)
         and block.get("type") == "thinking"
-        and block.get("signature") == THINKING_SIGNATURE
+        and is_proxy_signature(block.get("signature"))
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import content, thinking
+from . import content, documents, thinking
 from .content import as_str, blocks, text_of
 from .think_tags import inline, reasoning_inline
 from .thinking import effort_of as effort_of  # noqa: F401 - the name callers knew
@@ -108,7 +108,7 @@ def _user_messages(msg: dict, model: ModelConfig, deepseek: bool) -> list:
         if kind == "tool_result":
             tool_msg = {
                 "role": "tool",
-                "content": content.tool_result_text(block),
+                "content": content.tool_result_text(block) + documents.in_tool_result(block),
                 "tool_call_id": as_str(block.get("tool_use_id")),
             }
             if deepseek and _is_ephemeral(block):
@@ -118,6 +118,14 @@ def _user_messages(msg: dict, model: ModelConfig, deepseek: bool) -> list:
             other = True
             texts.append(block.get("text") or "")
             cached = cached or _is_ephemeral(block)
+        elif kind == "document":
+            other = True
+            cached = cached or _is_ephemeral(block)
+            part = documents.chat_part(block) if model.pdf else None
+            if part is None:  # a text-only model reads the PDF's extracted text
+                texts.append(("\n\n" if texts else "") + documents.as_text(block) + "\n\n")
+            else:
+                parts.append(part)
         elif kind == "image":
             other = True
             cached = cached or _is_ephemeral(block)

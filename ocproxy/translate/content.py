@@ -91,13 +91,14 @@ def tool_result_text(block: dict, *, non_string_output_as_json: bool = True) -> 
     return ""
 
 
-def tool_result_images(block: dict) -> list[dict]:
+def tool_result_images(block: dict, kinds: tuple[str, ...] = ("image",)) -> list[dict]:
     """Image items inside a tool_result (Claude Code's Read tool returns
-    screenshots this way); the multimodal upstreams can take them."""
+    screenshots this way, and PDFs as ``document`` items when ``kinds``
+    asks for them); the multimodal upstreams can take them."""
     content = block.get("content")
     if not isinstance(content, list):
         return []
-    return [item for item in content if item.get("type") == "image"]
+    return [item for item in content if item.get("type") in kinds]
 
 
 def image_source(block: dict, *, untyped_is_base64: bool = False) -> tuple[str, str, str] | None:
@@ -158,16 +159,16 @@ def user_turn(content, answerable: set[str]) -> tuple[list[dict], list[dict]]:
     ``answers`` are the tool_results whose ``tool_use_id`` is in
     ``answerable``: they must directly follow the calls they answer, so they
     go first. ``rest`` is everything else as text and image blocks in block
-    order: non-empty texts, images, a result whose call is not in the
-    history (compacted away) as text — the APIs reject an answer with no
-    call — and the images tool results carry (screenshots), which a text
-    answer cannot hold.
+    order: non-empty texts, images, documents, a result whose call is not in
+    the history (compacted away) as text — the APIs reject an answer with no
+    call — and the images and documents tool results carry (screenshots,
+    PDFs), which a text answer cannot hold.
     """
     answers: list[dict] = []
     rest: list[dict] = []
     for b in blocks(content):
         kind = b.get("type")
-        if (kind == "text" and b.get("text")) or kind == "image":
+        if (kind == "text" and b.get("text")) or kind in ("image", "document"):
             rest.append(b)
         elif kind == "tool_result":
             call_id = b.get("tool_use_id") or ""
@@ -176,7 +177,7 @@ def user_turn(content, answerable: set[str]) -> tuple[list[dict], list[dict]]:
             else:
                 text = f"[Tool result for {call_id or 'unknown call'}] {tool_result_text(b)}"
                 rest.append({"type": "text", "text": text})
-            rest.extend(tool_result_images(b))
+            rest.extend(tool_result_images(b, ("image", "document")))
     return answers, rest
 
 

@@ -44,9 +44,10 @@ class MessageEmitter:
         self.tool_emitted = False
         self._ids = ids
         self._next_index = 0
-        self._open: dict[int, str] = {}  # index -> "text" | "thinking" | "tool_use"
+        self._open: dict[int, str] = {}  # index -> block type ("text", "thinking", "tool_use", …)
         self._flow: tuple[int, str] | None = None  # the open text/thinking block
         self._tools: dict[object, int] = {}  # upstream tool key -> block index
+        self._signatures: dict[int, str] = {}  # thinking index -> upstream state to carry
         self._text_head = b""
         self._text_tail = b""
 
@@ -81,7 +82,8 @@ class MessageEmitter:
     def _close(self, index: int, out: list[bytes]) -> None:
         kind = self._open.pop(index)
         if kind == "thinking":
-            out.append(self._delta(index, {"type": "signature_delta", "signature": THINKING_SIGNATURE}))
+            signature = self._signatures.pop(index, THINKING_SIGNATURE)
+            out.append(self._delta(index, {"type": "signature_delta", "signature": signature}))
         out.append(encode_event({"type": "content_block_stop", "index": index}))
         if self._flow and self._flow[0] == index:
             self._flow = None
@@ -123,6 +125,33 @@ class MessageEmitter:
         if text:
             index = self._ensure_flow("thinking", out)
             out.append(self._delta(index, {"type": "thinking_delta", "thinking": text}))
+        return out
+
+    def thinking_signature(self, signature: str) -> list[bytes]:
+        """Close the open thinking block (an empty one when none is open:
+        reasoning with no visible text still has state to carry) with
+        ``signature`` instead of the placeholder."""
+        out: list[bytes] = []
+        index = self._ensure_flow("thinking", out)
+        self._signatures[index] = signature
+        self._close(index, out)
+        return out
+
+    def whole_block(self, block: dict) -> list[bytes]:
+        """A block that arrives complete (``server_tool_use``,
+        ``web_search_tool_result``): started, its ``input`` (if any) as one
+        ``input_json_delta`` the way Anthropic streams it, stopped."""
+        out: list[bytes] = []
+        if self._flow:
+            self._close(self._flow[0], out)
+        start = dict(block)
+        has_input = "input" in block
+        if has_input:
+            start["input"] = {}
+        index = self._open_block(block["type"], start, out)
+        if has_input:
+            out.append(self._delta(index, {"type": "input_json_delta", "partial_json": dumps(block["input"])}))
+        self._close(index, out)
         return out
 
     def tool_is_open(self, key: object) -> bool:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import content, thinking
+from . import content, documents, server_tools, thinking
 from .gemini_schema import gemini_schema
+from .reasoning_state import gemini_signature
 from .tools import function_specs
 
 if TYPE_CHECKING:
@@ -29,8 +30,9 @@ GEMINI_STREAM = ":streamGenerateContent?alt=sse"
 
 #: Google's documented stand-in for a missing thought signature. Gemini 3
 #: rejects replayed ``functionCall`` parts without one (400 "Function call is
-#: missing a thought_signature"); the real signatures never reach Claude Code,
-#: so every replayed call carries this value instead.
+#: missing a thought_signature"). A call the proxy got from Gemini goes back
+#: with its real signature (carried in its tool_use id, ``reasoning_state``);
+#: only calls from history the proxy never saw get this value.
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 #: Gemini caps ``stopSequences`` at five entries.
@@ -58,6 +60,17 @@ def _image_part(block: dict) -> dict | None:
     return {"fileData": file_data}
 
 
+def _document_part(block: dict) -> dict:
+    """A PDF inline (or by URL) as ``application/pdf``; a text document
+    as text."""
+    src = documents.document_source(block)
+    if src is not None and src[0] == "pdf":
+        return {"inlineData": {"mimeType": documents.PDF, "data": src[1]}}
+    if src is not None and src[0] == "url":
+        return {"fileData": {"mimeType": documents.PDF, "fileUri": src[1]}}
+    return {"text": documents.as_text(block)}
+
+
 def _user_parts(turn, names: dict[str, str]) -> list[dict]:
     """Function responses first — they must answer the model turn directly
     before them — then text and images in block order. A response is
@@ -68,14 +81,17 @@ def _user_parts(turn, names: dict[str, str]) -> list[dict]:
         for b in answers
     ]
     for b in rest:
-        part = {"text": b["text"]} if b.get("type") == "text" else _image_part(b)
+        kind = b.get("type")
+        part = {"text": b["text"]} if kind == "text" else _document_part(b) if kind == "document" else _image_part(b)
         if part:
             parts.append(part)
     return parts
 
 
 def _model_parts(turn, signed: bool) -> list[dict]:
-    """Text and function calls."""
+    """Text and function calls; each call with the signature Gemini gave
+    it, none for a call Gemini left unsigned (parallel calls after the
+    first), the placeholder for a call from elsewhere."""
     parts: list[dict] = []
     for b in content.assistant_turn(turn):
         if b.get("type") == "text":
@@ -83,7 +99,13 @@ def _model_parts(turn, signed: bool) -> list[dict]:
             continue
         args = b.get("input")
         part = {"functionCall": {"name": b.get("name") or "", "args": args if isinstance(args, dict) else {}}}
-        if signed:
+        seen, signature = gemini_signature(b.get("id"))
+        first = not any("functionCall" in p for p in parts)
+        if signature:
+            part["thoughtSignature"] = signature
+        elif signed and (first or not seen):
+            # the first call of a step must be signed; one that came unsigned
+            # was made by another model
             part["thoughtSignature"] = SKIP_SIGNATURE
         parts.append(part)
     return parts
@@ -173,8 +195,11 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
         body["systemInstruction"] = {"parts": [{"text": system}]}
     body["contents"] = _contents(req.messages, model.model_id)
     declarations = _declarations(req)
+    tools = [{"functionDeclarations": declarations}] if declarations else []
+    tools += server_tools.gemini_tools(req.tools)  # Google Search grounding
+    if tools:
+        body["tools"] = tools
     if declarations:
-        body["tools"] = [{"functionDeclarations": declarations}]
         tool_config = _tool_config(req, {d["name"] for d in declarations})
         if tool_config:
             body["toolConfig"] = tool_config

@@ -12,6 +12,8 @@ from ..errors import UpstreamDataError
 from .emitter import MessageEmitter
 from .ids import IdFactory
 from .message import error_text, message
+from .reasoning_state import gemini_tool_id
+from .server_tools import SearchResults
 from .sse import THINKING_SIGNATURE, DecodingTranslator, data_payload, dumps
 from .usage import gemini_usage
 
@@ -54,6 +56,37 @@ def _args(call: dict) -> dict:
     return args if isinstance(args, dict) else {}
 
 
+def _grounding(candidate: dict) -> dict | None:
+    metadata = candidate.get("groundingMetadata")
+    return metadata if isinstance(metadata, dict) else None
+
+
+def _search_blocks(metadata: dict | None, results: SearchResults) -> list[dict]:
+    """Google Search grounding as the blocks of Anthropic's web search: one
+    search per query Gemini ran; the pages (``groundingChunks``) are not
+    tied to a query, so the first search lists them all."""
+    if metadata is None:
+        return []
+    queries = [q for q in metadata.get("webSearchQueries") or () if isinstance(q, str) and q]
+    pages: list[tuple[str, str | None]] = []
+    for chunk in metadata.get("groundingChunks") or ():
+        web = chunk.get("web") if isinstance(chunk, dict) else None
+        if isinstance(web, dict) and isinstance(web.get("uri"), str) and web["uri"]:
+            title = web.get("title")
+            pages.append((web["uri"], title if isinstance(title, str) else None))
+    if not queries and not pages:
+        return []
+    blocks: list[dict] = []
+    for i, query in enumerate(queries or [""]):
+        blocks += results.search(query, pages if i == 0 else [])
+    return blocks
+
+
+def _tool_id(part: dict, ids: IdFactory) -> str:
+    """A fresh tool_use id carrying the part's thought signature."""
+    return gemini_tool_id(ids("toolu_"), part.get("thoughtSignature"))
+
+
 def _no_content(finish: str) -> UpstreamDataError:
     return UpstreamDataError(f"Gemini returned no content (finishReason {finish})")
 
@@ -80,7 +113,7 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
     for part in _parts(candidate):
         call = part.get("functionCall")
         if isinstance(call, dict):
-            content.append({"type": "tool_use", "id": ids("toolu_"), "name": call.get("name") or "",
+            content.append({"type": "tool_use", "id": _tool_id(part, ids), "name": call.get("name") or "",
                             "input": _args(call)})
             continue
         text = part.get("text")
@@ -95,10 +128,12 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
             content.append({"type": "text", "text": text})
     if not content and finish not in _NORMAL_FINISH:
         raise _no_content(finish)
+    results = SearchResults(ids)
+    content += _search_blocks(_grounding(candidate), results)
     # a tool call outranks MAX_TOKENS here, as the upstream finished the call
     tool_called = any(block["type"] == "tool_use" for block in content)
     stop = "tool_use" if tool_called else _stop_reason(finish)
-    return message(ids("gemini_"), model.model_id, content, stop, gemini_usage(body.get("usageMetadata")))
+    return message(ids("gemini_"), model.model_id, content, stop, results.usage(gemini_usage(body.get("usageMetadata"))))
 
 
 # ---------------------------------------------------------------------------
@@ -124,6 +159,8 @@ class GeminiStreamTranslator(DecodingTranslator):
         self._finish_reason = ""
         self._usage = None
         self._calls = 0
+        self._ids = ids
+        self._grounding: dict | None = None  # the latest groundingMetadata, written out at the end
 
     def _end(self, out: list[bytes]) -> None:
         if not self.done:
@@ -149,6 +186,8 @@ class GeminiStreamTranslator(DecodingTranslator):
         if isinstance(chunk.get("usageMetadata"), dict):
             self._usage = chunk["usageMetadata"]
         candidate = _first_candidate(chunk)
+        if candidate is not None and _grounding(candidate) is not None:
+            self._grounding = _grounding(candidate)
         if candidate is None or self._finish_reason:
             return []
         out: list[bytes] = []
@@ -157,7 +196,7 @@ class GeminiStreamTranslator(DecodingTranslator):
             if isinstance(call, dict):
                 key = self._calls
                 self._calls += 1
-                out += self.emitter.tool_start(key, None, call.get("name") or "")
+                out += self.emitter.tool_start(key, _tool_id(part, self._ids), call.get("name") or "")
                 out += self.emitter.tool_args(key, dumps(_args(call)))
                 continue
             text = part.get("text")
@@ -174,5 +213,9 @@ class GeminiStreamTranslator(DecodingTranslator):
         if not self.emitter.started and self._finish_reason not in _NORMAL_FINISH:
             raise _no_content(self._finish_reason)
         self.done = True
-        return self.emitter.finish(_stop_reason(self._finish_reason), gemini_usage(self._usage))
+        out: list[bytes] = []
+        results = SearchResults(self._ids)
+        for block in _search_blocks(self._grounding, results):
+            out += self.emitter.whole_block(block)
+        return out + self.emitter.finish(_stop_reason(self._finish_reason), results.usage(gemini_usage(self._usage)))
 

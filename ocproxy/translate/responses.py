@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import content, thinking
+from . import content, documents, server_tools, thinking
+from .reasoning_state import responses_reasoning_item
 from .tools import function_specs
 
 if TYPE_CHECKING:
@@ -42,10 +43,25 @@ def _message(role: str, parts: list[dict]) -> dict:
     return {"type": "message", "role": role, "content": parts}
 
 
+def _document_part(block: dict) -> dict:
+    """A PDF as an ``input_file`` (inline data URL, or its URL); a text
+    document as text."""
+    src = documents.document_source(block)
+    if src is not None and src[0] == "pdf":
+        return {"type": "input_file", "filename": documents.filename(block),
+                "file_data": content.data_url(documents.PDF, src[1])}
+    if src is not None and src[0] == "url":
+        return {"type": "input_file", "file_url": src[1]}
+    return {"type": "input_text", "text": documents.as_text(block)}
+
+
 def _input_part(block: dict) -> dict | None:
-    """A text or image block as an ``input_*`` part; None for an unusable image."""
+    """A text, image or document block as an ``input_*`` part; None for an
+    unusable image."""
     if block.get("type") == "text":
         return {"type": "input_text", "text": block["text"]}
+    if block.get("type") == "document":
+        return _document_part(block)
     url = content.image_url(block)
     return {"type": "input_image", "image_url": url, "detail": "auto"} if url else None
 
@@ -66,16 +82,23 @@ def _user_items(turn, call_ids: set[str]) -> list[dict]:
 
 def _assistant_items(turn) -> list[dict]:
     """Text runs become assistant messages, tool_use blocks function_call
-    items, in block order."""
+    items, and thinking blocks that carry a Responses reasoning item's
+    encrypted state that reasoning item again, in block order."""
     items: list[dict] = []
     parts: list[dict] = []
-    for b in content.assistant_turn(turn):
-        if b.get("type") == "text":
+    for b in content.blocks(turn):
+        reasoning = responses_reasoning_item(b) if b.get("type") == "thinking" else None
+        if b.get("type") == "text" and b.get("text"):
             parts.append({"type": "output_text", "text": b["text"]})
+            continue
+        if reasoning is None and b.get("type") != "tool_use":
             continue
         if parts:
             items.append(_message("assistant", parts))
             parts = []
+        if reasoning is not None:
+            items.append(reasoning)
+            continue
         call_id = b.get("id") or ""
         name = b.get("name") or ""
         items.append({"type": "function_call", "call_id": call_id, "name": name, "arguments": content.arguments_json(b)})
@@ -113,7 +136,18 @@ def _tools(req: MessagesRequest) -> list[dict]:
         # property required — Claude Code's schemas are neither.
         entry["strict"] = False
         out.append(entry)
-    return out
+    return out + server_tools.responses_tools(req.tools)
+
+
+def _forces_search(req: MessagesRequest, tools: list[dict]) -> bool:
+    """Claude Code's WebSearch forces its one server tool (``tool_choice``
+    naming it); with no function tool besides, "required" says the same to
+    the Responses API."""
+    choice = req.tool_choice or {}
+    forced = choice.get("type") == "tool" and choice.get("name") in {
+        t.get("name") for t in req.tools if server_tools.kind(t)
+    }
+    return forced and all(t["type"] != "function" for t in tools)
 
 
 def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dict:
@@ -122,7 +156,8 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
     The system text goes to ``instructions`` (the API's own slot for it);
     ``store`` is false because the proxy resends the whole conversation each
     turn; sampling parameters are omitted for reasoning models (see
-    ``_REASONING_PREFIXES``); ``reasoning`` is decided in ``thinking``.
+    ``_REASONING_PREFIXES``); ``reasoning`` is decided in ``thinking``;
+    reasoning models are asked for ``reasoning.encrypted_content`` to replay.
     """
     body: dict = {"model": model.model_id}
     if stream:
@@ -135,10 +170,12 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
     tools = _tools(req)
     if tools:
         body["tools"] = tools
-        choice = content.tool_choice(req, {t["name"] for t in tools})
+        choice = content.tool_choice(req, {t["name"] for t in tools if t["type"] == "function"})
         if choice is not None:
             kind, name = choice
             body["tool_choice"] = {"type": "function", "name": name} if kind == "tool" else _TOOL_CHOICE[kind]
+        elif _forces_search(req, tools):
+            body["tool_choice"] = "required"  # the only tool is the search: run it
         if req.tool_choice is not None and req.tool_choice.get("disable_parallel_tool_use") is True:
             body["parallel_tool_calls"] = False
 
@@ -158,4 +195,13 @@ def build_request(req: MessagesRequest, model: ModelConfig, stream: bool) -> dic
         body["reasoning"] = reasoning
 
     body["store"] = False
+    include = []
+    if _is_reasoning_model(model.model_id):
+        # store is false, so the reasoning is replayed from its encrypted
+        # form (carried in the thinking block's signature) on the next turn
+        include.append("reasoning.encrypted_content")
+    if any(t["type"] == "web_search" for t in tools):
+        include.append("web_search_call.action.sources")  # the pages each search found
+    if include:
+        body["include"] = include
     return body

@@ -12,6 +12,8 @@ from ..errors import UpstreamDataError
 from .emitter import MessageEmitter
 from .ids import IdFactory
 from .message import error_text, message, tool_input
+from .reasoning_state import responses_signature
+from .server_tools import SearchResults
 from .sse import THINKING_SIGNATURE, DecodingTranslator, data_payload
 from .usage import responses_usage
 
@@ -32,6 +34,32 @@ def _reasoning_text(item: dict) -> str:
         if texts:
             return "\n\n".join(texts)
     return ""
+
+
+def _search(item: dict) -> tuple[str, list[tuple[str, str | None]]]:
+    """A ``web_search_call``'s query and the pages it reports: a search's
+    ``sources`` (sent when ``include`` asks for them), a page it opened."""
+    action = item.get("action")
+    action = action if isinstance(action, dict) else {}
+    query = action.get("query")
+    if not isinstance(query, str) or not query:
+        queries = action.get("queries")
+        query = next((q for q in queries if isinstance(q, str)), "") if isinstance(queries, list) else ""
+    pages: list[tuple[str, str | None]] = []
+    for source in action.get("sources") or ():
+        if isinstance(source, dict) and isinstance(source.get("url"), str) and source["url"]:
+            title = source.get("title")
+            pages.append((source["url"], title if isinstance(title, str) else None))
+    if isinstance(action.get("url"), str) and action["url"]:
+        pages.append((action["url"], None))
+        query = query or action["url"]
+    return query, pages
+
+
+def _cite(results: SearchResults, part: dict) -> None:
+    for note in part.get("annotations") or ():
+        if isinstance(note, dict) and note.get("type") == "url_citation":
+            results.cited(note.get("url"), note.get("title"))
 
 
 def _failure_message(response: dict) -> str:
@@ -70,18 +98,23 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
         raise UpstreamDataError("empty Responses output")
 
     content: list[dict] = []
+    results = SearchResults(ids)
     for item in output:
         if not isinstance(item, dict):
             continue
         kind = item.get("type")
         if kind == "reasoning":
             text = _reasoning_text(item)
-            if text:
-                content.append({"type": "thinking", "thinking": text, "signature": THINKING_SIGNATURE})
+            signature = responses_signature(item)
+            if text or signature:
+                content.append({"type": "thinking", "thinking": text, "signature": signature or THINKING_SIGNATURE})
+        elif kind == "web_search_call":
+            content.extend(results.search(*_search(item)))
         elif kind == "message":
             for part in item.get("content") or ():
                 if not isinstance(part, dict):
                     continue
+                _cite(results, part)
                 text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
                 if part.get("type") in ("output_text", "refusal") and text:
                     content.append({"type": "text", "text": text})
@@ -95,9 +128,13 @@ def convert_response(body: dict, model: ModelConfig, ids: IdFactory, warnings: l
                     "input": tool_input(item.get("arguments"), name, warnings),
                 }
             )
+    late = results.late_block()
+    if late:
+        content.append(late)
     tool_called = any(block["type"] == "tool_use" for block in content)
     return message(
-        ids("msg_"), model.model_id, content, _stop_reason(body, tool_called), responses_usage(body.get("usage"))
+        ids("msg_"), model.model_id, content, _stop_reason(body, tool_called),
+        results.usage(responses_usage(body.get("usage"))),
     )
 
 
@@ -125,6 +162,7 @@ class ResponsesStreamTranslator(DecodingTranslator):
         self._keys: dict[str, object] = {}  # item id -> tool key
         self._args_seen: set = set()  # tool keys that got argument text
         self._summary_at: tuple | None = None  # (item id, summary index) last streamed
+        self._results = SearchResults(ids)
 
     # -- reading -----------------------------------------------------------
 
@@ -187,6 +225,14 @@ class ResponsesStreamTranslator(DecodingTranslator):
             if key in self._args_seen:
                 return []
             return self._args(key, event.get("arguments"))
+        if kind == "response.output_text.annotation.added":
+            if isinstance(event.get("annotation"), dict):
+                _cite(self._results, {"annotations": [event["annotation"]]})
+            return []
+        if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
+            done = self._item_done(event["item"])
+            if done is not None:
+                return done
         if kind in ("response.output_item.added", "response.output_item.done"):
             item = event.get("item")
             if not isinstance(item, dict) or item.get("type") != "function_call":
@@ -205,6 +251,29 @@ class ResponsesStreamTranslator(DecodingTranslator):
         if kind == "error":
             raise UpstreamDataError(_error_event_message(event))
         return []
+
+    def _item_done(self, item: dict) -> list[bytes] | None:
+        """A finished reasoning item closes its thinking block with its
+        encrypted state; a finished search becomes its two blocks; a
+        finished message gives its citations. None: not one of these."""
+        kind = item.get("type")
+        if kind == "reasoning":
+            signature = responses_signature(item)
+            if not signature:
+                return []
+            self._summary_at = None  # the next reasoning item opens its own block
+            return self.emitter.thinking_signature(signature)
+        if kind == "web_search_call":
+            out: list[bytes] = []
+            for block in self._results.search(*_search(item)):
+                out += self.emitter.whole_block(block)
+            return out
+        if kind == "message":
+            for part in item.get("content") or ():
+                if isinstance(part, dict):
+                    _cite(self._results, part)
+            return []
+        return None
 
     def _thinking(self, event: dict) -> list[bytes]:
         delta = event.get("delta")
@@ -227,4 +296,6 @@ class ResponsesStreamTranslator(DecodingTranslator):
         if not self._handled:
             raise UpstreamDataError("empty stream")
         self.done = True
-        return self.emitter.finish(stop_reason, responses_usage(usage))
+        late = self._results.late_block()
+        out = self.emitter.whole_block(late) if late else []
+        return out + self.emitter.finish(stop_reason, self._results.usage(responses_usage(usage)))

@@ -23,6 +23,8 @@ import json
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
+from . import server_tools
+
 _key_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 # Verdict memo bounds: entries, and the longest schema text kept (huge
@@ -104,12 +106,12 @@ def sanitize_schema(schema) -> dict:
 def function_specs(tools: list[dict]):
     """``(name, description or None, parameters)`` for each tool an upstream
     will take, in order. Tools with a blank name are dropped (upstreams
-    reject them); a tool's own ``type`` (``custom``, server tools) means
-    nothing to a function-calling upstream."""
+    reject them), and so are server tools (``server_tools``); ``custom``
+    means nothing to a function-calling upstream."""
     for tool in tools:
         name = tool["name"]
-        if not name.strip():
-            continue
+        if not name.strip() or server_tools.kind(tool):
+            continue  # a server tool as a function would be called and never run
         description = tool.get("description")
         description = description if isinstance(description, str) and description else None
         yield name, description, sanitize_schema(tool.get("input_schema"))
