@@ -7,6 +7,7 @@ writer, the ticker and the response iterable are in ``streaming.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -22,7 +23,8 @@ from werkzeug.wsgi import get_input_stream
 from ocproxy import __version__, listing
 from ocproxy.clientwatch import ClientWatch
 from ocproxy.config import Config
-from ocproxy.errors import ClientGone, ProxyError
+from ocproxy.catalog import GO
+from ocproxy.errors import ClientGone, ProxyError, UpstreamHTTPError
 from ocproxy.metrics import Metrics
 from ocproxy.ratelimit import RateLimiter, client_key
 from ocproxy.reload import ConfigHolder
@@ -30,12 +32,15 @@ from ocproxy.inflight import InFlight
 from ocproxy.relay import Call, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
 from ocproxy.routing.breaker import BreakerRegistry
-from ocproxy.routing.chain import RoutingError, build_route
+from ocproxy.routing.chain import Route, RoutingError, build_route
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
 from ocproxy.upstream.attempt import CancelScope
 from ocproxy.upstream.client import UpstreamClient
 from ocproxy.upstream.identity import KeyRotator
+from ocproxy.usage.account import row_of
+from ocproxy.usage.ledger import Ledger
+from ocproxy.usage.quota import Quota, limit_window
 
 log = logging.getLogger("ocproxy.app")
 access_log = logging.getLogger("ocproxy.access")
@@ -76,6 +81,8 @@ class ProxyApp:
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request
         self.inflight = InFlight()
+        self.ledger = Ledger(cfg.usage_database_path or None, cfg.usage_retention_days, cfg.usage_enabled)
+        self.quota = Quota(cfg.quota_url, cfg.key_pool[0], cfg.quota_switch_at_percent, publish=self.ledger.record)
         self._ids_lock = threading.Lock()  # guards _ids
         self._ids = itertools.count(1)  # request ids: unique within the process
         self._handlers: dict[str, Callable] = {
@@ -111,6 +118,8 @@ class ProxyApp:
         every thread we own (pumps, then the ticker)."""
         self.inflight.close(timeout)
         self.heartbeat.stop()
+        self.quota.close()
+        self.ledger.close()
         self.client.close()
 
     def idle(self) -> bool:
@@ -199,16 +208,20 @@ class ProxyApp:
             "last_failures": self.metrics.last_failures(),
             "models": snap["models"],
         }
+        quota = self.quota.snapshot()
+        if quota:
+            body["go_quota"] = quota
         return self._json(environ, start_response, body, extra=[("X-Content-Type-Options", "nosniff")])
 
     def _prometheus(self, environ, start_response):
-        text = self.metrics.prometheus(
-            {
-                "streams_open": ("Streaming responses currently open", self.heartbeat.open_streams),
-                "uptime_seconds": ("Seconds since the proxy started", time.time() - self.started_at),
-            },
-            self.breakers.states(),
-        )
+        gauges = {
+            "streams_open": ("Streaming responses currently open", self.heartbeat.open_streams),
+            "uptime_seconds": ("Seconds since the proxy started", time.time() - self.started_at),
+        }
+        for window in self.quota.windows():
+            gauges[f"go_quota_{window.window}_percent"] = (
+                f"Percent of the OpenCode Go {window.window} usage window used", window.percent)
+        text = self.metrics.prometheus(gauges, self.breakers.states())
         return _respond(environ, start_response, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
 
     def _models(self, environ, start_response):
@@ -248,11 +261,13 @@ class ProxyApp:
         except RoutingError as exc:
             log.error("routing failed id=%s: %s", rid, exc)
             raise ProxyError(500, "routing failed") from None
+        route = self._quota_route(route, rid)
         log.info(
             "routing request id=%s scenario=%s model=%s provider=%s tokens=%d",
             rid, route.scenario, route.primary.model_id, route.primary.provider, route.token_count,
         )
         call = Call(cfg, req, environ, rid, route, started)
+        call.on_done = self._account
         if req.stream:
             return self._stream(call, start_response)
         try:
@@ -263,6 +278,30 @@ class ProxyApp:
             return []
         # The body names the client's model; this header the one that answered.
         return self._json(environ, start_response, body, extra=[("x-ocproxy-model", call.answered_by)])
+
+    def _quota_route(self, route: Route, rid: str) -> Route:
+        """Skip Go models while a Go usage window is exhausted or past
+        ``quota.switch_at_percent``, if the chain has another model."""
+        self.quota.touch()
+        paused = self.quota.go_paused()
+        if not paused:
+            return route
+        others = tuple(m for m in route.chain if m.provider != GO)
+        if not others or len(others) == len(route.chain):
+            return route
+        log.info("skipping OpenCode Go models id=%s: %s", rid, paused)
+        return dataclasses.replace(route, chain=others)
+
+    def _account(self, call: Call, trace, outcome: str) -> None:
+        """After every request: its ledger row, and what a Go usage-limit
+        answer says about the quota."""
+        for _, provider, failure in trace.failures:
+            if provider == GO and isinstance(failure, UpstreamHTTPError):
+                window = limit_window(failure.body, failure.retry_after, time.time())
+                if window is not None:
+                    self.quota.exhausted(window)
+        if self.ledger.enabled:
+            self.ledger.record(row_of(call, trace, outcome, call.environ.get("ocproxy.client_name", "")))
 
     def _stream(self, call: Call, start_response):
         writer = StreamWriter(call.cfg.heartbeat_interval)

@@ -1,5 +1,5 @@
 """The ``ocproxy`` command: serve, stop, status, init, validate, models,
-systemd-unit.
+usage, statusline, systemd-unit.
 
 Every user error ends as ``Error: ...`` on stderr and an exit code (1 an
 error, 2 a bad config, 3 "not running" from stop/status), never as a
@@ -273,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     sub.add_parser("models", help="list the model catalog").set_defaults(func=cmd_models)
+
+    from ocproxy.usage.commands import add_parsers as add_usage_parsers
+
+    add_usage_parsers(sub, config_opt)
 
     p = sub.add_parser("systemd-unit", help="print a systemd user unit for this install")
     config_opt(p)

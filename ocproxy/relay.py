@@ -35,6 +35,7 @@ from ocproxy.upstream import targets
 from ocproxy.upstream.attempt import Attempt, CancelScope
 from ocproxy.upstream.client import UpstreamClient
 from ocproxy.upstream.identity import KeyRotator, auth_headers, session_id
+from ocproxy.usage.record import AnswerTokens
 
 log = logging.getLogger("ocproxy.app")
 
@@ -83,6 +84,14 @@ class Call:
     session: str = field(init=False)
     #: the model_id that answered (the x-ocproxy-model header); "" until one did
     answered_by: str = field(init=False, default="")
+    #: called once when the request ended, however it ended (the usage ledger)
+    on_done: Callable[["Call", Trace, str], None] | None = None
+    #: the status the client was given (an error's, when every model failed)
+    status: int = field(init=False, default=200)
+    #: time.monotonic() of the first payload byte to the client; None before it
+    first_byte_at: float | None = field(init=False, default=None)
+    #: the answer's token counts, read from what the client was sent
+    tokens: AnswerTokens = field(init=False, default_factory=AnswerTokens)
 
     def __post_init__(self) -> None:
         self.session = session_id(self.environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), self.req)
@@ -93,6 +102,8 @@ class Call:
             self.rid, self.route.scenario, outcome, model or "-", trace.attempts, ",".join(trace.tried),
             (time.monotonic() - self.started) * 1000,
         )
+        if self.on_done is not None:
+            self.on_done(self, trace, outcome)
 
 
 class Leg:
@@ -190,14 +201,20 @@ def answer_whole(call: Call, services: Services) -> bytes:
     except ClientGone:
         metrics.inc("client_cancelled")
         log.info("request context canceled during non-streaming fallback id=%s", call.rid)
+        call.status = 499
         call.log_done(trace, "cancelled")
         raise
     except ChainExhausted as exc:
         metrics.inc("requests_failed")
         metrics.inc("fallbacks", exc.trace.attempts)
+        err = exc.error("all models failed", _secrets(call.cfg))
+        call.status = err.status
         call.log_done(trace, "all-failed")
         _record_failures(call, metrics, trace, ok=False)
-        raise exc.error("all models failed", _secrets(call.cfg)) from None
+        raise err from None
+    call.first_byte_at = time.monotonic()
+    if call.on_done is not None:
+        call.tokens.feed_body(result.value)
     _succeeded(call, metrics, trace, result, call.started)
     return result.value
 
@@ -247,10 +264,12 @@ def after_failure(*, client_gone: bool, payload_written: bool) -> Next:
 
 
 def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bool = False,
-                payload_began: Callable[[], None] | None = None) -> None:
+                payload_began: Callable[[], None] | None = None,
+                seen: Callable[[list[bytes]], None] | None = None) -> None:
     """Translate ``upstream`` chunk by chunk into ``writer``, then finish it.
     Raises ``ClientGone`` when the writer refuses frames (client left).
-    ``payload_began`` is called once, after the first frames went out."""
+    ``payload_began`` is called once, after the first frames went out;
+    ``seen`` with every batch of frames written."""
     if pauses_heartbeat:
         writer.pause(True)
     try:
@@ -259,6 +278,8 @@ def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bo
             if frames:
                 if not writer.write(frames):
                     raise ClientGone()
+                if seen is not None:
+                    seen(frames)
                 if payload_began is not None:
                     payload_began()
                     payload_began = None
@@ -271,6 +292,8 @@ def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bo
             writer.pause(False)
     if writer.gone:
         raise ClientGone()
+    if seen is not None:
+        seen(final)
     writer.finish(final)
 
 
@@ -283,8 +306,10 @@ class StreamRelay:
         self.call, self.services, self.writer, self.scope = call, services, writer, scope
         self.trace = Trace()
         self._gone = gone_probe(call.environ)
+        self._current = ""  # the model of the attempt in flight
 
     def attempt(self, model: ModelConfig) -> None:
+        self._current = model.model_id
         leg = Leg(self.call, model, True, self.services.keys)
         provider = self.call.cfg.provider(model)
         handle = Attempt(time.monotonic() + provider.streaming_timeout, provider.stream_idle_timeout,
@@ -292,7 +317,9 @@ class StreamRelay:
         self.scope.bind(handle)
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
-            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat, handle.payload_began)
+            copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat,
+                        lambda: self._payload_began(handle),
+                        self.call.tokens.feed if self.call.on_done is not None else None)
         except AttemptFailure as failure:
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
                                      payload_written=self.writer.payload_written)
@@ -303,6 +330,10 @@ class StreamRelay:
             raise
         finally:
             self.scope.bind(None)
+
+    def _payload_began(self, handle: Attempt) -> None:
+        handle.payload_began()
+        self.call.first_byte_at = time.monotonic()
 
     def cancelled(self) -> bool:
         return self.writer.gone or self.scope.cancelled or self._gone()
@@ -319,12 +350,14 @@ class StreamRelay:
         except ClientGone:
             metrics.inc("client_cancelled")
             log.debug("client disconnected during stream id=%s", call.rid)
+            call.status = 499
             call.log_done(trace, "cancelled")
         except ChainExhausted as exc:
             metrics.inc("requests_failed")
             _record_failures(call, metrics, trace, ok=False)
             err = exc.error("all upstream models failed", _secrets(call.cfg))
             writer.finish([error_frame(err.message, err.kind)])
+            call.status = err.status
             call.log_done(trace, "all-failed")
         except StreamBroken as broken:
             metrics.inc("requests_failed")
@@ -332,11 +365,14 @@ class StreamRelay:
                         call.rid, broken.failure.cause, broken.failure)
             _record_failures(call, metrics, trace, ok=False)
             writer.finish([error_frame(broken.client_message)])
+            call.status = 502
+            call.answered_by = self._current  # it answered in part
             call.log_done(trace, broken.failure.cause)
         except Exception:
             metrics.inc("requests_failed")
             log.exception("stream pump failed id=%s", call.rid)
             writer.finish([error_frame("internal proxy error")])
+            call.status = 500
             call.log_done(trace, "internal-error")
         else:
             _succeeded(call, metrics, trace, result, first_attempt)
