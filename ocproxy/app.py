@@ -12,8 +12,11 @@ import itertools
 import json
 import logging
 import threading
+import os
+import sqlite3
 import time
 from typing import Callable, Iterable
+from urllib.parse import parse_qs
 
 from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
@@ -38,8 +41,9 @@ from ocproxy.tokens import count_text, count_tokens_endpoint
 from ocproxy.upstream.attempt import CancelScope
 from ocproxy.upstream.client import UpstreamClient
 from ocproxy.upstream.identity import KeyRotator
+from ocproxy.usage import dashboard
 from ocproxy.usage.account import row_of
-from ocproxy.usage.ledger import Ledger
+from ocproxy.usage.ledger import Ledger, connect
 from ocproxy.usage.quota import Quota, limit_window
 
 log = logging.getLogger("ocproxy.app")
@@ -56,6 +60,7 @@ URLS = Map(
         Rule("/v1/models", endpoint="models", methods=["GET"]),
         Rule("/health", endpoint="health"),
         Rule("/metrics", endpoint="metrics", methods=["GET"]),
+        Rule("/ui", endpoint="ui", methods=["GET"]),
     ],
     merge_slashes=False,  # "//health" is not a route: 404, not a redirect
 )
@@ -84,13 +89,14 @@ class ProxyApp:
         self.ledger = Ledger(cfg.usage_database_path or None, cfg.usage_retention_days, cfg.usage_enabled)
         self.quota = Quota(cfg.quota_url, cfg.key_pool[0], cfg.quota_switch_at_percent, publish=self.ledger.record)
         self._ids_lock = threading.Lock()  # guards _ids
-        self._ids = itertools.count(1)  # request ids: unique within the process
+        self._ids = itertools.count(1)  # request ids: with the pid, unique on the host
         self._handlers: dict[str, Callable] = {
             "messages": self._messages,
             "count_tokens": self._count_tokens,
             "models": self._models,
             "health": self._health,
             "metrics": self._prometheus,
+            "ui": self._ui,
         }
 
     # -- WSGI ------------------------------------------------------------
@@ -166,7 +172,8 @@ class ProxyApp:
         rid = environ.get("HTTP_X_REQUEST_ID")
         if not rid:
             with self._ids_lock:
-                rid = f"req-{int(time.time())}-{next(self._ids)}"
+                # the pid keeps ids unique across the worker processes of a WSGI host
+                rid = f"req-{int(time.time())}-{os.getpid()}-{next(self._ids)}"
         environ["ocproxy.request_id"] = rid
         return rid
 
@@ -223,6 +230,37 @@ class ProxyApp:
                 f"Percent of the OpenCode Go {window.window} usage window used", window.percent)
         text = self.metrics.prometheus(gauges, self.breakers.states())
         return _respond(environ, start_response, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _ui(self, environ, start_response):
+        """The dashboard. With client keys a browser may give the key once as
+        ``?key=``; a cookie then carries it on each refresh."""
+        cfg = self.config
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        extra = []
+        if cfg.client_api_keys:
+            given = query.pop("key", "") or _cookie(environ, UI_COOKIE)
+            if given:
+                environ = {**environ, "HTTP_X_API_KEY": given}
+            self._check_client_key(environ, cfg)
+            if given:
+                extra.append(("Set-Cookie", f"{UI_COOKIE}={given}; HttpOnly; SameSite=Strict; Path=/ui"))
+        filters = {k: query[k] for k in ("model", "session", "outcome") if query.get(k)}
+        live = {"breakers": self.breakers.states(), "streams_open": self.heartbeat.open_streams,
+                "quota": self.quota.snapshot(), "version": __version__}
+        snap = dashboard.Snapshot(hours=24)
+        if cfg.usage_database_path and os.path.exists(cfg.usage_database_path):
+            try:
+                conn = connect(cfg.usage_database_path, readonly=True)
+                try:
+                    snap = dashboard.collect(conn, 24, filters=filters)
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                log.warning("dashboard cannot read the usage ledger: %s", exc)
+        page = dashboard.render(snap, live, filters).encode()
+        extra += [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+                  ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")]
+        return _respond(environ, start_response, 200, page, "text/html; charset=utf-8", extra)
 
     def _models(self, environ, start_response):
         return self._json(environ, start_response, listing.models_listing(self.config))
@@ -346,6 +384,17 @@ def read_body(environ: dict, limit: int) -> bytes:
     if len(body) > limit:
         raise ProxyError(413, "request body too large")
     return body
+
+
+UI_COOKIE = "ocproxy_key"
+
+
+def _cookie(environ: dict, name: str) -> str:
+    for part in environ.get("HTTP_COOKIE", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
 
 
 def _peer(environ: dict) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from ocproxy import catalog
+from ocproxy.errors import UpstreamHTTPError
 from ocproxy.upstream.targets import endpoint_for
 from ocproxy.usage.record import Prices, UsageRow, cost_usd
 
@@ -19,11 +20,17 @@ def prices_of(provider: str, model_id: str) -> Prices | None:
                     ("price_input", "price_output", "price_cache_read", "price_cache_write")))
 
 
-def attempts_of(tried: list[str]) -> list[dict]:
-    """``["kimi-k2.6:timeout", "glm-5.1:ok"]`` -> one dict per model tried."""
+def attempts_of(trace) -> list[dict]:
+    """One ``{"model", "outcome"}`` per model tried or skipped, in order; an
+    upstream's HTTP error is named by its status (``http-503``)."""
+    failures = iter(trace.failures)
     out = []
-    for entry in tried:
+    for entry in trace.tried:
         model, _, outcome = entry.rpartition(":")
+        if outcome != "ok":
+            failure = next(failures, (None, None, None))[2]
+            if isinstance(failure, UpstreamHTTPError):
+                outcome = f"http-{failure.status}"
         out.append({"model": model, "outcome": outcome})
     return out
 
@@ -42,7 +49,7 @@ def row_of(call, trace, outcome: str, client: str = "", now: float | None = None
         model=call.answered_by,
         provider=answered.provider if answered else "",
         endpoint=endpoint_for(answered) if answered else "",
-        attempts=attempts_of(trace.tried),
+        attempts=attempts_of(trace),
         outcome=outcome,
         status=call.status,
         streaming=bool(call.req.stream),
