@@ -26,12 +26,14 @@ from werkzeug.wsgi import get_input_stream
 from ocproxy import __version__, listing
 from ocproxy.clientwatch import ClientWatch
 from ocproxy.config import Config
+from ocproxy.capture import Capture
 from ocproxy.catalog import GO
 from ocproxy.errors import ClientGone, ProxyError, UpstreamHTTPError
 from ocproxy.metrics import Metrics
 from ocproxy.ratelimit import RateLimiter, client_key
 from ocproxy.reload import ConfigHolder
 from ocproxy.inflight import InFlight
+from ocproxy.logs import secrets_of
 from ocproxy.relay import Call, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
 from ocproxy.routing.breaker import BreakerRegistry
@@ -82,7 +84,10 @@ class ProxyApp:
         self.limiter = RateLimiter(cfg.rate_limit_per_minute)
         self.metrics = Metrics()
         self.heartbeat = Heartbeat()  # the shared ticker: keep-alives and client watches
-        self.services = Services(self.client, KeyRotator(), self.breakers, self.metrics, ClientWatch(self.heartbeat))
+        self.capture = (Capture(cfg.capture_dir, cfg.capture_max_bytes, cfg.capture_backups, tuple(secrets_of(cfg)))
+                        if cfg.capture_dir else None)
+        self.services = Services(self.client, KeyRotator(), self.breakers, self.metrics, ClientWatch(self.heartbeat),
+                                 self.capture)
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request
         self.inflight = InFlight()
@@ -126,6 +131,8 @@ class ProxyApp:
         self.heartbeat.stop()
         self.quota.close()
         self.ledger.close()
+        if self.capture is not None:
+            self.capture.close()
         self.client.close()
 
     def idle(self) -> bool:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ocproxy.capture import Capture, StreamTee
 from ocproxy.clientwatch import ClientWatch, client_socket, gone_probe
 from ocproxy.config import Config, ModelConfig
 from ocproxy.errors import AttemptFailure, ClientGone, UpstreamDataError, describe
@@ -69,6 +70,7 @@ class Services:
     breakers: BreakerRegistry
     metrics: Metrics
     watch: ClientWatch
+    capture: Capture | None = None  # logging.capture: every upstream exchange to a file
 
 
 @dataclass
@@ -168,10 +170,18 @@ class WholeRelay:
         timeout = self.call.cfg.provider(model).request_timeout
         handle = Attempt(time.monotonic() + timeout, timeout)
         self.scope.bind(handle)
+        capture = self.services.capture
         try:
             data = self.services.client.post(leg.url, leg.headers, leg.body, handle)
+        except AttemptFailure as failure:
+            if capture is not None:
+                capture.exchange(self.call.rid, model.model_id, leg.url, leg.headers, leg.body,
+                                 getattr(failure, "status", None), getattr(failure, "body", "").encode(), str(failure))
+            raise
         finally:
             self.scope.bind(None)
+        if capture is not None:
+            capture.exchange(self.call.rid, model.model_id, leg.url, leg.headers, leg.body, 200, data)
         return leg.answer(data)
 
 
@@ -315,12 +325,16 @@ class StreamRelay:
         handle = Attempt(time.monotonic() + provider.streaming_timeout, provider.stream_idle_timeout,
                          first_byte=provider.first_byte_timeout)
         self.scope.bind(handle)
+        capture, tee, error = self.services.capture, None, ""
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
+            if capture is not None:
+                upstream = tee = StreamTee(upstream)
             copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat,
                         lambda: self._payload_began(handle),
                         self.call.tokens.feed if self.call.on_done is not None else None)
         except AttemptFailure as failure:
+            error = str(failure)
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
                                      payload_written=self.writer.payload_written)
             if decision is Next.CLIENT_GONE:
@@ -330,6 +344,9 @@ class StreamRelay:
             raise
         finally:
             self.scope.bind(None)
+            if capture is not None:
+                capture.exchange(self.call.rid, model.model_id, leg.url, leg.headers, leg.body,
+                                 200 if tee is not None else None, bytes(tee.kept) if tee else b"", error)
 
     def _payload_began(self, handle: Attempt) -> None:
         handle.payload_began()

@@ -178,3 +178,25 @@ def test_cost_uses_input_price_for_cached_tokens_without_their_own():
     assert cost_usd(tokens, Prices(input=0.6, output=2.5)) == pytest.approx(0.6 + 1.25 + 1.2)
     assert cost_usd(tokens, Prices(input=0.6, output=2.5, cache_read=0.1)) == pytest.approx(0.6 + 1.25 + 0.2)
     assert cost_usd(tokens, Prices(input=None, output=2.5)) is None
+
+
+def test_config_puts_the_ledger_beside_the_config_file(tmp_path):
+    from ocproxy.config import load_config
+
+    path = tmp_path / "conf" / "config.json"
+    path.parent.mkdir()
+    env = {"HOME": str(tmp_path / "home")}
+    path.write_text(json.dumps({"api_key": "sk-ledger-config-test"}))
+    config = load_config(str(path), env)
+    assert config.usage_database_path == str(tmp_path / "conf" / "usage.db") and config.usage_enabled
+    assert config.usage_retention_days == 90 and config.capture_dir == ""
+    path.write_text(json.dumps({"api_key": "sk-ledger-config-test", "usage": {
+        "database_path": "data/ledger.sqlite", "retention_days": 7, "enabled": False},
+        "logging": {"capture": {"enabled": True}}, "quota": {"switch_at_percent": 90}}))
+    config = load_config(str(path), env)
+    assert config.usage_database_path == str(tmp_path / "conf" / "data" / "ledger.sqlite")
+    assert (config.usage_retention_days, config.usage_enabled) == (7, False)
+    assert config.capture_dir == str(tmp_path / "conf" / "capture")
+    assert config.quota_switch_at_percent == 90 and config.quota_url.endswith("/zen/go/v1/usage")
+    builtin = load_config(None, env)
+    assert builtin.usage_database_path == str(tmp_path / "home" / ".config" / "ocproxy" / "usage.db")
