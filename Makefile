@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-load bench clean claude-code redis-server
+.PHONY: run test test-load bench clean claude-code redis-server chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,16 @@ redis-server:
 	  fi; \
 	fi
 
-test: $(STAMP) redis-server $(if $(HAVE_NPM),claude-code)
+# Headless Chromium for tests/test_dashboard.py, from Debian's packages when
+# run as root with apt; otherwise that test skips saying why (fails in CI).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make chromium: installing Debian's chromium"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make chromium: install failed; tests/test_dashboard.py will report it"; \
+	fi
+
+test: $(STAMP) redis-server $(if $(HAVE_NPM),claude-code) chromium
 	$(PY) -m pytest -m "not load" $(PYTEST_ARGS)
 
 test-load: $(STAMP)

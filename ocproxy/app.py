@@ -7,10 +7,13 @@ writer, the ticker and the response iterable are in ``streaming.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
 import threading
+import os
+import sqlite3
 import time
 from typing import Callable, Iterable
 from urllib.parse import parse_qs
@@ -24,19 +27,26 @@ from ocproxy import __version__, listing
 from ocproxy.clients import Client, identify
 from ocproxy.clientwatch import ClientWatch
 from ocproxy.config import Config
-from ocproxy.errors import ClientGone, ProxyError
+from ocproxy.capture import Capture
+from ocproxy.catalog import GO
+from ocproxy.errors import ClientGone, ProxyError, UpstreamHTTPError
 from ocproxy.metrics import Metrics
 from ocproxy.reload import ConfigHolder
 from ocproxy.inflight import InFlight
+from ocproxy.logs import secrets_of
 from ocproxy.relay import Call, Services, StreamRelay, answer_whole
 from ocproxy.request import parse_count_tokens_request, parse_messages_request
-from ocproxy.routing.chain import PromptTooLong, RoutingError, build_route
+from ocproxy.routing.chain import PromptTooLong, Route, RoutingError, build_route
 from ocproxy.state import build_state
 from ocproxy.state.names import ModelNames
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
 from ocproxy.tokens import count_text, count_tokens_endpoint
 from ocproxy.upstream.attempt import CancelScope
 from ocproxy.upstream.client import UpstreamClient
+from ocproxy.usage import dashboard
+from ocproxy.usage.account import row_of
+from ocproxy.usage.ledger import Ledger, connect
+from ocproxy.usage.quota import Quota, limit_window
 
 log = logging.getLogger("ocproxy.app")
 access_log = logging.getLogger("ocproxy.access")
@@ -53,6 +63,7 @@ URLS = Map(
         Rule("/v1/models/<path:model_id>", endpoint="model", methods=["GET"]),
         Rule("/health", endpoint="health"),
         Rule("/metrics", endpoint="metrics", methods=["GET"]),
+        Rule("/ui", endpoint="ui", methods=["GET"]),
     ],
     merge_slashes=False,  # "//health" is not a route: 404, not a redirect
 )
@@ -77,12 +88,17 @@ class ProxyApp:
         self.limiter = self.state.limiter
         self.metrics = Metrics(self.names.label)
         self.heartbeat = Heartbeat()  # the shared ticker: keep-alives and client watches
-        self.services = Services(self.client, self.state.keys, self.breakers, self.metrics, ClientWatch(self.heartbeat))
+        self.capture = (Capture(cfg.capture_dir, cfg.capture_max_bytes, cfg.capture_backups, tuple(secrets_of(cfg)))
+                        if cfg.capture_dir else None)
+        self.services = Services(self.client, self.state.keys, self.breakers, self.metrics, ClientWatch(self.heartbeat),
+                                 self.capture)
         self.started_at = time.time()
         count_text("warm up")  # load the encoder now, not inside the first request
         self.inflight = InFlight()
+        self.ledger = Ledger(cfg.usage_database_path or None, cfg.usage_retention_days, cfg.usage_enabled)
+        self.quota = Quota(cfg.quota_url, cfg.key_pool[0], cfg.quota_switch_at_percent, publish=self.ledger.record)
         self._ids_lock = threading.Lock()  # guards _ids
-        self._ids = itertools.count(1)  # request ids: unique within the process
+        self._ids = itertools.count(1)  # request ids: with the pid, unique on the host
         self._handlers: dict[str, Callable] = {
             "messages": self._messages,
             "count_tokens": self._count_tokens,
@@ -90,6 +106,7 @@ class ProxyApp:
             "model": self._model,
             "health": self._health,
             "metrics": self._prometheus,
+            "ui": self._ui,
         }
 
     # -- WSGI ------------------------------------------------------------
@@ -105,6 +122,8 @@ class ProxyApp:
             except MethodNotAllowed as exc:
                 allow = [("Allow", ", ".join(sorted(exc.valid_methods or ())))]
                 return self._error(environ, start_response, ProxyError(405, "Method not allowed"), allow)
+            if endpoint == "ui":
+                _ui_key(environ)  # a browser brings the key as ?key= once, then as a cookie
             client = identify(environ, self.config)
             if client is None:
                 if endpoint == "health" and method in ("GET", "HEAD"):
@@ -127,6 +146,10 @@ class ProxyApp:
         every thread we own (pumps, then the ticker)."""
         self.inflight.close(timeout)
         self.heartbeat.stop()
+        self.quota.close()
+        self.ledger.close()
+        if self.capture is not None:
+            self.capture.close()
         self.client.close()
         self.state.close()
 
@@ -169,7 +192,8 @@ class ProxyApp:
         rid = environ.get("HTTP_X_REQUEST_ID")
         if not rid:
             with self._ids_lock:
-                rid = f"req-{int(time.time())}-{next(self._ids)}"
+                # the pid keeps ids unique across the worker processes of a WSGI host
+                rid = f"req-{int(time.time())}-{os.getpid()}-{next(self._ids)}"
         environ["ocproxy.request_id"] = rid
         return rid
 
@@ -211,17 +235,47 @@ class ProxyApp:
             "last_failures": self.metrics.last_failures(),
             "models": snap["models"],
         }
+        quota = self.quota.snapshot()
+        if quota:
+            body["go_quota"] = quota
         return self._json(environ, start_response, body, extra=[("X-Content-Type-Options", "nosniff")])
 
     def _prometheus(self, environ, start_response):
-        text = self.metrics.prometheus(
-            {
-                "streams_open": ("Streaming responses currently open", self.heartbeat.open_streams),
-                "uptime_seconds": ("Seconds since the proxy started", time.time() - self.started_at),
-            },
-            self.breakers.states(),
-        )
+        gauges = {
+            "streams_open": ("Streaming responses currently open", self.heartbeat.open_streams),
+            "uptime_seconds": ("Seconds since the proxy started", time.time() - self.started_at),
+        }
+        for window in self.quota.windows():
+            gauges[f"go_quota_{window.window}_percent"] = (
+                f"Percent of the OpenCode Go {window.window} usage window used", window.percent)
+        text = self.metrics.prometheus(gauges, self.breakers.states())
         return _respond(environ, start_response, 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _ui(self, environ, start_response):
+        """The dashboard (its key was checked like any route's, see _ui_key)."""
+        cfg = self.config
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        extra = []
+        given = query.pop("key", "")
+        if given and cfg.client_api_keys:
+            extra.append(("Set-Cookie", f"{UI_COOKIE}={given}; HttpOnly; SameSite=Strict; Path=/ui"))
+        filters = {k: query[k] for k in ("model", "session", "outcome") if query.get(k)}
+        live = {"breakers": self.breakers.states(), "streams_open": self.heartbeat.open_streams,
+                "quota": self.quota.snapshot(), "version": __version__}
+        snap = dashboard.Snapshot(hours=24)
+        if cfg.usage_database_path and os.path.exists(cfg.usage_database_path):
+            try:
+                conn = connect(cfg.usage_database_path, readonly=True)
+                try:
+                    snap = dashboard.collect(conn, 24, filters=filters)
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                log.warning("dashboard cannot read the usage ledger: %s", exc)
+        page = dashboard.render(snap, live, filters).encode()
+        extra += [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+                  ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")]
+        return _respond(environ, start_response, 200, page, "text/html; charset=utf-8", extra)
 
     def _models(self, environ, start_response):
         try:
@@ -271,11 +325,13 @@ class ProxyApp:
         except PromptTooLong as exc:
             log.warning("no model can hold the request id=%s: %s", rid, exc)
             raise ProxyError(400, str(exc)) from None
+        route = self._quota_route(route, rid)
         log.info(
             "routing request id=%s scenario=%s model=%s provider=%s tokens=%d",
             rid, route.scenario, route.primary.model_id, route.primary.provider, route.token_count,
         )
         call = Call(cfg, req, environ, rid, route, started)
+        call.on_done = self._account
         if req.stream:
             return self._stream(call, start_response)
         try:
@@ -286,6 +342,31 @@ class ProxyApp:
             return []
         # The body names the client's model; this header the one that answered.
         return self._json(environ, start_response, body, extra=[("x-ocproxy-model", call.answered_by)])
+
+    def _quota_route(self, route: Route, rid: str) -> Route:
+        """Skip Go models while a Go usage window is exhausted or past
+        ``quota.switch_at_percent``, if the chain has another model."""
+        self.quota.touch()
+        paused = self.quota.go_paused()
+        if not paused:
+            return route
+        others = tuple(m for m in route.chain if m.provider != GO)
+        if not others or len(others) == len(route.chain):
+            return route
+        log.info("skipping OpenCode Go models id=%s: %s", rid, paused)
+        return dataclasses.replace(route, chain=others)
+
+    def _account(self, call: Call, trace, outcome: str) -> None:
+        """After every request: its ledger row, and what a Go usage-limit
+        answer says about the quota."""
+        for _, provider, failure in trace.failures:
+            if provider == GO and isinstance(failure, UpstreamHTTPError):
+                window = limit_window(failure.body, failure.retry_after, time.time())
+                if window is not None:
+                    self.quota.exhausted(window)
+        if self.ledger.enabled:
+            client = call.environ.get("ocproxy.client")
+            self.ledger.record(row_of(call, trace, outcome, client.name if client is not None else ""))
 
     def _stream(self, call: Call, start_response):
         writer = StreamWriter(call.cfg.heartbeat_interval)
@@ -330,6 +411,27 @@ def read_body(environ: dict, limit: int) -> bytes:
     if len(body) > limit:
         raise ProxyError(413, "request body too large")
     return body
+
+
+UI_COOKIE = "ocproxy_key"
+
+
+def _ui_key(environ: dict) -> None:
+    """The dashboard's key from ``?key=`` or its cookie, as if sent as x-api-key."""
+    if environ.get("HTTP_X_API_KEY") or environ.get("HTTP_AUTHORIZATION"):
+        return
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    given = (query.get("key") or [""])[-1] or _cookie(environ, UI_COOKIE)
+    if given:
+        environ["HTTP_X_API_KEY"] = given
+
+
+def _cookie(environ: dict, name: str) -> str:
+    for part in environ.get("HTTP_COOKIE", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
 
 
 def _respond(environ, start_response, status: int, body: bytes, content_type: str, headers=()) -> list[bytes]:

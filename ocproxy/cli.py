@@ -1,5 +1,5 @@
 """The ``ocproxy`` command: serve, stop, status, init, validate, models,
-env, claude, systemd-unit.
+env, claude, usage, statusline, systemd-unit.
 
 Every user error ends as ``Error: ...`` on stderr and an exit code (1 an
 error, 2 a bad config, 3 "not running" from stop/status), never as a
@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda args: claude_env.cmd_env(args.config))
     # `ocproxy claude ARGS...` hands every argument to claude untouched (see main)
     sub.add_parser("claude", help="start the proxy if needed and run Claude Code through it", add_help=False)
+
+    from ocproxy.usage.commands import add_parsers as add_usage_parsers
+
+    add_usage_parsers(sub, config_opt)
 
     p = sub.add_parser("systemd-unit", help="print a systemd user unit for this install")
     config_opt(p)

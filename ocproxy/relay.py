@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ocproxy.capture import Capture, StreamTee
 from ocproxy.clientwatch import ClientWatch, client_socket, gone_probe
 from ocproxy.config import Config, ModelConfig
 from ocproxy.errors import AttemptFailure, ClientGone, ProxyError, UpstreamDataError, describe
@@ -39,6 +40,7 @@ from ocproxy.upstream import targets
 from ocproxy.upstream.attempt import Attempt, CancelScope
 from ocproxy.upstream.client import UpstreamClient
 from ocproxy.upstream.identity import KeyRotator, session_id, upstream_headers
+from ocproxy.usage.record import AnswerTokens
 
 log = logging.getLogger("ocproxy.app")
 
@@ -72,6 +74,7 @@ class Services:
     breakers: BreakerRegistry
     metrics: Metrics
     watch: ClientWatch
+    capture: Capture | None = None  # logging.capture: every upstream exchange to a file
 
 
 @dataclass
@@ -87,6 +90,14 @@ class Call:
     session: str = field(init=False)
     #: the model_id that answered (the x-ocproxy-model header); "" until one did
     answered_by: str = field(init=False, default="")
+    #: called once when the request ended, however it ended (the usage ledger)
+    on_done: Callable[["Call", Trace, str], None] | None = None
+    #: the status the client was given (an error's, when every model failed)
+    status: int = field(init=False, default=200)
+    #: time.monotonic() of the first payload byte to the client; None before it
+    first_byte_at: float | None = field(init=False, default=None)
+    #: the answer's token counts, read from what the client was sent
+    tokens: AnswerTokens = field(init=False, default_factory=AnswerTokens)
 
     def __post_init__(self) -> None:
         self.session = session_id(self.environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), self.req)
@@ -97,6 +108,8 @@ class Call:
             self.rid, self.route.scenario, outcome, model or "-", trace.attempts, ",".join(trace.tried),
             (time.monotonic() - self.started) * 1000,
         )
+        if self.on_done is not None:
+            self.on_done(self, trace, outcome)
 
 
 class Leg:
@@ -207,10 +220,18 @@ class WholeRelay:
         timeout = self.call.cfg.provider(model).request_timeout
         handle = Attempt(time.monotonic() + timeout, timeout)
         self.scope.bind(handle)
+        capture = self.services.capture
         try:
             data = self.services.client.post(leg.url, leg.headers, leg.body, handle)
+        except AttemptFailure as failure:
+            if capture is not None:
+                capture.exchange(self.call.rid, model.model_id, leg.url, leg.headers, leg.body,
+                                 getattr(failure, "status", None), getattr(failure, "body", "").encode(), str(failure))
+            raise
         finally:
             self.scope.bind(None)
+        if capture is not None:
+            capture.exchange(self.call.rid, model.model_id, leg.url, leg.headers, leg.body, 200, data)
         return leg.answer(data)
 
 
@@ -240,14 +261,20 @@ def answer_whole(call: Call, services: Services) -> bytes:
     except ClientGone:
         metrics.inc("client_cancelled")
         log.info("request context canceled during non-streaming fallback id=%s", call.rid)
+        call.status = 499
         call.log_done(trace, "cancelled")
         raise
     except ChainExhausted as exc:
         metrics.inc("requests_failed")
         metrics.inc("fallbacks", exc.trace.attempts)
+        err = exc.error("all models failed", _secrets(call.cfg))
+        call.status = err.status
         call.log_done(trace, "all-failed")
         _record_failures(call, metrics, trace, ok=False)
-        raise exc.error("all models failed", _secrets(call.cfg)) from None
+        raise err from None
+    call.first_byte_at = time.monotonic()
+    if call.on_done is not None:
+        call.tokens.feed_body(result.value)
     _succeeded(call, metrics, trace, result, call.started)
     return result.value
 
@@ -322,12 +349,14 @@ class HedgeClosed(ClientGone):
 
 def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bool = False,
                 payload_began: Callable[[], None] | None = None, head: Head | None = None,
-                claim: Callable[[], bool] | None = None) -> None:
+                claim: Callable[[], bool] | None = None,
+                seen: Callable[[list[bytes]], None] | None = None) -> None:
     """Translate ``upstream`` chunk by chunk into ``writer``, then finish it.
     Raises ``ClientGone`` when the writer refuses frames (client left).
     ``payload_began`` is called once, after the first frames went out;
     ``head`` goes out with them. ``claim`` (hedging) is asked before the
-    first frames: False means another attempt won, and this one stops."""
+    first frames: False means another attempt won, and this one stops.
+    ``seen`` is called with every batch of frames written (usage counting)."""
     began = False
 
     def first(frames: list[bytes]) -> None:
@@ -341,6 +370,8 @@ def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bo
         began = True
         if not writer.write(frames, head):
             raise ClientGone()
+        if seen is not None:
+            seen(frames)
         if payload_began is not None:
             payload_began()
 
@@ -352,6 +383,8 @@ def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bo
                     first(frames)
                 elif not writer.write(frames):
                     raise ClientGone()
+                elif seen is not None:
+                    seen(frames)
             if translator.done:
                 break
         final = translator.close()
@@ -364,6 +397,8 @@ def copy_stream(upstream, translator, writer: StreamWriter, pauses_heartbeat: bo
             writer.pause(False)
     if writer.gone:
         raise ClientGone()
+    if seen is not None:
+        seen(final)
     writer.finish(final)
 
 
@@ -377,23 +412,30 @@ class StreamRelay:
         self.trace = Trace()
         self._gone = gone_probe(call.environ)
         self._sock = client_socket(call.environ)
+        self._current = ""  # the model of the attempt in flight
 
     def attempt(self, model: ModelConfig, scope: CancelScope | None = None,
                 claim: Callable[[], bool] | None = None) -> None:
         """One streamed attempt on ``model``; a hedged race runs it with the
         contestant's own ``scope`` and ``claim``."""
         scope = scope or self.scope
+        self._current = model.model_id
         leg = Leg(self.call, model, True, self.services.keys)
         provider = self.call.cfg.provider(model)
         handle = Attempt(time.monotonic() + provider.streaming_timeout, provider.stream_idle_timeout,
                          first_byte=provider.first_byte_timeout)
         scope.bind(handle)
+        capture, tee, error = self.services.capture, None, ""
         try:
             upstream = self.services.client.open_stream(leg.url, leg.headers, leg.body, handle)
+            if capture is not None:
+                upstream = tee = StreamTee(upstream)
             copy_stream(upstream, leg.translator(), self.writer, leg.pauses_heartbeat,
-                        lambda: (handle.payload_began(), self._unwatch()),
-                        stream_head(self.call.rid, model.model_id), claim)
+                        lambda: (self._payload_began(handle), self._unwatch()),
+                        stream_head(self.call.rid, model.model_id), claim,
+                        self.call.tokens.feed if self.call.on_done is not None else None)
         except AttemptFailure as failure:
+            error = str(failure)
             decision = after_failure(client_gone=self.writer.gone or self.scope.cancelled,
                                      payload_written=self.writer.payload_written)
             if decision is Next.CLIENT_GONE:
@@ -403,6 +445,13 @@ class StreamRelay:
             raise
         finally:
             scope.bind(None)
+            if capture is not None:
+                capture.exchange(self.call.rid, model.model_id, leg.url, leg.headers, leg.body,
+                                 200 if tee is not None else None, bytes(tee.kept) if tee else b"", error)
+
+    def _payload_began(self, handle: Attempt) -> None:
+        handle.payload_began()
+        self.call.first_byte_at = time.monotonic()
 
     def hedged_attempt(self, model: ModelConfig, partner: Callable[[], ModelConfig | None]) -> Contest:
         hedge_after = self.call.route.primary.hedge_after_ms / 1000.0
@@ -438,12 +487,14 @@ class StreamRelay:
         except ClientGone:
             metrics.inc("client_cancelled")
             log.debug("client disconnected during stream id=%s", call.rid)
+            call.status = 499
             call.log_done(trace, "cancelled")
         except ChainExhausted as exc:
             metrics.inc("requests_failed")
             _record_failures(call, metrics, trace, ok=False)
             err = exc.error("all upstream models failed", _secrets(call.cfg))
             writer.fail(error_answer(call.rid, err), [error_frame(err.message, err.kind)])
+            call.status = err.status
             call.log_done(trace, "all-failed")
         except StreamBroken as broken:
             metrics.inc("requests_failed")
@@ -451,12 +502,15 @@ class StreamRelay:
                         call.rid, broken.failure.cause, broken.failure)
             _record_failures(call, metrics, trace, ok=False)
             writer.finish([error_frame(broken.client_message)])
+            call.status = 502
+            call.answered_by = self._current  # it answered in part
             call.log_done(trace, broken.failure.cause)
         except Exception:
             metrics.inc("requests_failed")
             log.exception("stream pump failed id=%s", call.rid)
             writer.fail(error_answer(call.rid, ProxyError(500, "internal proxy error")),
                         [error_frame("internal proxy error")])
+            call.status = 500
             call.log_done(trace, "internal-error")
         else:
             _succeeded(call, metrics, trace, result, first_attempt)

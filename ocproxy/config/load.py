@@ -372,8 +372,22 @@ def _state(value: str | dict | None) -> StateConfig:
 _LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error"}
 
 
-def _build(data: dict, source_path: str | None) -> Config:
+#: OpenCode Go's usage windows (rolling 5 h, weekly, monthly).
+GO_USAGE_URL = "https://opencode.ai/zen/go/v1/usage"
+
+
+def beside_config(path: str, source_path: str | None, env: Mapping[str, str]) -> str:
+    """A relative path is read beside the config file (or in the config dir)."""
+    path = expand_user(path, env)
+    base = os.path.dirname(source_path) if source_path else config_dir(env)
+    return os.path.abspath(os.path.join(base, path))
+
+
+def _build(data: dict, source_path: str | None, env: Mapping[str, str] = os.environ) -> Config:
     logging_block = data.get("logging") or {}
+    capture = logging_block.get("capture") or {}
+    usage = data.get("usage") or {}
+    quota = data.get("quota") or {}
     breaker = data.get("circuit_breaker") or {}
     return Config(
         api_key=data.get("api_key") or DEFAULTS.api_key,
@@ -407,6 +421,15 @@ def _build(data: dict, source_path: str | None) -> Config:
         max_connections=int(data.get("max_connections") or DEFAULTS.max_connections),
         request_read_timeout_ms=int(data.get("request_read_timeout_ms") or DEFAULTS.request_read_timeout_ms),
         state=_state(data.get("state")),
+        usage_enabled=usage.get("enabled") is not False,
+        usage_database_path=beside_config(usage.get("database_path") or "usage.db", source_path, env),
+        usage_retention_days=int(usage.get("retention_days") or DEFAULTS.usage_retention_days),
+        quota_url="" if quota.get("enabled") is False else (quota.get("url") or GO_USAGE_URL),
+        quota_switch_at_percent=float(quota.get("switch_at_percent") or 0),
+        capture_dir=(beside_config(capture.get("dir") or "capture", source_path, env)
+                     if capture.get("enabled") else ""),
+        capture_max_bytes=int(capture.get("max_bytes") or DEFAULTS.capture_max_bytes),
+        capture_backups=int(capture.get("backups") or DEFAULTS.capture_backups),
         source_path=source_path,
     )
 
@@ -449,4 +472,4 @@ def load_config(
         warnings.extend(found)
     if problems:
         raise ConfigError(problems)
-    return _build(data, path)
+    return _build(data, path, env)

@@ -251,7 +251,26 @@ CONFIG_SCHEMA: dict = {
         ),
         "opencode_go": _PROVIDER_SCHEMA,
         "opencode_zen": _PROVIDER_SCHEMA,
-        "logging": _opt("object", properties={"level": _opt("string"), "requests": _opt("boolean")}),
+        "logging": _opt("object", properties={
+            "level": _opt("string"),
+            "requests": _opt("boolean"),
+            "capture": _opt("object", properties={
+                "enabled": _opt("boolean"),
+                "dir": _opt("string"),
+                "max_bytes": _opt("integer", minimum=0),
+                "backups": _opt("integer", minimum=0),
+            }),
+        }),
+        "usage": _opt("object", properties={
+            "enabled": _opt("boolean"),
+            "database_path": _opt("string"),
+            "retention_days": _opt("integer", minimum=0),
+        }),
+        "quota": _opt("object", properties={
+            "enabled": _opt("boolean"),
+            "url": _opt("string"),
+            "switch_at_percent": _opt("number", minimum=0, maximum=100),
+        }),
         "heartbeat_interval_ms": _opt("integer", minimum=0),
         "circuit_breaker": _opt(
             "object",

@@ -189,6 +189,19 @@ class Config:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     request_read_timeout_ms: int = DEFAULT_REQUEST_READ_TIMEOUT_MS
     state: StateConfig = StateConfig()
+    #: the usage ledger; "" (a hand-built config) keeps none, the loader
+    #: fills in the path beside the config file
+    usage_enabled: bool = True
+    usage_database_path: str = ""
+    usage_retention_days: int = 90
+    #: OpenCode Go's usage windows, polled with the Go key; "" polls nothing
+    quota_url: str = ""
+    #: above this percentage of a Go window, Go models are skipped (0: never)
+    quota_switch_at_percent: float = 0.0
+    #: debug capture of upstream request/response pairs; "" captures nothing
+    capture_dir: str = ""
+    capture_max_bytes: int = 10_000_000
+    capture_backups: int = 3
     #: the file this config came from (None: built-in defaults)
     source_path: str | None = field(default=None, compare=False)
 
