@@ -147,5 +147,5 @@ def test_passthrough_body_carries_the_clamped_max_tokens():
     raw = json.dumps({"model": "claude-opus-4-8", "max_tokens": 100_000,
                       "messages": [{"role": "user", "content": "x"}]}).encode()
     r = checked_request(json.loads(raw))
-    out = json.loads(anthropic.passthrough_body(raw, "qwen3.6-plus", [], content.max_tokens(r, mc("qwen3.6-plus"))))
+    out = json.loads(anthropic.passthrough_body(raw, "qwen3.6-plus", [], max_tokens=content.max_tokens(r, mc("qwen3.6-plus"))))
     assert out["max_tokens"] == 65_536 and out["model"] == "qwen3.6-plus"
