@@ -73,7 +73,7 @@ def env_vars(config: Config) -> dict[str, str]:
     out = {
         "ANTHROPIC_BASE_URL": base_url(config),
         # any token works unless client_api_keys is set
-        "ANTHROPIC_AUTH_TOKEN": config.client_api_keys[0] if config.client_api_keys else "ocproxy",
+        "ANTHROPIC_AUTH_TOKEN": config.client_api_keys[0].key if config.client_api_keys else "ocproxy",
         "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
     }
     for slot, name in SLOTS:
@@ -123,9 +123,10 @@ def ensure_running(config: Config, path: str | None) -> bool:
     url = base_url(config)
     if answering(url):
         return True
-    if daemon.running_pid() is None:
+    pid = daemon.read_pid(daemon.pid_path(config.port))
+    if pid is None or not daemon.is_alive(pid):  # a live one may still be starting
         child = ["serve"] + (["--config", path] if path else [])
-        if daemon.start_background(child) != daemon.EXIT_OK:
+        if daemon.start_background(child, config.port) != daemon.EXIT_OK:
             return False
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
@@ -145,9 +146,8 @@ def cmd_claude(args: list[str]) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     if not ensure_running(config, path):
-        pid = daemon.running_pid()
-        other = f" (the ocproxy with PID {pid} listens elsewhere?)" if pid else ""
-        print(f"Error: no proxy answers at {base_url(config)}{other}; see {daemon.log_path()}", file=sys.stderr)
+        print(f"Error: no proxy answers at {base_url(config)}; see {daemon.log_path(config.port)}",
+              file=sys.stderr)
         return EXIT_ERROR
     sys.stdout.flush()
     os.execve(program, [program, *args], {**os.environ, **env_vars(config)})

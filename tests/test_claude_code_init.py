@@ -111,7 +111,7 @@ def test_claude_code_through_the_init_template(claude, upstream, procs, tmp_path
     config_path.write_text(template.replace("https://opencode.ai/zen", upstream.url("")))
 
     first, events1 = _run(["claude", "-p", "Say hello.", "--output-format", "stream-json", "--verbose"], env, work)
-    pid_file = home / ".config" / "ocproxy" / "ocproxy.pid"
+    pid_file = home / ".config" / "ocproxy" / f"ocproxy-{port}.pid"
     if pid_file.exists():
         procs.adopt(int(pid_file.read_text()))
     diag = f"rc={first.returncode}\nstdout:\n{first.stdout[-3000:]}\nstderr:\n{first.stderr[-2000:]}"
@@ -180,7 +180,7 @@ def test_claude_code_discovers_the_aliases_and_an_alias_reaches_its_model(claude
 
     run, events = _run(["claude", "-p", "Say hello.", "--model", "claude-go-glm-5.1", "--output-format",
                         "stream-json", "--verbose"], env, work)
-    pid_file = home / ".config" / "ocproxy" / "ocproxy.pid"
+    pid_file = home / ".config" / "ocproxy" / f"ocproxy-{port}.pid"
     if pid_file.exists():
         procs.adopt(int(pid_file.read_text()))
     diag = f"rc={run.returncode}\nstdout:\n{run.stdout[-3000:]}\nstderr:\n{run.stderr[-2000:]}"

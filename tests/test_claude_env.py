@@ -106,7 +106,7 @@ def test_claude_starts_the_proxy_once_and_execs_claude_with_the_environment(tmp_
     first = cli(env, "claude", *args)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Started ocproxy in background" in first.stdout
-    pid = int((home / ".config" / "ocproxy" / "ocproxy.pid").read_text())
+    pid = int((home / ".config" / "ocproxy" / f"ocproxy-{port}.pid").read_text())
     procs.adopt(pid)
     seen = json.loads(record.read_text())
     assert seen["argv"] == args  # every argument reaches claude untouched
@@ -119,7 +119,7 @@ def test_claude_starts_the_proxy_once_and_execs_claude_with_the_environment(tmp_
     assert second.returncode == 0, second.stderr
     assert "Started" not in second.stdout  # already running: not started twice
     assert json.loads(record.read_text())["argv"] == ["-p", "again"]
-    assert int((home / ".config" / "ocproxy" / "ocproxy.pid").read_text()) == pid
+    assert int((home / ".config" / "ocproxy" / f"ocproxy-{port}.pid").read_text()) == pid
 
     stop = cli(env, "stop")  # returns once the server is gone
     assert stop.returncode == 0, stop.stderr

@@ -262,7 +262,7 @@ def test_cli_serve_bad_config_exits_2_without_traceback(home):
 def test_cli_serve_background_bad_config_exits_2_before_spawning(home):
     r = run(home, "serve", "-b", "-c", write_config(home, "[]"))
     assert r.returncode == 2 and "failed to load config" in r.stderr
-    assert not (home / ".config" / "ocproxy" / "ocproxy.pid").exists()
+    assert not list((home / ".config" / "ocproxy").glob("*.pid"))
 
 
 @pytest.mark.parametrize("port", ["0", "70000", "abc"], ids=["port-zero", "port-too-big", "port-not-number"])
