@@ -54,8 +54,9 @@ def set_secrets(secrets: Iterable[str]) -> None:
 
 
 def secrets_of(config) -> list[str]:
-    """The secrets a Config carries: the upstream key pool and client keys."""
-    return [*config.key_pool, *(k.key for k in config.client_api_keys)]
+    """The secrets a Config carries: every upstream key (an upstream may echo
+    ``api_key`` even when ``api_keys`` replaces it) and the client keys."""
+    return [s for s in (config.api_key, *config.api_keys, *(k.key for k in config.client_api_keys)) if s]
 
 
 def redact(text: str) -> str:

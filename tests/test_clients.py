@@ -163,6 +163,23 @@ def test_every_route_needs_a_key_but_a_bare_liveness_answer(upstream, start_prox
     assert len(upstream.calls(GO_CHAT)) == 2
 
 
+def test_an_upstream_echoing_a_client_key_is_redacted_in_the_answer_and_health(upstream, start_proxy):
+    """Client keys are secrets like the upstream keys: a failing upstream
+    that quotes one does not hand it to another client or to /health."""
+    def echo(h, rec):
+        body = json.dumps({"error": {"message": "refused alice-key-0123456789 and bob-key-0123456789"}}).encode()
+        h.send_head(500, length=len(body))
+        h.wfile.write(body)
+
+    upstream.on(GO_CHAT, echo)
+    proxy = start_proxy(make_config(upstream, client_api_keys=KEYS))
+    status, body = post(proxy, headers={"x-api-key": "alice-key-0123456789"})
+    assert status == 502 and "[redacted]" in body["error"]["message"], body
+    _, health = get(proxy, "/health", {"x-api-key": "bob-key-0123456789"})
+    for text in (json.dumps(body), json.dumps(health)):
+        assert "alice-key-0123456789" not in text and "bob-key-0123456789" not in text
+
+
 def test_named_keys_are_the_rate_limited_client_wherever_they_connect_from(upstream, start_proxy, caplog):
     upstream.on(GO_CHAT, chat_auto("fine"))
     proxy = start_proxy(make_config(upstream, client_api_keys=KEYS, rate_limit_per_minute=2))
@@ -375,8 +392,7 @@ def test_the_byte_cap_counts_what_waits_behind_the_oldest_item(monkeypatch):
     writer = streaming.StreamWriter(1.0)
     gone = []
     writer.on_gone(lambda: gone.append(True))
-    assert writer.take() is not None  # the first keep-alive, taken by the host
-    assert writer.write([b"x" * 5000])  # one large event
+    assert writer.write([b"x" * 5000])  # one large event, the first the host will take
     assert all(writer.write([b"y" * 100]) for _ in range(10))  # 1000 bytes behind it
     assert not gone
     assert not writer.write([b"z"])  # one byte more: the client stopped reading
