@@ -63,6 +63,8 @@ def test_whole_and_streamed_answers_leave_rows_with_upstream_tokens(upstream, le
         assert row["model"] == "kimi-k2.6" and row["provider"] == "opencode-go" and row["endpoint"] == "chat"
         assert row["outcome"] == "ok" and row["status"] == 200
         assert (row["input_tokens"], row["output_tokens"]) == (120, 7), row
+        # priced from the catalog: kimi-k2.6 on Go costs $0.95 in / $4.00 out per million
+        assert row["cost_usd"] == pytest.approx((120 * 0.95 + 7 * 4.0) / 1e6)
         assert json.loads(row["attempts"]) == [{"model": "kimi-k2.6", "outcome": "ok"}]
         assert row["duration_ms"] > 0 and row["ttfb_ms"] is not None and row["ttfb_ms"] <= row["duration_ms"]
     assert (whole["streaming"], streamed["streaming"]) == (0, 1)

@@ -16,8 +16,9 @@ def prices_of(provider: str, model_id: str) -> Prices | None:
     entry = catalog.lookup(provider, model_id)
     if entry is None:
         return None
-    return Prices(*(getattr(entry, name, None) for name in
-                    ("price_input", "price_output", "price_cache_read", "price_cache_write")))
+    # The catalog publishes one cached-input price (a cache read); writes
+    # cost what input costs.
+    return Prices(input=entry.price_input, output=entry.price_output, cache_read=entry.price_cached)
 
 
 def attempts_of(trace) -> list[dict]:
