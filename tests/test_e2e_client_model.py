@@ -33,9 +33,7 @@ def builtin_config(upstream):
                               anthropic_base_url=upstream.url(ZEN_MESSAGES),
                               responses_base_url=upstream.url(ZEN_RESPONSES),
                               gemini_base_url=upstream.url(ZEN_MODELS), timeout_ms=10_000)
-    # Stream headers wait for the first payload for up to one heartbeat
-    # interval: a long one makes x-ocproxy-model certain on a loaded machine.
-    return dataclasses.replace(c, port=0, opencode_go=go, opencode_zen=zen, heartbeat_interval_ms=10_000)
+    return dataclasses.replace(c, port=0, opencode_go=go, opencode_zen=zen)
 
 
 def anthropic_message(model: str, text: str = "done") -> dict:
