@@ -57,6 +57,7 @@ def config_dict(upstream: FakeUpstream, port: int, key: str, model: str = "kimi-
                          "anthropic_base_url": upstream.url("/zen/v1/messages"), "timeout_ms": 10000},
         "heartbeat_interval_ms": 100,
         "logging": {"level": "info", "requests": False},
+        "quota": {"enabled": False},  # a test never asks the real OpenCode for its usage
     }
     data.update(over)
     return data

@@ -28,7 +28,7 @@ MODEL = "claude-sonnet-4-6"
 USER = [{"role": "user", "content": "Hello, how are you?"}]
 GOOD = json.dumps({"model": MODEL, "max_tokens": 10, "messages": USER}).encode()
 LIMIT = 1000
-REQ_ID = re.compile(r"^req-\d+-\d+$")
+REQ_ID = re.compile(r"^req-\d+-\d+-\d+$")  # time, worker pid, counter: unique across workers
 
 
 def error_shape(body: dict, kind: str) -> str:

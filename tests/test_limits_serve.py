@@ -170,6 +170,10 @@ def test_2000_slow_loris_connections_do_not_lock_out_a_real_client(tmp_path, pro
     _raise_own_descriptor_limit(2600)
     upstream.on(GO_CHAT, chat_auto("fine"))
     proc, port, url = serve(tmp_path, procs, upstream, max_connections=300, request_read_timeout_ms=600_000)
+    # one request first: the threads a served request starts for good (the
+    # usage ledger's writer, the heartbeat) are part of the baseline
+    assert requests.post(url + "/v1/messages", json={"model": MODEL, "max_tokens": 10, "messages": USER},
+                         timeout=30).status_code == 200
     baseline = _threads(proc.pid)
     loris = []
     try:
