@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from ocproxy.catalog import (
     ANTHROPIC,
@@ -34,6 +34,7 @@ from ocproxy.config.schema import (
     Problem,
     json_path,
     label,
+    model_entries,
     rule_problems,
     type_problems,
 )
@@ -207,23 +208,6 @@ def apply_env_overrides(data: dict, env: Mapping[str, str]) -> None:
 # -- what the schema cannot check -------------------------------------------------
 
 
-def _iter_models(data: dict) -> Iterator[tuple[list, dict]]:
-    """Every model entry with its JSON-path parts."""
-    for section in ("models", "model_overrides", "model_family_overrides"):
-        entries = data.get(section)
-        if isinstance(entries, dict):
-            for name, entry in entries.items():
-                if isinstance(entry, dict):
-                    yield [section, name], entry
-    chains = data.get("fallbacks")
-    if isinstance(chains, dict):
-        for name, chain in chains.items():
-            if isinstance(chain, list):
-                for i, entry in enumerate(chain):
-                    if isinstance(entry, dict):
-                        yield ["fallbacks", name, i], entry
-
-
 def semantic_problems(data: dict, builtin: bool, warnings: list[str]) -> list[Problem]:
     """The key requirement and the warnings: both depend on more than the document.
 
@@ -247,7 +231,7 @@ def semantic_problems(data: dict, builtin: bool, warnings: list[str]) -> list[Pr
             )
         elif not api_key:
             problems.append(Problem("$.api_key", API_KEY_REQUIRED))
-    for parts, entry in _iter_models(data):
+    for parts, entry in model_entries(data):
         provider = entry.get("provider")
         provider = normalise_provider(provider if isinstance(provider, str) else None)
         if parts[0] not in ("model_overrides", "model_family_overrides") and provider not in PROVIDERS:

@@ -24,7 +24,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ocproxy.catalog import ENDPOINTS, GO, ZEN, ZEN_ONLY_ENDPOINTS, provider_spellings
 from ocproxy.config.types import THINKING_MODES
@@ -91,6 +91,23 @@ def label(parts: "Iterable[str | int]") -> str:
 # ``null`` is accepted wherever a value is optional: the original proxy's
 # decoder treats a JSON null as "not set", and files written for it must keep
 # loading.
+
+
+def model_entries(data: dict) -> "Iterator[tuple[list, dict]]":
+    """Every model entry of a config document with its JSON-path parts: the
+    scenario models, both kinds of override and each fallback."""
+    for section in ("models", "model_overrides", "model_family_overrides"):
+        entries = data.get(section)
+        if isinstance(entries, dict):
+            for name, entry in entries.items():
+                if isinstance(entry, dict):
+                    yield [section, name], entry
+    chains = data.get("fallbacks")
+    if isinstance(chains, dict):
+        for name, chain in chains.items():
+            for i, entry in enumerate(chain if isinstance(chain, list) else ()):
+                if isinstance(entry, dict):
+                    yield ["fallbacks", name, i], entry
 
 
 def _opt(*types: str, **more: Any) -> dict:

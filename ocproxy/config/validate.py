@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from ocproxy.catalog import CATALOG, PROVIDERS, lookup, normalise_provider
-from ocproxy.config.schema import CONFIG_SCHEMA, PLACEHOLDER, json_path
+from ocproxy.config.schema import CONFIG_SCHEMA, PLACEHOLDER, json_path, model_entries
 
 ERROR = "error"
 WARNING = "warning"
@@ -155,21 +155,6 @@ def unknown_keys(data: Any, schema: Any = CONFIG_SCHEMA, parts: list | None = No
 # -- models -----------------------------------------------------------------------
 
 
-def _entries(data: dict) -> Iterator[tuple[list, dict]]:
-    for section in ("models", "model_overrides", "model_family_overrides"):
-        entries = data.get(section)
-        if isinstance(entries, dict):
-            for name, entry in entries.items():
-                if isinstance(entry, dict):
-                    yield [section, name], entry
-    chains = data.get("fallbacks")
-    if isinstance(chains, dict):
-        for name, chain in chains.items():
-            for i, entry in enumerate(chain if isinstance(chain, list) else ()):
-                if isinstance(entry, dict):
-                    yield ["fallbacks", name, i], entry
-
-
 def _catalog_ids(provider: str) -> list[str]:
     return [e.id for e in CATALOG if e.provider == provider]
 
@@ -177,7 +162,7 @@ def _catalog_ids(provider: str) -> list[str]:
 def model_findings(data: dict) -> list[Finding]:
     """Unknown model ids (warnings) and entries with nothing to send (errors)."""
     found: list[Finding] = []
-    for parts, entry in _entries(data):
+    for parts, entry in model_entries(data):
         model_id = entry.get("model_id")
         if model_id is None or model_id == "":
             if parts[0] in ("models", "fallbacks"):  # the schema requires it in the overrides

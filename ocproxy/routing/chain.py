@@ -149,6 +149,12 @@ def _catalog_model(model_id: str, config: Config) -> ModelConfig | None:
     provider = provider_of(model_id)
     if provider is None:
         return None
+    return _bare_model(provider, model_id, config)
+
+
+def _bare_model(provider: str, model_id: str, config: Config) -> ModelConfig:
+    """An entry for a model the config does not name, with the default's
+    temperature and max_tokens."""
     default = config.models.get("default")
     return ModelConfig(
         provider=provider,
@@ -160,18 +166,11 @@ def _catalog_model(model_id: str, config: Config) -> ModelConfig | None:
 
 def _alias_model(provider: str, model_id: str, config: Config) -> ModelConfig:
     """The model a picker alias names: the configured entry for that model on
-    that provider when there is one (its settings apply), else a bare entry
-    like :func:`_catalog_model`'s."""
+    that provider when there is one (its settings apply), else a bare entry."""
     for entry in (*config.model_overrides.values(), *config.models.values()):
         if entry.provider == provider and entry.model_id == model_id:
             return entry
-    default = config.models.get("default")
-    return ModelConfig(
-        provider=provider,
-        model_id=model_id,
-        temperature=default.temperature if default else 0.0,
-        max_tokens=default.max_tokens if default else 0,
-    )
+    return _bare_model(provider, model_id, config)
 
 
 def _requested_model(name: str, config: Config) -> ModelConfig | None:
