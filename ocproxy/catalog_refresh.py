@@ -1,4 +1,4 @@
-"""The cached copy of each provider's model list (``ocproxy models --refresh``).
+"""Reading each provider's model list (``ocproxy models --refresh``).
 
 Each OpenCode plan lists its models at ``GET {base}/models`` (OpenAI list
 shape: ``{"data": [{"id": ...}, ...]}``), with the same key as every other
@@ -15,25 +15,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import requests
 
 from ocproxy.catalog import GO, ZEN
 from ocproxy.config import Config, ProviderConfig
+from ocproxy.models_cache import Cached, read_cache, write_cache
 
 #: The longest a model list may take to answer, in seconds.
 LIST_TIMEOUT = 15.0
-CACHE_NAME = "models.json"
-
-
-def cache_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/ocproxy/models.json``, else ``~/.cache/ocproxy/models.json``."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
-    return Path(base) / "ocproxy" / CACHE_NAME
 
 
 def list_url(provider: ProviderConfig) -> str:
@@ -63,51 +54,29 @@ def parse_list(data: bytes) -> list[str]:
     return ids
 
 
+def get_list(url: str, key: str) -> requests.Response:
+    """GET a model list with ``key``. A session of its own: proxies and CA
+    bundle from the environment, but never ~/.netrc, whose entry would
+    replace the key (as for every upstream call). Raises requests' errors."""
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+                           timeout=LIST_TIMEOUT, proxies=requests.utils.get_environ_proxies(url),
+                           verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                           or True)
+
+
 def fetch_ids(url: str, key: str) -> list[str]:
     """The ids listed at ``url``; ``ListFailed`` on a network error, a
-    non-200 answer or an answer that is no model list. A session of its
-    own: proxies and CA bundle from the environment, but never ~/.netrc,
-    whose entry would replace the key (as for every upstream call)."""
+    non-200 answer or an answer that is no model list."""
     try:
-        with requests.Session() as session:
-            session.trust_env = False
-            resp = session.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
-                               timeout=LIST_TIMEOUT, proxies=requests.utils.get_environ_proxies(url),
-                               verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                               or True)
+        resp = get_list(url, key)
     except requests.RequestException as exc:
         raise ListFailed(f"cannot reach {url}: {type(exc).__name__}") from None
     if resp.status_code != 200:
         hint = " (the API key was refused)" if resp.status_code in (401, 403) else ""
         raise ListFailed(f"{url} answered HTTP {resp.status_code}{hint}")
     return parse_list(resp.content)
-
-
-@dataclass(frozen=True)
-class Cached:
-    """One provider's listed ids and when they were read (Unix seconds)."""
-
-    ids: tuple[str, ...]
-    fetched_at: int
-
-
-def read_cache(path: Path) -> dict[str, Cached]:
-    """The cached lists by provider; empty when there is no usable file."""
-    try:
-        body = json.loads(path.read_text())
-        return {p: Cached(tuple(v["ids"]), int(v["fetched_at"])) for p, v in body["providers"].items()
-                if all(isinstance(i, str) for i in v["ids"])}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
-def write_cache(path: Path, lists: Mapping[str, Cached]) -> None:
-    """Replace the cache file in one step (a reader never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"providers": {p: {"ids": list(c.ids), "fetched_at": c.fetched_at} for p, c in sorted(lists.items())}}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def refresh(config: Config, path: Path) -> tuple[dict[str, Cached], list[str]]:

@@ -4,15 +4,12 @@ first has produced nothing for a while (``hedge_after_ms``)."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ocproxy.config import ModelConfig
 from ocproxy.errors import AttemptFailure, ClientGone
 from ocproxy.routing.fallback import Contest, ContestLost
 from ocproxy.upstream.attempt import CancelScope
-
-if TYPE_CHECKING:
-    from ocproxy.relay import StreamRelay
 
 
 class HedgeClosed(ClientGone):
@@ -45,7 +42,7 @@ class Race:
     ``outcome``, ``done`` and ``failed_before_a_win``.
     """
 
-    def __init__(self, relay: StreamRelay, hedge_after: float):
+    def __init__(self, relay, hedge_after: float):  # relay: the request's relay.StreamRelay
         self.relay = relay
         self.hedge_after = hedge_after
         self._cond = threading.Condition(threading.Lock())

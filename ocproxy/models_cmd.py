@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ocproxy import catalog_refresh
+from ocproxy import catalog_refresh, models_cache
 from ocproxy.catalog import CATALOG, GO, ZEN, CatalogEntry, catalog_endpoint
 from ocproxy.config import ConfigError, load_config
 
@@ -41,7 +41,7 @@ def row(entry: CatalogEntry, note: str = "") -> tuple[str, ...]:
             price(entry.price_output), price(entry.price_cached), notes)
 
 
-def rows(listed: dict[str, catalog_refresh.Cached], provider: str) -> list[tuple[str, ...]]:
+def rows(listed: dict[str, models_cache.Cached], provider: str) -> list[tuple[str, ...]]:
     """The provider's built-in rows, then the ids only its cached list has."""
     cached = listed.get(provider)
     ids = set(cached.ids) if cached else None
@@ -64,7 +64,7 @@ def aligned(lines: list[tuple[str, ...]]) -> list[str]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    path = catalog_refresh.cache_path()
+    path = models_cache.cache_path()
     if args.refresh:
         try:
             config = load_config(args.config)
@@ -75,7 +75,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         for warning in warnings:
             print(f"Warning: {warning}", file=sys.stderr)
     else:
-        listed = catalog_refresh.read_cache(path)
+        listed = models_cache.read_cache(path)
     for provider, title in _SECTIONS:
         cached = listed.get(provider)
         source = f"{len(cached.ids)} ids listed by the provider, cached in {path}" if cached else "built-in table"

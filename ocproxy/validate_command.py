@@ -16,6 +16,9 @@ import os
 import sys
 from typing import Callable, Mapping
 
+import requests
+
+from ocproxy import catalog_refresh, models_cache
 from ocproxy.catalog import ZEN, normalise_provider, provider_of
 from ocproxy.config import (
     Config,
@@ -30,7 +33,6 @@ from ocproxy.config.validate import ERROR, WARNING, Finding, findings, ordered
 
 EXIT_OK = 0
 EXIT_BAD_CONFIG = 2
-ONLINE_TIMEOUT_S = 15.0
 
 
 def _read(path: str) -> object | None:
@@ -69,20 +71,11 @@ def check(path: str | None, env: Mapping[str, str]) -> tuple[Config | None, list
         if isinstance(data, dict):
             apply_env_overrides(data, env)  # judge the URLs in effect
         seen = {(f.path, f.message) for f in found}
-        found += [f for f in findings(data) if (f.path, f.message) not in seen]
+        found += [f for f in findings(data, models_cache.listed_ids(env)) if (f.path, f.message) not in seen]
     return config, found
 
 
 # -- --online ---------------------------------------------------------------------
-
-
-def models_url(chat_url: str) -> str:
-    """The provider's model list next to its chat endpoint
-    (``.../v1/chat/completions`` -> ``.../v1/models``)."""
-    base = chat_url.rstrip("/")
-    if base.endswith("/chat/completions"):
-        base = base[: -len("/chat/completions")]
-    return base + "/models"
 
 
 def providers_in_use(config: Config) -> list[str]:
@@ -102,18 +95,16 @@ def providers_in_use(config: Config) -> list[str]:
 def online_findings(config: Config, out: Callable[[str], None]) -> list[Finding]:
     """One model-list request per provider in use and key; a 401/403 is an
     error naming the provider and the key's place in the pool, never the key."""
-    import requests  # only --online needs it
-
     found: list[Finding] = []
     keys = list(dict.fromkeys(k for k in config.key_pool if k))
     for provider in providers_in_use(config):
         block = config.opencode_zen if provider == ZEN else config.opencode_go
-        url = models_url(block.base_url)
+        url = catalog_refresh.list_url(block)
         path = "$." + provider.replace("-", "_")
         for n, key in enumerate(keys, 1):
             which = f"key {n} of {len(keys)}" if len(keys) > 1 else "the key"
             try:
-                resp = requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=ONLINE_TIMEOUT_S)
+                resp = catalog_refresh.get_list(url, key)
             except requests.RequestException as exc:
                 found.append(Finding(ERROR, path, f"{provider}: cannot reach {url}: {type(exc).__name__}"))
                 break

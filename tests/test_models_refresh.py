@@ -159,3 +159,38 @@ def test_the_configured_key_goes_out_even_with_a_netrc_entry(home, fake):
     fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
     assert run(home, "models", "--refresh", "-c", config_for(home, fake)).returncode == 0
     assert {c.headers["authorization"] for c in fake.calls()} == {"Bearer sk-list-key"}
+
+
+def test_an_id_only_the_refreshed_list_names_is_known_to_validate_and_routing(home, fake, start_proxy, sdk):
+    """After a refresh, a model newer than the built-in table (kimi-k3) is
+    no validate warning, and a client asking for it by name reaches it on
+    the provider whose list named it."""
+    import dataclasses
+
+    from ocproxy.config import load_config
+    from tests.fakes import chat_completion
+
+    path = write_config(home, {
+        "api_key": "sk-list-key",
+        "models": {"default": {"model_id": "kimi-k3"}},
+        "quota": {"enabled": False},
+        "opencode_go": {"base_url": fake.url("/zen/go/v1/chat/completions")},
+        "opencode_zen": {"base_url": fake.url("/zen/v1/chat/completions")},
+    })
+    before = run(home, "validate", "-c", path)
+    assert '"kimi-k3" is not in the opencode-go catalog' in before.stdout + before.stderr
+    fake.on(GO_LIST, json_body(listing(*GO_IDS)))
+    fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
+    assert run(home, "models", "--refresh", "-c", path).returncode == 0
+    after = run(home, "validate", "-c", path)
+    assert after.returncode == 0 and "kimi-k3" not in after.stdout + after.stderr, after.stdout + after.stderr
+
+    config = load_config(path, env={"HOME": str(home)})
+    assert "kimi-k3" in config.listed_models[GO]
+    fake.on("/zen/go/v1/chat/completions", json_body(chat_completion("from k3", model="kimi-k3")))
+    proxy = start_proxy(dataclasses.replace(config, port=0, respect_requested_model=True,
+                                            models={"default": dataclasses.replace(config.models["default"],
+                                                                                   model_id="kimi-k2.6")}))
+    reply = sdk(proxy).messages.create(model="kimi-k3", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    assert reply.content[0].text == "from k3" and reply.model == "kimi-k3"
+    assert [c.json["model"] for c in fake.calls("/zen/go/v1/chat/completions")] == ["kimi-k3"]

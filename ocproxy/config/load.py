@@ -19,6 +19,7 @@ import re
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from ocproxy import models_cache
 from ocproxy.catalog import (
     ANTHROPIC,
     ENDPOINTS,
@@ -414,6 +415,7 @@ def _build(data: dict, source_path: str | None, env: Mapping[str, str] = os.envi
                      if capture.get("enabled") else ""),
         capture_max_bytes=int(capture.get("max_bytes") or DEFAULTS.capture_max_bytes),
         capture_backups=int(capture.get("backups") or DEFAULTS.capture_backups),
+        listed_models=MappingProxyType(models_cache.listed_ids(env)),
         source_path=source_path,
     )
 

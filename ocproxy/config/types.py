@@ -202,11 +202,19 @@ class Config:
     capture_dir: str = ""
     capture_max_bytes: int = 10_000_000
     capture_backups: int = 3
+    #: provider -> the ids its model list named at the last
+    #: ``ocproxy models --refresh`` (empty: never refreshed)
+    listed_models: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY)
     #: the file this config came from (None: built-in defaults)
     source_path: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "client_api_keys", tuple(ClientKey.of(k) for k in self.client_api_keys))
+
+    def listed_provider(self, model_id: str) -> str | None:
+        """The provider whose refreshed model list names ``model_id`` (Go
+        first, as in the catalog); None when no list does."""
+        return next((p for p in (GO, ZEN) if model_id in self.listed_models.get(p, ())), None)
 
     def provider(self, model: ModelConfig) -> ProviderConfig:
         return self.opencode_zen if model.is_zen else self.opencode_go

@@ -22,7 +22,8 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from ocproxy.catalog import CATALOG, PROVIDERS, lookup, normalise_provider
@@ -159,8 +160,9 @@ def _catalog_ids(provider: str) -> list[str]:
     return [e.id for e in CATALOG if e.provider == provider]
 
 
-def model_findings(data: dict) -> list[Finding]:
-    """Unknown model ids (warnings) and entries with nothing to send (errors)."""
+def model_findings(data: dict, listed: Mapping[str, tuple[str, ...]] = MappingProxyType({})) -> list[Finding]:
+    """Unknown model ids (warnings) and entries with nothing to send (errors).
+    An id the provider's refreshed model list names (``listed``) is known."""
     found: list[Finding] = []
     for parts, entry in model_entries(data):
         model_id = entry.get("model_id")
@@ -173,7 +175,7 @@ def model_findings(data: dict) -> list[Finding]:
             continue  # a type mistake, reported by the loader
         provider = entry.get("provider")
         provider = normalise_provider(provider if isinstance(provider, str) else None)
-        if provider not in PROVIDERS or lookup(provider, model_id) is not None:
+        if provider not in PROVIDERS or lookup(provider, model_id) is not None or model_id in listed.get(provider, ()):
             continue
         message = f'"{model_id}" is not in the {provider} catalog (`ocproxy models`)'
         elsewhere = [p for p in PROVIDERS if p != provider and lookup(p, model_id) is not None]
@@ -241,11 +243,12 @@ def url_findings(data: dict) -> list[Finding]:
     return found
 
 
-def findings(data: Any) -> list[Finding]:
-    """Every finding for a parsed, interpolated config document."""
+def findings(data: Any, listed: Mapping[str, tuple[str, ...]] = MappingProxyType({})) -> list[Finding]:
+    """Every finding for a parsed, interpolated config document; ``listed``
+    are the providers' refreshed model lists."""
     if not isinstance(data, dict):
         return []  # "must be an object" is the loader's
-    return [*unknown_keys(data), *model_findings(data), *routing_findings(data), *url_findings(data)]
+    return [*unknown_keys(data), *model_findings(data, listed), *routing_findings(data), *url_findings(data)]
 
 
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1}

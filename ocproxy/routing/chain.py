@@ -143,10 +143,10 @@ def scenario_chain(scenario: str, config: Config, streaming: bool) -> tuple[Mode
 
 
 def _catalog_model(model_id: str, config: Config) -> ModelConfig | None:
-    """A catalog id as a bare entry on the provider that serves it (so a Zen
-    GPT goes to Responses, a Zen Gemini to Gemini), keeping the default's
-    temperature and max_tokens; None for an id in no table."""
-    provider = provider_of(model_id)
+    """A catalog id, or an id a refreshed model list named, as a bare entry
+    on the provider that serves it (so a Zen GPT goes to Responses, a Zen
+    Gemini to Gemini); None for an id in no table and no list."""
+    provider = provider_of(model_id) or config.listed_provider(model_id)
     if provider is None:
         return None
     return _bare_model(provider, model_id, config)
