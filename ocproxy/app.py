@@ -357,16 +357,19 @@ class ProxyApp:
         return dataclasses.replace(route, chain=others)
 
     def _account(self, call: Call, trace, outcome: str) -> None:
-        """After every request: its ledger row, and what a Go usage-limit
-        answer says about the quota."""
+        """After every request: its tokens in /metrics, its ledger row, and
+        what a Go usage-limit answer says about the quota."""
         for _, provider, failure in trace.failures:
             if provider == GO and isinstance(failure, UpstreamHTTPError):
                 window = limit_window(failure.body, failure.retry_after, time.time())
                 if window is not None:
                     self.quota.exhausted(window)
+        client = call.environ.get("ocproxy.client")
+        row = row_of(call, trace, outcome, client.name if client is not None else "")
+        if row.model:
+            self.metrics.usage(row.model, row.tokens, row.cost_usd)
         if self.ledger.enabled:
-            client = call.environ.get("ocproxy.client")
-            self.ledger.record(row_of(call, trace, outcome, client.name if client is not None else ""))
+            self.ledger.record(row)
 
     def _stream(self, call: Call, start_response):
         writer = StreamWriter(call.cfg.heartbeat_interval)

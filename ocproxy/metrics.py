@@ -94,6 +94,10 @@ class Metrics:
         self._counters = {name: Counter(f"ocproxy_{name}", _HELP[name], registry=self.registry) for name in COUNTERS}
         self._model_success = Counter("ocproxy_model_success", "Successful requests per model", ["model"],
                                       registry=self.registry)
+        self._tokens = Counter("ocproxy_tokens", "Tokens the upstreams reported, per model that answered and kind "
+                               "(input, output, cache_read, cache_write)", ["model", "kind"], registry=self.registry)
+        self._cost = Counter("ocproxy_cost_usd", "Estimated cost in US dollars from the catalog's prices, per model",
+                             ["model"], registry=self.registry)
         self._latency = Histogram("ocproxy_request_duration_seconds", "Latency of successful requests",
                                   buckets=BUCKETS, registry=self.registry)
         self._lock = threading.Lock()
@@ -129,6 +133,16 @@ class Metrics:
         self._latency.observe(latency_s)
         with self._lock:
             self._samples.append(latency_s * 1000.0)
+
+    def usage(self, model_id: str, tokens, cost_usd: float | None) -> None:
+        """What one answered request used (``usage.record.Tokens``)."""
+        model = self._label(model_id)
+        for kind in ("input", "output", "cache_read", "cache_write"):
+            count = getattr(tokens, kind)
+            if count:
+                self._tokens.labels(model, kind).inc(count)
+        if cost_usd:
+            self._cost.labels(model).inc(cost_usd)
 
     def _source(self):
         """Where the values are read: every worker's files, or this registry."""

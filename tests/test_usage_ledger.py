@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 
 import pytest
+import requests
 
 from ocproxy.config import ModelConfig
 from ocproxy.usage.ledger import SCHEMA_VERSION, Ledger, connect, migrate
@@ -69,6 +71,11 @@ def test_whole_and_streamed_answers_leave_rows_with_upstream_tokens(upstream, le
         assert row["duration_ms"] > 0 and row["ttfb_ms"] is not None and row["ttfb_ms"] <= row["duration_ms"]
     assert (whole["streaming"], streamed["streaming"]) == (0, 1)
     assert whole["request_id"] != streamed["request_id"]
+    metrics = requests.get(proxy.url + "/metrics", timeout=10).text
+    assert 'ocproxy_tokens_total{kind="input",model="kimi-k2.6"} 240.0' in metrics
+    assert 'ocproxy_tokens_total{kind="output",model="kimi-k2.6"} 14.0' in metrics
+    cost = float(re.search(r'^ocproxy_cost_usd_total\{model="kimi-k2.6"\} (\S+)$', metrics, re.M).group(1))
+    assert cost == pytest.approx(2 * (120 * 0.95 + 7 * 4.0) / 1e6)
 
 
 def test_fallback_row_names_the_model_that_answered_and_each_attempt(upstream, ledger_proxy, sdk, tmp_path):
@@ -131,6 +138,8 @@ def test_disabled_ledger_writes_nothing(upstream, ledger_proxy, sdk, tmp_path):
     proxy = ledger_proxy(usage_enabled=False)
     sdk(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=5, messages=USER)
     assert not (tmp_path / "usage.db").exists()
+    # /metrics still counts the tokens
+    assert 'ocproxy_tokens_total{kind="output"' in requests.get(proxy.url + "/metrics", timeout=10).text
 
 
 # -- the pieces -----------------------------------------------------------
