@@ -184,9 +184,21 @@ class ProxyApp:
         """429 once ``client`` used up its requests of this minute."""
         self.limiter.configure(cfg.rate_limit_per_minute)
         if not self.limiter.allow(client.key):
-            self.metrics.inc("rate_limited")
-            log.warning("rate limited client=%s", client.key)
-            raise ProxyError(429, "rate limited")
+            self._limited(client)
+
+    def _admit(self, client: Client, cfg: Config):
+        """The rate limit of a messages request, and the breakers it will
+        ask: with Redis, one round trip decides both."""
+        self.limiter.configure(cfg.rate_limit_per_minute)
+        allowed, stored = self.limiter.admit(client.key)
+        if not allowed:
+            self._limited(client)
+        return self.breakers.for_request(stored)
+
+    def _limited(self, client: Client) -> None:
+        self.metrics.inc("rate_limited")
+        log.warning("rate limited client=%s", client.key)
+        raise ProxyError(429, "rate limited")
 
     def _request_id(self, environ: dict) -> str:
         rid = environ.get("HTTP_X_REQUEST_ID")
@@ -304,7 +316,7 @@ class ProxyApp:
         cfg = self.config  # one config for the whole request, even across a reload
         rid = self._request_id(environ)
         client: Client = environ["ocproxy.client"]
-        self._rate_limit(client, cfg)
+        breakers = self._admit(client, cfg)
         raw = read_body(environ, cfg.max_request_bytes)
         if cfg.log_requests:
             self._log_request_headers(environ, len(raw))
@@ -330,7 +342,7 @@ class ProxyApp:
             "routing request id=%s scenario=%s model=%s provider=%s tokens=%d",
             rid, route.scenario, route.primary.model_id, route.primary.provider, route.token_count,
         )
-        call = Call(cfg, req, environ, rid, route, started)
+        call = Call(cfg, req, environ, rid, route, started, breakers=breakers)
         call.on_done = self._account
         if req.stream:
             return self._stream(call, start_response)

@@ -66,6 +66,11 @@ class RateLimiter:
         with self._lock:
             return len(self._windows)
 
+    def admit(self, key: str) -> tuple[bool, frozenset[str] | None]:
+        """``allow`` plus what a shared backend learns on the way (the
+        stored breakers); in memory there is nothing more to learn."""
+        return self.allow(key), None
+
     def allow(self, key: str) -> bool:
         with self._lock:
             if self._limit <= 0:

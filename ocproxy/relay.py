@@ -99,6 +99,8 @@ class Call:
     first_byte_at: float | None = field(init=False, default=None)
     #: the answer's token counts, read from what the client was sent
     tokens: AnswerTokens = field(init=False, default_factory=AnswerTokens)
+    #: the breakers this request asks (``for_request``); None: the services' own
+    breakers: BreakerRegistry | None = None
 
     def __post_init__(self) -> None:
         self.session = session_id(self.environ.get("HTTP_X_CLAUDE_CODE_SESSION_ID"), self.req)
@@ -255,7 +257,7 @@ def answer_whole(call: Call, services: Services) -> bytes:
             # would abort that attempt within a tick anyway.
             result = run_chain(call.route.chain, relay.attempt, key_count=len(call.cfg.key_pool),
                                is_cancelled=lambda: scope.cancelled or (trace.attempts > 0 and gone()),
-                               breakers=services.breakers, trace=trace)
+                               breakers=call.breakers or services.breakers, trace=trace)
         finally:
             if sock is not None:
                 services.watch.discard(sock)
@@ -472,7 +474,7 @@ class StreamRelay:
                 hedged = call.route.primary.hedge_after_ms > 0
                 result = run_chain(call.route.chain, self.hedged_attempt if hedged else self.attempt,
                                    key_count=len(call.cfg.key_pool), is_cancelled=self.cancelled,
-                                   breakers=self.services.breakers, trace=trace, hedged=hedged)
+                                   breakers=call.breakers or self.services.breakers, trace=trace, hedged=hedged)
             finally:
                 self._unwatch()
         except ClientGone:

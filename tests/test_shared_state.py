@@ -156,9 +156,10 @@ def _scripts_run(client) -> int:
 
 
 def test_a_healthy_request_costs_one_redis_round_trip(redis_server, upstream, start_proxy, sdk):
-    """Through the real server: one script per answered request (the breaker
-    check; its success changes nothing and costs nothing); a rate limit
-    adds its window's one."""
+    """Through the real server: one script per answered request, with a
+    rate limit or without (the admission reads the window and which
+    breakers need asking; a clean breaker's success costs nothing). A
+    model with a stored breaker is asked again: two."""
     from ocproxy.config.types import StateConfig
     from tests.conftest import GO_CHAT, make_config
     from tests.fakes import chat_completion, json_body
@@ -166,7 +167,7 @@ def test_a_healthy_request_costs_one_redis_round_trip(redis_server, upstream, st
     upstream.on(GO_CHAT, json_body(chat_completion("fine")))
     state = StateConfig("redis", redis_server.url, "t-rt:")
     client = redis_server.client()
-    for limit, per_request in ((0, 1), (1000, 2)):
+    for limit, per_request in ((0, 1), (1000, 1)):
         proxy = start_proxy(make_config(upstream, state=state, rate_limit_per_minute=limit))
         anthropic_client = sdk(proxy)
         ask = dict(model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
@@ -231,3 +232,32 @@ def test_a_hung_redis_is_treated_as_unreachable(redis_server, caplog):
         redis_server.proc.send_signal(signal.SIGCONT)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "unreachable (TimeoutError" in warnings[0], warnings
+
+
+def test_a_model_with_a_stored_breaker_is_still_asked_and_opens_across_requests(redis_server, upstream,
+                                                                                 start_proxy, sdk):
+    """The admission's view only spares a round trip for clean breakers: a
+    model that failed is asked on each request, and opens at the threshold."""
+    from ocproxy.config.types import StateConfig
+    from tests.conftest import GO_CHAT, chain, make_config
+    from tests.fakes import chat_completion, json_body, status
+
+    calls = {"bad": 0}
+
+    def route(h, rec):
+        model = json.loads(rec.body)["model"]
+        if model == "bad-model":
+            calls["bad"] += 1
+            return status(500, {"error": {"message": "down"}})(h, rec)
+        return json_body(chat_completion("fine"))(h, rec)
+
+    upstream.on(GO_CHAT, route)
+    state = StateConfig("redis", redis_server.url, "t-admit:")
+    proxy = start_proxy(make_config(upstream, state=state, rate_limit_per_minute=1000, breaker_threshold=2,
+                                    **chain("bad-model", "good-model")))
+    client = sdk(proxy)
+    ask = dict(model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    for _ in range(5):
+        assert client.messages.create(**ask).content[0].text == "fine"
+    assert calls["bad"] == 2  # the threshold, then the open breaker skips it
+    assert redis_server.client().hget("t-admit:breaker:bad-model", "state") == "open"

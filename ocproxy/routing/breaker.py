@@ -164,6 +164,10 @@ class BreakerRegistry:
                 self._breakers[name] = breaker
             return breaker
 
+    def for_request(self, stored: frozenset[str] | None) -> "BreakerRegistry":
+        """The breakers one request asks: in memory, all of them as they are."""
+        return self
+
     def _make(self, name: str) -> CircuitBreaker:
         """A new breaker for ``name`` (called with ``_lock`` held)."""
         return CircuitBreaker(self._threshold, self._recovery, self._clock)

@@ -109,17 +109,28 @@ class RedisLink:
 
 # -- rate limit --------------------------------------------------------------
 
-# KEYS[1] the window; ARGV limit, window ms. The same fixed window as the
-# memory limiter: it starts at the first request and holds the tokens left.
-_WINDOW = """
-local left = redis.call('GET', KEYS[1])
-if not left then
-  redis.call('SET', KEYS[1], tonumber(ARGV[1]) - 1, 'PX', ARGV[2])
-  return 1
+# KEYS[1] the client's window, KEYS[2] the set of models with a stored
+# breaker; ARGV limit (0: none), window ms. One round trip admits a request:
+# the same fixed window as the memory limiter (it starts at the first request
+# and holds the tokens left), then the models whose breaker needs asking.
+_ADMIT = """
+local allowed = 1
+local limit = tonumber(ARGV[1])
+if limit > 0 then
+  local left = redis.call('GET', KEYS[1])
+  if not left then
+    redis.call('SET', KEYS[1], limit - 1, 'PX', ARGV[2])
+  elseif tonumber(left) <= 0 then
+    allowed = 0
+  else
+    redis.call('DECR', KEYS[1])
+  end
 end
-if tonumber(left) <= 0 then return 0 end
-redis.call('DECR', KEYS[1])
-return 1
+local out = {allowed}
+if allowed == 1 then
+  for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(out, name) end
+end
+return out
 """
 
 
@@ -130,16 +141,22 @@ class SharedRateLimiter(RateLimiter):
     def __init__(self, link: RedisLink, per_minute: int):
         super().__init__(per_minute)
         self._link = link
-        self._script = link.script(_WINDOW)
+        self._script = link.script(_ADMIT)
 
     def allow(self, key: str) -> bool:
-        limit = self.limit
-        if limit <= 0:
+        if self.limit <= 0:  # nothing to count: no round trip
             return True
+        return self.admit(key)[0]
+
+    def admit(self, key: str) -> tuple[bool, frozenset[str] | None]:
+        """Whether ``key`` may send a request now, and the models that had a
+        stored breaker then (None while Redis is unreachable)."""
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        answer = self._link.run(self._script, [self._link.key("rl", digest)], [limit, int(WINDOW_S * 1000)],
-                                lambda: RateLimiter.allow(self, key))
-        return bool(int(answer))
+        answer = self._link.run(self._script, [self._link.key("rl", digest), self._link.key("breakers")],
+                                [max(self.limit, 0), int(WINDOW_S * 1000)], lambda: None)
+        if answer is None:
+            return RateLimiter.allow(self, key), None
+        return bool(int(answer[0])), frozenset(_text(name) for name in answer[1:])
 
 
 # -- circuit breakers --------------------------------------------------------
@@ -237,7 +254,7 @@ class SharedBreaker:
     def __init__(self, link: RedisLink, name: str, script, params: Callable[[], tuple[int, float]],
                  local: CircuitBreaker, clock: Callable[[], float] = time.time):
         self._link = link
-        self._name = name
+        self.name = name
         self._keys = [link.key("breaker", name), link.key("breakers")]
         self._script = script
         self._params = params
@@ -251,7 +268,7 @@ class SharedBreaker:
         answer = self._link.run(
             self._script, self._keys,
             [op, f"{self._clock():.6f}", threshold, recovery, max(BREAKER_TTL_MS, int(recovery * 2000)),
-             HALF_OPEN_MAX, self._name],
+             HALF_OPEN_MAX, self.name],
             lambda: None,
         )
         if answer is not None:
@@ -310,6 +327,11 @@ class SharedBreakerRegistry(BreakerRegistry):
         local = CircuitBreaker(self._threshold, self._recovery, self._clock)
         return SharedBreaker(self._link, name, self._script, self._parameters, local, self._wall)
 
+    def for_request(self, stored: frozenset[str] | None):
+        """The breakers one request asks; ``stored`` is what its admission
+        read (None: Redis did not answer, every breaker asks for itself)."""
+        return self if stored is None else AdmittedBreakers(self, stored)
+
     def _parameters(self) -> tuple[int, float]:
         with self._lock:
             return self._threshold, self._recovery
@@ -335,6 +357,40 @@ class SharedBreakerRegistry(BreakerRegistry):
         pairs = [_text(v) for v in stored]
         states.update(zip(pairs[0::2], pairs[1::2]))
         return dict(sorted(states.items()))
+
+
+class _KnownClean:
+    """A breaker Redis kept no record of when the request was admitted:
+    closed with no failures, so it allows and a success changes nothing,
+    without asking again. A failure is recorded as usual."""
+
+    def __init__(self, breaker: SharedBreaker):
+        self._breaker = breaker
+
+    def allow(self) -> bool:
+        return True
+
+    def record_success(self) -> None:
+        pass
+
+    def record_failure(self) -> None:
+        self._breaker.record_failure()
+
+
+class AdmittedBreakers:
+    """The breakers as one request sees them, from the admission round
+    trip: only models that had a stored breaker then are asked again."""
+
+    def __init__(self, registry: "SharedBreakerRegistry", stored: frozenset[str]):
+        self._registry = registry
+        self._stored = stored
+
+    def get(self, model_id: str):
+        breaker = self._registry.get(model_id)
+        return breaker if breaker.name in self._stored else _KnownClean(breaker)
+
+    def reset_all(self) -> None:
+        self._registry.reset_all()
 
 
 # -- key rotation ------------------------------------------------------------
