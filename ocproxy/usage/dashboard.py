@@ -205,12 +205,12 @@ def render(snap: Snapshot, live: dict, filters: dict[str, str], base_query: dict
            '<h2>Tokens per hour (input + output)</h2><div class="panel" id="tokens-chart">',
            bar_chart(snap.tokens, labels, "tokens per hour by model", human), "</div>",
            '<h2>Latency</h2><div class="panel"><table id="latency"><tr><th>model</th><th class="n">n</th>'
-           '<th class="n">p50</th><th class="n">p95</th><th class="n">p99</th><th class="n">first byte p50</th>'
-           '<th class="n">first byte p95</th></tr>']
+           '<th class="n">p50</th><th class="n">p95</th><th class="n wide">p99</th><th class="n">first byte<br>p50</th>'
+           '<th class="n">first byte<br>p95</th></tr>']  # a phone shows it without p99, in its width
     for row in snap.latency:
         out.append(f'<tr><td>{_e(row["model"])}</td><td class="n">{row["n"]}</td>'
-                   + "".join(f'<td class="n">{_ms(row[k])}</td>' for k in ("p50", "p95", "p99", "ttfb_p50",
-                                                                           "ttfb_p95")) + "</tr>")
+                   + "".join(f'<td class="{"n wide" if k == "p99" else "n"}">{_ms(row[k])}</td>'
+                             for k in ("p50", "p95", "p99", "ttfb_p50", "ttfb_p95")) + "</tr>")
     out.append("</table></div>")
     out += ['<h2>Failed attempts by cause</h2><div class="panel" id="failures-chart">',
             hbar_chart(snap.failures, "failed attempts by cause"), "</div>",
