@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 import sqlite3
 
 import pytest
@@ -165,7 +166,7 @@ def test_ledger_is_in_wal_mode_and_purges_rows_past_retention(tmp_path):
     assert ledger.flush(5)
     ledger.close()
     ledger = Ledger(path, retention_days=1)  # a new writer purges on its first batch
-    ledger.record(dataclasses.replace(old, ts=__import__("time").time(), request_id="new"))
+    ledger.record(dataclasses.replace(old, ts=time.time(), request_id="new"))
     assert ledger.flush(5)
     ledger.close()
     conn = connect(path, readonly=True)
@@ -211,3 +212,15 @@ def test_config_puts_the_ledger_beside_the_config_file(tmp_path):
     assert config.quota_switch_at_percent == 90 and config.quota_url.endswith("/zen/go/v1/usage")
     builtin = load_config(None, env)
     assert builtin.usage_database_path == str(tmp_path / "home" / ".config" / "ocproxy" / "usage.db")
+
+
+def test_a_row_recorded_just_before_close_is_written(tmp_path):
+    """close() right after the writer thread started: the thread still
+    opens the database and writes what was queued (the app's shutdown)."""
+    path = str(tmp_path / "u.db")
+    for n in range(30):
+        ledger = Ledger(path)
+        ledger.record(UsageRow(ts=time.time(), request_id=f"r{n}", client="", session="s", requested_model="m",
+                               model="m", provider="p", endpoint="chat"))
+        ledger.close()
+    assert len(rows(path)) == 30

@@ -105,7 +105,8 @@ class Ledger:
     makes every call a no-op."""
 
     def __init__(self, path: str | None, retention_days: int = 90, enabled: bool = True):
-        self.path = path if enabled else None
+        self.path = path if enabled else None  # None once closed: rows are dropped
+        self._file = self.path  # the database the writer thread opens; never changes
         self.retention_s = max(retention_days, 1) * 86400.0
         self._queue: queue.Queue = queue.Queue(QUEUE_ROWS)
         #: Lock ``_warn_lock`` guards ``_warned``: one warning per kind of trouble until it clears.
@@ -120,7 +121,7 @@ class Ledger:
         try:
             self._open().close()
         except (sqlite3.Error, OSError) as exc:
-            log.warning("usage ledger disabled: cannot open %s: %s", self.path, exc)
+            log.warning("usage ledger disabled: cannot open %s: %s", self._file, exc)
             self.path = None
 
     def _writer(self) -> threading.Thread | None:
@@ -138,10 +139,10 @@ class Ledger:
             return self._thread
 
     def _open(self) -> sqlite3.Connection:
-        directory = os.path.dirname(self.path)
+        directory = os.path.dirname(self._file)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-        conn = connect(self.path)
+        conn = connect(self._file)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -201,7 +202,7 @@ class Ledger:
         try:
             conn = self._open()
         except (sqlite3.Error, OSError) as exc:
-            self._warn("write", "usage ledger cannot open %s: %s", self.path, exc)
+            self._warn("write", "usage ledger cannot open %s: %s", self._file, exc)
             conn = None
         next_purge = 0.0
         try:
@@ -242,7 +243,7 @@ class Ledger:
             self._cleared("write")
             self._cleared("full")
         except sqlite3.Error as exc:
-            self._warn("write", "usage ledger cannot write %s (%d rows dropped): %s", self.path, len(rows), exc)
+            self._warn("write", "usage ledger cannot write %s (%d rows dropped): %s", self._file, len(rows), exc)
 
     def _purge(self, conn: sqlite3.Connection) -> None:
         try:
@@ -250,4 +251,4 @@ class Ledger:
                 conn.execute("BEGIN")
                 conn.execute("DELETE FROM requests WHERE ts < ?", (time.time() - self.retention_s,))
         except sqlite3.Error as exc:
-            self._warn("purge", "usage ledger cannot delete old rows in %s: %s", self.path, exc)
+            self._warn("purge", "usage ledger cannot delete old rows in %s: %s", self._file, exc)
