@@ -232,7 +232,7 @@ class ProxyApp:
         # as requests_success, and its request dedup was never on.
         metrics["upstream_calls"] = snap["requests_success"]
         metrics["deduplicated"] = 0
-        metrics["streams_open"] = self.heartbeat.open_streams
+        metrics["streams_open"] = snap["streams_open"]
         breakers = self.breakers.states()
         # Degraded while a breaker is not closed or the last requests all
         # failed (a fully failed request closes every breaker again).
@@ -254,7 +254,6 @@ class ProxyApp:
 
     def _prometheus(self, environ, start_response):
         gauges = {
-            "streams_open": ("Streaming responses currently open", self.heartbeat.open_streams),
             "uptime_seconds": ("Seconds since the proxy started", time.time() - self.started_at),
         }
         for window in self.quota.windows():
@@ -272,7 +271,7 @@ class ProxyApp:
         if given and cfg.client_api_keys:
             extra.append(("Set-Cookie", f"{UI_COOKIE}={given}; HttpOnly; SameSite=Strict; Path=/ui"))
         filters = {k: query[k] for k in ("model", "session", "outcome") if query.get(k)}
-        live = {"breakers": self.breakers.states(), "streams_open": self.heartbeat.open_streams,
+        live = {"breakers": self.breakers.states(), "streams_open": self.metrics.snapshot()["streams_open"],
                 "quota": self.quota.snapshot(), "version": __version__}
         snap = dashboard.Snapshot(hours=24)
         if cfg.usage_database_path and os.path.exists(cfg.usage_database_path):
@@ -389,10 +388,14 @@ class ProxyApp:
         relay = StreamRelay(call, self.services, writer, scope)
         # The headers leave with the first payload (naming the model that
         # answered) or as the whole error when every model failed before it.
-        response = StreamResponse(writer, relay.pump, self.heartbeat, scope.cancel,
-                                  on_done=lambda: self.inflight.forget_stream(response),
+        def done() -> None:
+            self.inflight.forget_stream(response)
+            self.metrics.stream_closed()
+
+        response = StreamResponse(writer, relay.pump, self.heartbeat, scope.cancel, on_done=done,
                                   start_response=start_response)
         self.inflight.add_stream(response, scope)
+        self.metrics.stream_opened()
         return response
 
 

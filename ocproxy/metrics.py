@@ -20,7 +20,7 @@ from collections import deque
 from typing import Callable
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 COUNTERS = (
@@ -98,6 +98,9 @@ class Metrics:
                                "(input, output, cache_read, cache_write)", ["model", "kind"], registry=self.registry)
         self._cost = Counter("ocproxy_cost_usd", "Estimated cost in US dollars from the catalog's prices, per model",
                              ["model"], registry=self.registry)
+        # livesum: a scrape under several workers adds up the live workers' streams
+        self._streams = Gauge("ocproxy_streams_open", "Streaming responses currently open", registry=self.registry,
+                              multiprocess_mode="livesum")
         self._latency = Histogram("ocproxy_request_duration_seconds", "Latency of successful requests",
                                   buckets=BUCKETS, registry=self.registry)
         self._lock = threading.Lock()
@@ -134,6 +137,12 @@ class Metrics:
         with self._lock:
             self._samples.append(latency_s * 1000.0)
 
+    def stream_opened(self) -> None:
+        self._streams.inc()
+
+    def stream_closed(self) -> None:
+        self._streams.dec()
+
     def usage(self, model_id: str, tokens, cost_usd: float | None) -> None:
         """What one answered request used (``usage.record.Tokens``)."""
         model = self._label(model_id)
@@ -155,6 +164,7 @@ class Metrics:
 
     def snapshot(self) -> dict:
         out: dict = dict.fromkeys(COUNTERS, 0)
+        out["streams_open"] = 0
         models: dict[str, int] = {}
         buckets = dict.fromkeys(BUCKETS, 0)
         latency_sum = 0.0
@@ -170,6 +180,8 @@ class Metrics:
                         buckets[bound] += int(sample.value)
                 elif name == "ocproxy_request_duration_seconds_sum":
                     latency_sum += sample.value
+                elif name == "ocproxy_streams_open":
+                    out["streams_open"] += int(sample.value)
                 elif name.startswith("ocproxy_") and name.endswith("_total") and name[8:-6] in out:
                     out[name[8:-6]] += int(sample.value)
         with self._lock:

@@ -144,3 +144,35 @@ def test_memory_state_warning_and_metrics_that_outlive_a_dead_worker(tmp_path, u
     host.proc.signal(signal.SIGTERM)
     assert host.proc.wait(20) == 0, host.proc.output()
     assert not metrics_dir.exists()
+
+
+def test_streams_open_is_the_sum_of_every_workers_open_streams(tmp_path, upstream, procs):
+    """Eight streams held open over four workers: every scrape of /metrics
+    and /health, whichever worker answers it, counts all eight; once the
+    clients leave, none."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.fakes import chat_text_chunks, sse
+
+    held = 8
+    role, text, *end = chat_text_chunks(["held"])
+    upstream.on(GO_CHAT, *[sse(role, text, 30.0, *end) for _ in range(held)])  # 30 s: until the client leaves
+    host = Gunicorn(tmp_path, upstream, procs, 4)
+
+    def open_stream(_):
+        resp = requests.post(host.url + "/v1/messages", json=message_body(True), stream=True, timeout=20,
+                             headers={"Connection": "close"})
+        assert resp.status_code == 200
+        return resp
+
+    with ThreadPoolExecutor(held) as pool:
+        streams = list(pool.map(open_stream, range(held)))
+    try:
+        for _ in range(8):
+            assert re.search(rf"^ocproxy_streams_open {held}\.0$", host.get("/metrics").text, re.M)
+            assert host.get("/health").json()["metrics"]["streams_open"] == held
+    finally:
+        for resp in streams:
+            resp.close()
+    from tests.procs import wait_for
+    assert wait_for(lambda: host.get("/health").json()["metrics"]["streams_open"] == 0, 20)
