@@ -89,6 +89,18 @@ def _chat_answer(req: dict, rec: Recorded, h, text: str, calls: list | None):
                                   finish="tool_calls" if calls else "stop"))(h, rec)
 
 
+def turn_kind(req: dict) -> str:
+    """Which of Claude Code's requests this is: "final" (the last message is
+    a tool result), "tool-call" (the main loop, with the Write tool) or
+    "side" (titles, quota probes and other requests without tools)."""
+    messages = req.get("messages") or []
+    if messages and messages[-1].get("role") == "tool":
+        return "final"
+    if "Write" in [t.get("function", {}).get("name") for t in req.get("tools") or ()]:
+        return "tool-call"
+    return "side"
+
+
 def claude_code_upstream(target: Path, log: list):
     """Routes every request Claude Code makes, by what it carries:
 
@@ -101,18 +113,16 @@ def claude_code_upstream(target: Path, log: list):
 
     def script(h, rec: Recorded):
         req = json.loads(rec.body)
-        messages = req.get("messages") or []
-        tools = [t.get("function", {}).get("name") for t in req.get("tools") or ()]
-        last = messages[-1] if messages else {}
-        if last.get("role") == "tool":
-            kind, text, calls = "final", FINAL_TEXT, None
-        elif "Write" in tools:
-            kind, text = "tool-call", ""
+        kind = turn_kind(req)
+        if kind == "final":
+            text, calls = FINAL_TEXT, None
+        elif kind == "tool-call":
+            text = ""
             calls = [{"id": "call_write_1", "type": "function", "function": {
                 "name": "Write", "arguments": json.dumps({"file_path": str(target), "content": CONTENT},
                                                          ensure_ascii=False)}}]
         else:
-            kind, text, calls = "side", '{"title": "Write hello.txt"}', None
+            text, calls = '{"title": "Write hello.txt"}', None
         log.append((kind, bool(req.get("stream")), req))
         _chat_answer(req, rec, h, text, calls)
 
@@ -230,13 +240,10 @@ def _think_tag_answer(h, rec: Recorded, calls: list[tuple[str, dict]] | None, te
 def think_tag_upstream(targets: dict[str, tuple[Path, str]], log: list):
     def script(h, rec: Recorded):
         req = json.loads(rec.body)
-        messages = req.get("messages") or []
-        tools = [t.get("function", {}).get("name") for t in req.get("tools") or ()]
-        last = messages[-1] if messages else {}
-        if last.get("role") == "tool":
-            kind, calls = "final", None
-        elif "Write" in tools:
-            kind = "tool-call"
+        kind = turn_kind(req)
+        if kind == "final":
+            calls = None
+        elif kind == "tool-call":
             calls = [(call_id, {"file_path": str(path), "content": content})
                      for call_id, (path, content) in targets.items()]
         else:

@@ -82,7 +82,9 @@ def _run(argv: list[str], env: dict, cwd) -> tuple[subprocess.CompletedProcess, 
     return run, events
 
 
-def test_claude_code_through_the_init_template(claude, upstream, procs, tmp_path):  # noqa: F811
+def _init_home(tmp_path, upstream, **extra_env):
+    """A home with `ocproxy init`'s template, its URLs pointed at the fake
+    upstream; (home, work dir, upstream log, port, environment)."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
@@ -90,18 +92,9 @@ def test_claude_code_through_the_init_template(claude, upstream, procs, tmp_path
     upstream.on(GO_CHAT, _chat_upstream(log))
     upstream.on(GO_MESSAGES, _anthropic_upstream)
     port = free_port()
-    env = clean_env(
-        home,
-        PATH=f"{CLAUDE.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        OCPROXY_API_KEY=API_KEY,
-        OCPROXY_PORT=str(port),
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_AUTOUPDATER="1",
-        DISABLE_TELEMETRY="1",
-        IS_SANDBOX="1",
-        TERM="dumb",
-    )
-
+    env = clean_env(home, PATH=f"{CLAUDE.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                    OCPROXY_API_KEY=API_KEY, OCPROXY_PORT=str(port), DISABLE_AUTOUPDATER="1",
+                    DISABLE_TELEMETRY="1", IS_SANDBOX="1", TERM="dumb", **extra_env)
     init = subprocess.run([sys.executable, "-m", "ocproxy", "init"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert init.returncode == 0, init.stderr
@@ -109,6 +102,11 @@ def test_claude_code_through_the_init_template(claude, upstream, procs, tmp_path
     template = config_path.read_text()
     assert template.count("https://opencode.ai/zen") >= 6
     config_path.write_text(template.replace("https://opencode.ai/zen", upstream.url("")))
+    return home, work, log, port, env
+
+
+def test_claude_code_through_the_init_template(claude, upstream, procs, tmp_path):  # noqa: F811
+    home, work, log, port, env = _init_home(tmp_path, upstream, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
 
     first, events1 = _run(["claude", "-p", "Say hello.", "--output-format", "stream-json", "--verbose"], env, work)
     pid_file = home / ".config" / "ocproxy" / f"ocproxy-{port}.pid"
@@ -163,20 +161,7 @@ def test_claude_code_discovers_the_aliases_and_an_alias_reaches_its_model(claude
     """Gateway discovery (on in `ocproxy env`; Claude Code skips it only in
     essential-traffic mode) caches the aliases Claude Code keeps for its
     picker; ``--model`` with one of them reaches that model upstream."""
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    log: list = []
-    upstream.on(GO_CHAT, _chat_upstream(log))
-    upstream.on(GO_MESSAGES, _anthropic_upstream)
-    port = free_port()
-    env = clean_env(home, PATH=f"{CLAUDE.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-                    OCPROXY_API_KEY=API_KEY, OCPROXY_PORT=str(port), DISABLE_AUTOUPDATER="1",
-                    DISABLE_TELEMETRY="1", IS_SANDBOX="1", TERM="dumb")
-    assert subprocess.run([sys.executable, "-m", "ocproxy", "init"], env=env, capture_output=True,
-                          timeout=60).returncode == 0
-    config_path = home / ".config" / "ocproxy" / "config.json"
-    config_path.write_text(config_path.read_text().replace("https://opencode.ai/zen", upstream.url("")))
+    home, work, log, port, env = _init_home(tmp_path, upstream)
 
     run, events = _run(["claude", "-p", "Say hello.", "--model", "claude-go-glm-5.1", "--output-format",
                         "stream-json", "--verbose"], env, work)

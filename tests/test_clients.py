@@ -20,6 +20,7 @@ from ocproxy import clients, streaming
 from ocproxy.config import ClientKey
 from tests.conftest import GO_CHAT, make_config
 from tests.fakes import chat_auto, chat_completion, json_body, no_headers
+from tests.procs import wait_for
 from tests.resources import rss_bytes
 
 MODEL = "claude-sonnet-4-6"
@@ -56,15 +57,6 @@ def get(proxy, path, headers=None, method="GET"):
         return resp.status, json.loads(data)
     except ValueError:
         return resp.status, data
-
-
-def wait_until(check, seconds=20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 # -- rate limits ------------------------------------------------------------------
@@ -253,13 +245,13 @@ def test_beyond_max_connections_with_every_one_busy_a_fast_503_then_recovery(ups
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(GOOD), GOOD))
         held.append(sock)
-    assert wait_until(lambda: len(upstream.calls(GO_CHAT)) == 2)
+    assert wait_for(lambda: len(upstream.calls(GO_CHAT)) == 2, 20)
     status, body = post(proxy)
     assert status == 503 and body["error"]["type"] == "overloaded_error"
     for sock in held:
         sock.close()  # the client left: its request ends, its connection is free
-    assert wait_until(lambda: all(c.closed_by_peer_at for c in upstream.calls(GO_CHAT)))
-    assert wait_until(lambda: len(proxy.server.httpd.live_threads()) == 0)
+    assert wait_for(lambda: all(c.closed_by_peer_at for c in upstream.calls(GO_CHAT)), 20)
+    assert wait_for(lambda: len(proxy.server.httpd.live_threads()) == 0, 20)
     assert post(proxy)[0] == 200
 
 
@@ -273,7 +265,7 @@ def test_a_new_connection_takes_the_place_of_the_one_waiting_longest(upstream, s
         sock = socket.create_connection(("127.0.0.1", proxy.server.port))
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")  # and never the rest
         slow.append(sock)
-    assert wait_until(lambda: len(proxy.server.httpd.live_threads()) == 5)
+    assert wait_for(lambda: len(proxy.server.httpd.live_threads()) == 5, 20)
     try:
         assert post(proxy)[0] == 200
         # the oldest slow connection was closed to make room
@@ -374,7 +366,7 @@ def test_a_client_that_stops_reading_a_fast_stream_is_gone_at_the_byte_cap(upstr
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         assert sock.recv(16).startswith(b"HTTP/1.1 200")
         # ... and never reads again
-        assert wait_until(lambda: [c.closed_by_peer_at is not None for c in upstream.calls(GO_CHAT)] == [True], 60)
+        assert wait_for(lambda: [c.closed_by_peer_at is not None for c in upstream.calls(GO_CHAT)] == [True], 60)
         grown = rss_bytes() - before
     finally:
         sock.close()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 import pytest
 
 from tests.conftest import GO_CHAT, make_config
 from tests.fakes import chat_auto
+from tests.procs import wait_for
 
 GOOD = {"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -109,15 +109,6 @@ class Reader:
             return True
 
 
-def wait_until(check, seconds=10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
-
-
 # -- several requests on one connection -------------------------------------------------
 
 
@@ -131,7 +122,7 @@ def test_sdk_sends_several_requests_over_one_connection(proxy, sdk):
         assert len(accepted) == 1
     finally:
         client.close()
-    assert wait_until(lambda: not proxy.server.httpd.live_threads())
+    assert wait_for(lambda: not proxy.server.httpd.live_threads(), 10)
 
 
 def test_sdk_stream_then_messages_reuse_the_connection(proxy, sdk):
@@ -211,7 +202,7 @@ def test_kept_connection_closed_by_client_between_requests_frees_its_thread(prox
     assert r.response()[0] == 200
     assert len(proxy.server.httpd.live_threads()) == 1  # waiting for the next request
     s.close()
-    assert wait_until(lambda: not proxy.server.httpd.live_threads())
+    assert wait_for(lambda: not proxy.server.httpd.live_threads(), 10)
     with connect(proxy) as s2:
         s2.sendall(post("/v1/messages", body))
         assert Reader(s2).response()[0] == 200
@@ -225,7 +216,7 @@ def test_idle_kept_connection_is_closed_by_the_server(proxy):
         status, headers, _ = r.response()
         assert status == 200 and headers["keep-alive"] == "timeout=0"
         assert r.at_eof()
-    assert wait_until(lambda: not proxy.server.httpd.live_threads())
+    assert wait_for(lambda: not proxy.server.httpd.live_threads(), 10)
 
 
 def test_request_cap_closes_the_connection_after_the_last_allowed_request(proxy):

@@ -1,4 +1,4 @@
-"""``ocproxy models [--refresh]`` through the real CLI, against a fake
+"""``ocproxy models [--refresh]`` through the real CLI, against a upstream
 model-list endpoint on a real socket (issue 15 item 3).
 
 The list shape is OpenAI's ``GET /v1/models`` answer, which OpenCode's
@@ -33,24 +33,17 @@ ZEN_IDS = [e.id for e in CATALOG if e.provider == ZEN]
 
 
 @pytest.fixture
-def fake():
-    f = FakeUpstream()
-    yield f
-    f.close()
-
-
-@pytest.fixture
 def home(tmp_path: Path) -> Path:
     h = tmp_path / "home"
     h.mkdir()
     return h
 
 
-def config_for(home: Path, fake: FakeUpstream) -> str:
+def config_for(home: Path, upstream: FakeUpstream) -> str:
     return write_config(home, {
         "api_key": "sk-list-key",
-        "opencode_go": {"base_url": fake.url("/zen/go/v1/chat/completions")},
-        "opencode_zen": {"base_url": fake.url("/zen/v1/chat/completions")},
+        "opencode_go": {"base_url": upstream.url("/zen/go/v1/chat/completions")},
+        "opencode_zen": {"base_url": upstream.url("/zen/v1/chat/completions")},
     })
 
 
@@ -62,13 +55,13 @@ def lines_of(out: str, model_id: str) -> list[str]:
     return [ln for ln in out.splitlines() if ln.split()[:1] == [model_id]]
 
 
-def test_good_lists_are_cached_and_shown(home, fake):
-    fake.on(GO_LIST, json_body(listing(*GO_IDS)))
-    fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
-    r = run(home, "models", "--refresh", "-c", config_for(home, fake))
+def test_good_lists_are_cached_and_shown(home, upstream):
+    upstream.on(GO_LIST, json_body(listing(*GO_IDS)))
+    upstream.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
+    r = run(home, "models", "--refresh", "-c", config_for(home, upstream))
     assert r.returncode == 0, r.stderr
     assert "Warning" not in r.stderr
-    calls = fake.calls()
+    calls = upstream.calls()
     assert sorted(c.path for c in calls) == [GO_LIST, ZEN_LIST]
     assert all(c.headers["authorization"] == "Bearer sk-list-key" for c in calls)
     cached = json.loads(cache_file(home).read_text())["providers"]
@@ -77,10 +70,10 @@ def test_good_lists_are_cached_and_shown(home, fake):
     assert len(new) == 1 and "not in the built-in table, limits unknown" in new[0]
     assert "not in opencode-go's list" in lines_of(r.stdout, "glm-5")[0]
     # a later plain listing reads the cache without the network
-    fake.on(GO_LIST, status(500))
+    upstream.on(GO_LIST, status(500))
     again = run(home, "models")
     assert again.returncode == 0 and len(lines_of(again.stdout, "kimi-k3")) == 1
-    assert len(fake.calls()) == 2
+    assert len(upstream.calls()) == 2
 
 
 @pytest.mark.parametrize("failure, reason", [
@@ -90,13 +83,13 @@ def test_good_lists_are_cached_and_shown(home, fake):
     (json_body({"object": "list", "data": [{"name": "no id"}]}), 'has no string "id"'),
     (json_body({"models": ["a"]}), 'no "data" list'),
 ], ids=["401", "html", "entry-without-id", "wrong-shape"])
-def test_a_failing_list_keeps_the_cached_catalog_with_one_warning(home, fake, failure, reason):
-    path = config_for(home, fake)
-    fake.on(GO_LIST, json_body(listing(*GO_IDS)))
-    fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
+def test_a_failing_list_keeps_the_cached_catalog_with_one_warning(home, upstream, failure, reason):
+    path = config_for(home, upstream)
+    upstream.on(GO_LIST, json_body(listing(*GO_IDS)))
+    upstream.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
     assert run(home, "models", "--refresh", "-c", path).returncode == 0
     before = cache_file(home).read_text()
-    fake.on(GO_LIST, failure)
+    upstream.on(GO_LIST, failure)
     r = run(home, "models", "--refresh", "-c", path)
     assert r.returncode == 0
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("Warning:")]
@@ -107,10 +100,10 @@ def test_a_failing_list_keeps_the_cached_catalog_with_one_warning(home, fake, fa
     assert len(lines_of(r.stdout, "kimi-k3")) == 1  # still listed from the cache
 
 
-def test_no_cache_and_a_refused_key_keeps_the_built_in_catalog(home, fake):
-    fake.on(GO_LIST, status(401))
-    fake.on(ZEN_LIST, status(401))
-    r = run(home, "models", "--refresh", "-c", config_for(home, fake))
+def test_no_cache_and_a_refused_key_keeps_the_built_in_catalog(home, upstream):
+    upstream.on(GO_LIST, status(401))
+    upstream.on(ZEN_LIST, status(401))
+    r = run(home, "models", "--refresh", "-c", config_for(home, upstream))
     assert r.returncode == 0
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("Warning:")]
     assert [w.split(":")[1].strip() for w in warnings] == [GO, ZEN]
@@ -120,10 +113,10 @@ def test_no_cache_and_a_refused_key_keeps_the_built_in_catalog(home, fake):
         assert [entry.id, entry.provider, entry.endpoint] in [ln.split()[:3] for ln in lines_of(r.stdout, entry.id)]
 
 
-def test_unreachable_list_is_a_warning_not_a_traceback(home, fake):
+def test_unreachable_list_is_a_warning_not_a_traceback(home, upstream):
     path = write_config(home, {"api_key": "k", "opencode_go": {"base_url": "http://127.0.0.1:9/v1/chat/completions"},
-                               "opencode_zen": {"base_url": fake.url("/zen/v1/chat/completions")}})
-    fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
+                               "opencode_zen": {"base_url": upstream.url("/zen/v1/chat/completions")}})
+    upstream.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
     r = run(home, "models", "--refresh", "-c", path)
     assert r.returncode == 0 and "Traceback" not in r.stderr
     assert "cannot reach http://127.0.0.1:9/v1/models" in r.stderr
@@ -152,16 +145,16 @@ def test_list_url(base, url):
     assert catalog_refresh.list_url(ProviderConfig(base_url=base, anthropic_base_url="")) == url
 
 
-def test_the_configured_key_goes_out_even_with_a_netrc_entry(home, fake):
+def test_the_configured_key_goes_out_even_with_a_netrc_entry(home, upstream):
     (home / ".netrc").write_text("machine 127.0.0.1 login someone password other-secret\n")
     (home / ".netrc").chmod(0o600)
-    fake.on(GO_LIST, json_body(listing(*GO_IDS)))
-    fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
-    assert run(home, "models", "--refresh", "-c", config_for(home, fake)).returncode == 0
-    assert {c.headers["authorization"] for c in fake.calls()} == {"Bearer sk-list-key"}
+    upstream.on(GO_LIST, json_body(listing(*GO_IDS)))
+    upstream.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
+    assert run(home, "models", "--refresh", "-c", config_for(home, upstream)).returncode == 0
+    assert {c.headers["authorization"] for c in upstream.calls()} == {"Bearer sk-list-key"}
 
 
-def test_an_id_only_the_refreshed_list_names_is_known_to_validate_and_routing(home, fake, start_proxy, sdk):
+def test_an_id_only_the_refreshed_list_names_is_known_to_validate_and_routing(home, upstream, start_proxy, sdk):
     """After a refresh, a model newer than the built-in table (kimi-k3) is
     no validate warning, and a client asking for it by name reaches it on
     the provider whose list named it."""
@@ -174,23 +167,23 @@ def test_an_id_only_the_refreshed_list_names_is_known_to_validate_and_routing(ho
         "api_key": "sk-list-key",
         "models": {"default": {"model_id": "kimi-k3"}},
         "quota": {"enabled": False},
-        "opencode_go": {"base_url": fake.url("/zen/go/v1/chat/completions")},
-        "opencode_zen": {"base_url": fake.url("/zen/v1/chat/completions")},
+        "opencode_go": {"base_url": upstream.url("/zen/go/v1/chat/completions")},
+        "opencode_zen": {"base_url": upstream.url("/zen/v1/chat/completions")},
     })
     before = run(home, "validate", "-c", path)
     assert '"kimi-k3" is not in the opencode-go catalog' in before.stdout + before.stderr
-    fake.on(GO_LIST, json_body(listing(*GO_IDS)))
-    fake.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
+    upstream.on(GO_LIST, json_body(listing(*GO_IDS)))
+    upstream.on(ZEN_LIST, json_body(listing(*ZEN_IDS)))
     assert run(home, "models", "--refresh", "-c", path).returncode == 0
     after = run(home, "validate", "-c", path)
     assert after.returncode == 0 and "kimi-k3" not in after.stdout + after.stderr, after.stdout + after.stderr
 
     config = load_config(path, env={"HOME": str(home)})
     assert "kimi-k3" in config.listed_models[GO]
-    fake.on("/zen/go/v1/chat/completions", json_body(chat_completion("from k3", model="kimi-k3")))
+    upstream.on("/zen/go/v1/chat/completions", json_body(chat_completion("from k3", model="kimi-k3")))
     proxy = start_proxy(dataclasses.replace(config, port=0, respect_requested_model=True,
                                             models={"default": dataclasses.replace(config.models["default"],
                                                                                    model_id="kimi-k2.6")}))
     reply = sdk(proxy).messages.create(model="kimi-k3", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
     assert reply.content[0].text == "from k3" and reply.model == "kimi-k3"
-    assert [c.json["model"] for c in fake.calls("/zen/go/v1/chat/completions")] == ["kimi-k3"]
+    assert [c.json["model"] for c in upstream.calls("/zen/go/v1/chat/completions")] == ["kimi-k3"]
