@@ -17,8 +17,6 @@ import os
 import time
 from pathlib import Path
 
-import requests
-
 from ocproxy.catalog import GO, ZEN
 from ocproxy.config import Config, ProviderConfig
 from ocproxy.models_cache import Cached, read_cache, write_cache
@@ -54,10 +52,13 @@ def parse_list(data: bytes) -> list[str]:
     return ids
 
 
-def get_list(url: str, key: str) -> requests.Response:
-    """GET a model list with ``key``. A session of its own: proxies and CA
-    bundle from the environment, but never ~/.netrc, whose entry would
-    replace the key (as for every upstream call). Raises requests' errors."""
+def get_list(url: str, key: str):
+    """GET a model list with ``key`` (a ``requests.Response``). A session of
+    its own: proxies and CA bundle from the environment, but never ~/.netrc,
+    whose entry would replace the key (as for every upstream call). Raises
+    requests' errors."""
+    import requests  # imported here: every ocproxy command would pay its ~50 ms start-up
+
     with requests.Session() as session:
         session.trust_env = False
         return session.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
@@ -69,6 +70,8 @@ def get_list(url: str, key: str) -> requests.Response:
 def fetch_ids(url: str, key: str) -> list[str]:
     """The ids listed at ``url``; ``ListFailed`` on a network error, a
     non-200 answer or an answer that is no model list."""
+    import requests
+
     try:
         resp = get_list(url, key)
     except requests.RequestException as exc:

@@ -18,8 +18,6 @@ import shlex
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Mapping
 
 from ocproxy import daemon
@@ -110,6 +108,8 @@ def cmd_env(config_arg: str | None) -> int:
 
 def answering(url: str) -> bool:
     """An ocproxy answers ``/health`` at ``url``."""
+    import urllib.request  # only `ocproxy claude` asks; the status line must start fast
+
     try:
         with urllib.request.urlopen(url + "/health", timeout=2) as resp:
             return json.loads(resp.read()).get("service") == "ocproxy"

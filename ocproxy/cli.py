@@ -16,7 +16,10 @@ import shutil
 import sys
 from typing import Sequence
 
-from ocproxy import __version__, claude_env, daemon, models_cmd, validate_command
+from ocproxy import __version__
+
+# The subcommands' modules are imported where they are used: `ocproxy
+# statusline` runs on every Claude Code prompt and must start fast.
 from ocproxy.initfile import LIMIT_NOFILE, write_private_config
 from ocproxy.config import (
     Config,
@@ -121,6 +124,8 @@ def _print_summary(config: Config) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ocproxy import validate_command
+
     return validate_command.run(args.config, args.online, _print_summary)
 
 
@@ -148,6 +153,8 @@ def _systemd_quote(word: str) -> str:
 
 
 def systemd_unit(config_path: str | None, port: int | None) -> str:
+    from ocproxy import daemon
+
     command = [*_program(), "serve"]
     if config_path:
         command += ["--config", os.path.abspath(expand_user(config_path, os.environ))]
@@ -182,6 +189,8 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ocproxy import daemon
+
     path = resolve_config_path(args.config, os.environ)
     if args.config and path:
         # As in Go: --config names the file for the whole process, so any
@@ -225,11 +234,15 @@ def _instance_port(args: argparse.Namespace) -> int | None:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from ocproxy import daemon
+
     port = _instance_port(args)
     return EXIT_BAD_CONFIG if port is None else daemon.stop(port)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from ocproxy import daemon
+
     port = _instance_port(args)
     return EXIT_BAD_CONFIG if port is None else daemon.status(port)
 
@@ -238,6 +251,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ocproxy import claude_env, models_cmd
+
     parser = argparse.ArgumentParser(prog="ocproxy", description="Claude Code to OpenCode Go/Zen proxy")
     parser.add_argument("--version", action="version", version=f"ocproxy version {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -292,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["claude"]:  # every later argument is claude's own, parsed by nobody here
+        from ocproxy import claude_env
+
         args = argparse.Namespace(func=lambda _: claude_env.cmd_claude(argv[1:]))
     else:
         try:

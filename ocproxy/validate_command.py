@@ -16,8 +16,6 @@ import os
 import sys
 from typing import Callable, Mapping
 
-import requests
-
 from ocproxy import catalog_refresh, models_cache
 from ocproxy.catalog import ZEN, normalise_provider, provider_of
 from ocproxy.config import (
@@ -95,6 +93,8 @@ def providers_in_use(config: Config) -> list[str]:
 def online_findings(config: Config, out: Callable[[str], None]) -> list[Finding]:
     """One model-list request per provider in use and key; a 401/403 is an
     error naming the provider and the key's place in the pool, never the key."""
+    import requests  # only --online needs it
+
     found: list[Finding] = []
     keys = list(dict.fromkeys(k for k in config.key_pool if k))
     for provider in providers_in_use(config):

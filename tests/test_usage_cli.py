@@ -99,7 +99,10 @@ def test_statusline_reads_claude_codes_json_and_prints_one_line(home):
               "cwd": "/work", "model": {"id": "claude-opus-4-8", "display_name": "Opus"},
               "workspace": {"current_dir": "/work", "project_dir": "/work"}, "version": "2.1.197",
               "cost": {"total_cost_usd": 0.0}}
+    started = time.monotonic()
     done = ocproxy(home, "statusline", stdin=json.dumps(status))
+    # reported, not asserted: speed is make bench's business
+    print(f"ocproxy statusline took {(time.monotonic() - started) * 1000:.0f} ms, Python start-up included")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "kimi-k2.6 · 60.0k in 4.6k out · $0.0435 · Go 5h 12% wk 30% mo 25%\n"
 
