@@ -205,8 +205,11 @@ class ConnectionHandler(WSGIRequestHandler):
         body = None
         if "wsgi.input_terminated" not in environ:
             length = int(self.headers.get("Content-Length", "0").strip() or 0)
-            body = _SizedBody(self.rfile, length)
-            environ["wsgi.input"] = io.BufferedReader(body, 65536) if length else body
+            # Unbuffered: werkzeug's LimitedStream reads it 64 kB at a time
+            # anyway, and a 64 kB buffer here stayed allocated for as long as
+            # a stream held the request (tracemalloc: 64 of the 131 kB of
+            # Python memory each held stream added).
+            environ["wsgi.input"] = body = _SizedBody(self.rfile, length)
         status_set: str | None = None
         headers_set: list[tuple[str, str]] | None = None
         status_sent: str | None = None
