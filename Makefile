@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-load bench clean claude-code redis-server chromium
+.PHONY: run test test-load bench clean claude-code claude-code-router redis-server chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,9 +57,21 @@ test: $(STAMP) redis-server $(if $(HAVE_NPM),claude-code) chromium
 test-load: $(STAMP)
 	$(PY) -m pytest -m load $(PYTEST_ARGS)
 
+# claude-code-router 2.x for `make bench`'s optional `ccr` target (issue 19's
+# comparison), installed from npm into .cache/claude-code-router; a failed
+# install does not stop make: bench.py then leaves ccr out.
+CCR := .cache/claude-code-router/node_modules/@musistudio/claude-code-router/dist/cli.js
+
+claude-code-router:
+	@if [ ! -f $(CCR) ]; then \
+	  mkdir -p .cache/claude-code-router && \
+	  npm install --prefix .cache/claude-code-router --no-audit --no-fund --loglevel=error @musistudio/claude-code-router@2 || \
+	  echo "make claude-code-router: npm install failed; make bench runs without the ccr target"; \
+	fi
+
 # The benchmark wants nginx (static fake upstream) and wrk (load generator);
 # as root with apt it installs them, else bench.py falls back to Python ones.
-bench: $(STAMP)
+bench: $(STAMP) $(if $(HAVE_NPM),claude-code-router)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	   ! { command -v wrk >/dev/null 2>&1 && { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }; }; then \
 	  echo "make bench: installing nginx and wrk"; \

@@ -9,7 +9,10 @@ One run measures, side by side:
   ocproxy.wsgi:application`` (where a production host's extra throughput
   lies; not a target), state in memory;
 * ``gunicorn-redis`` -- the same with ``state`` in a redis-server of its own
-  (breakers, rate limits, key rotation shared by the workers).
+  (breakers, rate limits, key rotation shared by the workers);
+* ``ccr`` -- claude-code-router 2.0 (Node), when ``make bench`` could install
+  it with npm: the issue's comparison for non-streaming req/s. Its streams
+  are not measured (see bench/README.md).
 
 against a fake upstream on loopback: nginx serving a static completion JSON
 and a static 2,000-delta SSE file when nginx is installed (``make bench``
@@ -44,11 +47,14 @@ import time
 
 from clients import SLOW_DELTAS, SLOW_GAP, hold_streams, py_load, stream_once, streams_per_second, wrk_run
 from servers import (
-    DELTAS, HERE, PY, _procs, cpu_seconds, free_port, redis_server_binary, rss_kb, spawn, start_redis, start_server,
-    start_upstream, stop, wait_port,
+    DELTAS, HERE, PY, _procs, ccr_installed, cpu_seconds, free_port, redis_server_binary, rss_kb, spawn, start_redis,
+    start_server, start_upstream, stop, wait_port,
 )
 
-KINDS = ("relay", "ocproxy", "gunicorn", "gunicorn-redis")
+KINDS = ("relay", "ocproxy", "ccr", "gunicorn", "gunicorn-redis")
+#: Kinds whose streams are not measured: claude-code-router's streamed
+#: request did not complete against the static fake upstream (0 deltas).
+NO_STREAMS = ("ccr",)
 
 
 def warm_up(kind: str, p: subprocess.Popen, port: int) -> dict:
@@ -56,7 +62,8 @@ def warm_up(kind: str, p: subprocess.Popen, port: int) -> dict:
     the idle RSS."""
     for _ in range(20):
         py_load(port, 1, 0.05)
-        stream_once(port)
+        if kind not in NO_STREAMS:
+            stream_once(port)
     time.sleep(0.5)
     return {"idle_rss_mb": rss_kb(p.pid) / 1024}
 
@@ -97,6 +104,8 @@ def load_points(servers: dict, results: dict, tmp: str, args, wrk: bool) -> None
 
 def measure_streams(kind: str, p: subprocess.Popen, port: int, args) -> dict:
     res: dict = {}
+    if kind in NO_STREAMS:
+        return res
     runs = [stream_once(port) for _ in range(args.streams)]
     cpu0 = cpu_seconds(p.pid)
     runs += [stream_once(port) for _ in range(args.streams)]
@@ -157,6 +166,8 @@ def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
         row(f"  deltas lost / expected", lambda r, n=n: f"{r['held'][n]['lost']}/{r['held'][n]['expected']}")
         row(f"  streams completed", lambda r, n=n: r["held"][n]["complete"], "d")
         row(f"  keep-alives received", lambda r, n=n: r["held"][n]["keepalives"], "d")
+    if "ccr" in kinds:
+        lines.append("(ccr: claude-code-router, non-streaming rows only; its streams are not measured)")
     if "gunicorn" in kinds or "gunicorn-redis" in kinds:
         lines.append("(gunicorn: 2 workers x 64 threads hold at most 128 streams, so no held-stream rows; "
                      "RSS is master + workers)")
@@ -177,8 +188,8 @@ def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
             verdict = "" if target.startswith("(") else ("MET" if ok(x / y) else "NOT MET")
             lines.append(f"{label:34} {x / y:5.2f}   {target:<22} {verdict}".rstrip())
 
-        # claude-code-router is not a target here (not installed): the
-        # issue's relay-relative targets stand in for it.
+        # The issue's relay-relative targets, which stand in for
+        # claude-code-router's where it is not installed.
         ratio("req/s c=1", o["c1"]["rps"], b["c1"]["rps"], ">= 1.60", lambda v: v >= 1.6)
         ratio("req/s c=16", o["c16"]["rps"], b["c16"]["rps"], ">= 2.00", lambda v: v >= 2.0)
         ratio("req/s c=64", o["c64"]["rps"], b["c64"]["rps"], "(info)", lambda v: True)
@@ -198,6 +209,17 @@ def report(results: dict, upstream_desc: str, loadgen: str, args) -> str:
             ok = h["peak_rss_mb"] <= 120 and h["lost"] == 0 and h["complete"] == big
             lines.append(f"{f'ocproxy {big} held streams MB':34} {h['peak_rss_mb']:5.1f}   <= 120 MB, none lost    "
                          f"{'MET' if ok else 'NOT MET'} (lost {h['lost']}, completed {h['complete']}/{big})")
+    if "ccr" in results and "ocproxy" in results:
+        o, r = results["ocproxy"], results["ccr"]
+        lines += ["", "ocproxy / claude-code-router       ratio   target"]
+        for c in (1, 16, 64):
+            v = o[f"c{c}"]["rps"] / r[f"c{c}"]["rps"]
+            target, verdict = (">= 1.00", "MET" if v >= 1.0 else "NOT MET") if c != 64 else ("(info)", "")
+            lines.append(f"{f'req/s c={c}':34} {v:5.2f}   {target:<22} {verdict}".rstrip())
+        for c in (1, 16):
+            v = o[f"c{c}"]["cpu_us"] / r[f"c{c}"]["cpu_us"]
+            lines.append(f"{f'CPU per request c={c}':34} {v:5.2f}   (info)")
+        lines.append(f"{'idle RSS':34} {o['idle_rss_mb'] / r['idle_rss_mb']:5.2f}   (info)")
     return "\n".join(lines)
 
 
@@ -209,7 +231,8 @@ def main() -> int:
     ap.add_argument("--held", type=int, nargs="*", default=[200, 1000], help="held-stream counts")
     ap.add_argument("--idle-seconds", type=float, default=60.0, help="idle time over which CPU is measured")
     ap.add_argument("--only", nargs="*", choices=KINDS,
-                    default=[k for k in KINDS if k != "gunicorn-redis" or redis_server_binary()])
+                    default=[k for k in KINDS if (k != "gunicorn-redis" or redis_server_binary())
+                             and (k != "ccr" or ccr_installed())])
     ap.add_argument("--python-upstream", action="store_true", help="use bench/fakeup.py even if nginx exists")
     ap.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
     args = ap.parse_args()

@@ -217,6 +217,29 @@ def ocproxy_config(tmp: str, port: int, up: int, slow: int, redis_url: str | Non
     return path
 
 
+#: claude-code-router's CLI, installed from npm by ``make bench`` (optional target).
+CCR_CLI = os.environ.get("CCR_CLI") or os.path.join(
+    ROOT, ".cache", "claude-code-router", "node_modules", "@musistudio", "claude-code-router", "dist", "cli.js")
+
+
+def ccr_installed() -> bool:
+    return os.path.exists(CCR_CLI) and shutil.which("node") is not None
+
+
+def ccr_home(tmp: str, port: int, up: int) -> str:
+    """A HOME whose ~/.claude-code-router/config.json sends every request to
+    the fake upstream as the one chat model, logging off (as ocproxy's
+    counterpart: its own text relay with routing)."""
+    home = os.path.join(tmp, "ccr-home")
+    os.makedirs(os.path.join(home, ".claude-code-router"), exist_ok=True)
+    with open(os.path.join(home, ".claude-code-router", "config.json"), "w") as f:
+        json.dump({"HOST": "127.0.0.1", "PORT": port, "LOG": False, "NON_INTERACTIVE_MODE": True,
+                   "Providers": [{"name": "bench", "api_base_url": f"http://127.0.0.1:{up}/v1/chat/completions",
+                                  "api_key": "sk-bench-000000000000", "models": ["kimi-k2.6"]}],
+                   "Router": {"default": "bench,kimi-k2.6"}}, f)
+    return home
+
+
 def start_server(kind: str, tmp: str, up: int, slow: int, root: str = ROOT,
                  redis_url: str | None = None) -> tuple[subprocess.Popen, int]:
     """Start ``kind`` with ``tmp`` as its HOME, running the ocproxy found in
@@ -232,6 +255,9 @@ def start_server(kind: str, tmp: str, up: int, slow: int, root: str = ROOT,
                "--slow-upstream", f"http://127.0.0.1:{slow}/v1/chat/completions"]
     elif kind == "ocproxy":
         cmd = [PY, "-m", "ocproxy", "serve", "--config", ocproxy_config(tmp, port, up, slow)]
+    elif kind == "ccr":
+        env["HOME"] = ccr_home(tmp, port, up)
+        cmd = ["node", CCR_CLI, "start"]
     else:  # gunicorn, gunicorn-redis: the documented multi-worker setup (multiprocess metrics)
         env["OCPROXY_CONFIG"] = ocproxy_config(tmp, port, up, slow, redis_url if kind == "gunicorn-redis" else None)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -239,6 +265,6 @@ def start_server(kind: str, tmp: str, up: int, slow: int, root: str = ROOT,
                "-k", "gthread", "--threads", "64", "-w", "2",
                "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048", "ocproxy.wsgi:application"]
     p = spawn(cmd, env=env, log=log, cwd=root)
-    wait_port(port, p)
+    wait_port(port, p, 60.0 if kind == "ccr" else 20.0)
     time.sleep(0.5)  # let gunicorn's workers come up
     return p, port

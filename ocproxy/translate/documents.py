@@ -16,9 +16,6 @@ import base64
 import binascii
 import io
 
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
-
 PDF = "application/pdf"
 #: Extracted text beyond this many characters is cut (with a note): a
 #: text-only model's context is the limit, and a book would fill it.
@@ -70,6 +67,10 @@ def pdf_text(data: str) -> str | None:
         return None
     if b"%PDF-" not in raw[:1024]:  # not a PDF at all: no need to ask the parser
         return None
+    # Imported on the first PDF: pypdf is 10 MB of a serving process's idle memory.
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
     try:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:

@@ -48,6 +48,10 @@ class AnswerTokens:
 
     def feed(self, frames: list[bytes]) -> None:
         for frame in frames:
+            # one bounded find per frame, no slice: a 2,000-delta stream
+            # calls this for every frame (py-spy: 16 % of the stream's GIL time)
+            if frame.find(b"message_", 0, 40) < 0:
+                continue
             head = frame[:40]
             if b"message_delta" in head:
                 self._take(frame, None)
