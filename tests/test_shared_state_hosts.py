@@ -107,9 +107,15 @@ def test_four_workers_share_breakers_and_metrics_and_survive_redis_stopping(tmp_
     redis_server.stop()
     codes = [host.post().status_code for _ in range(12)]
     assert codes == [200] * 12  # per-process breakers take over: slower, never failing
+    from tests.procs import wait_for
+
+    def unreachable() -> list[str]:  # the workers' log lines reach the pipe a little later
+        return [line for line in host.proc.output().splitlines()
+                if "logger=ocproxy.state" in line and "unreachable" in line]
+
+    assert wait_for(unreachable, 10), host.proc.output()
     out = host.proc.output()
-    warnings = [line for line in out.splitlines() if "logger=ocproxy.state" in line and "unreachable" in line]
-    assert 1 <= len(warnings) <= 4, out  # one per worker that noticed, not one per request
+    assert 1 <= len(unreachable()) <= 4, out  # one per worker that noticed, not one per request
     assert "Traceback" not in out and KEY not in out
     assert 'worker processes with state "memory"' not in out  # the start-up warning is for the memory backend
     text = host.get("/metrics").text
