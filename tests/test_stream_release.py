@@ -69,20 +69,27 @@ def _read_to_message_stop_then_reset(port: int, body: bytes) -> None:
         sock.close()  # RST, not FIN
 
 
-@pytest.mark.parametrize("host", ["serve", "gunicorn", "waitress"])
-def test_clients_resetting_after_message_stop_leave_no_stream_open(host, tmp_path, upstream, procs):
-    if host != "serve" and _binary("gunicorn" if host == "gunicorn" else "waitress-serve") is None:
-        pytest.skip(f"{host} is not installed in this environment")
-    upstream.on(GO_CHAT, sse(*chat_text_chunks(["released"])))
+def _start(host: str, tmp_path, upstream, procs, grace_ms: int):
+    """``host`` serving the fake upstream with a shutdown grace of
+    ``grace_ms``, answering /health; (process, port, base URL)."""
     port = free_port()
     config = tmp_path / "config.json"
     write_json(config, config_dict(upstream, port, KEY))
     home = tmp_path / "home"
     home.mkdir()
-    env = clean_env(home, OCPROXY_CONFIG=str(config), OCPROXY_SHUTDOWN_GRACE_MS="60000")
+    env = clean_env(home, OCPROXY_CONFIG=str(config), OCPROXY_SHUTDOWN_GRACE_MS=str(grace_ms))
     proc = procs.start(_command(host, port, config), env, name=host)
     url = f"http://127.0.0.1:{port}"
     wait_health(url, proc, timeout=20)
+    return proc, port, url
+
+
+@pytest.mark.parametrize("host", ["serve", "gunicorn", "waitress"])
+def test_clients_resetting_after_message_stop_leave_no_stream_open(host, tmp_path, upstream, procs):
+    if host != "serve" and _binary("gunicorn" if host == "gunicorn" else "waitress-serve") is None:
+        pytest.skip(f"{host} is not installed in this environment")
+    upstream.on(GO_CHAT, sse(*chat_text_chunks(["released"])))
+    proc, port, url = _start(host, tmp_path, upstream, procs, grace_ms=60000)
     body = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 10, "stream": True,
                        "messages": [{"role": "user", "content": PAD}]}).encode()
 
@@ -121,15 +128,7 @@ def test_sigterm_while_a_stream_waits_for_its_first_byte_answers_529(host, tmp_p
     from tests.fakes import no_headers
 
     upstream.on(GO_CHAT, no_headers(hold=30.0))
-    port = free_port()
-    config = tmp_path / "config.json"
-    write_json(config, config_dict(upstream, port, KEY))
-    home = tmp_path / "home"
-    home.mkdir()
-    env = clean_env(home, OCPROXY_CONFIG=str(config), OCPROXY_SHUTDOWN_GRACE_MS="300")
-    proc = procs.start(_command(host, port, config), env, name=host)
-    url = f"http://127.0.0.1:{port}"
-    wait_health(url, proc, timeout=20)
+    proc, _, url = _start(host, tmp_path, upstream, procs, grace_ms=300)
     client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0, timeout=20)
     raised: list[BaseException] = []
 
