@@ -137,6 +137,35 @@ def tool_input(events: list[dict], index: int) -> dict:
     return json.loads("".join(parts))
 
 
+def accumulate(events: list[dict]) -> dict:
+    """The message a client builds from the events: its content blocks (text,
+    thinking with its signature, tool inputs parsed), stop reason and usage."""
+    blocks: dict[int, dict] = {}
+    partial: dict[int, str] = {}
+    message = {"content": [], "stop_reason": None, "usage": None}
+    for e in events:
+        kind = e["type"]
+        if kind == "content_block_start":
+            blocks[e["index"]] = dict(e["content_block"])
+        elif kind == "content_block_delta":
+            d, block = e["delta"], blocks[e["index"]]
+            if d["type"] == "text_delta":
+                block["text"] += d["text"]
+            elif d["type"] == "thinking_delta":
+                block["thinking"] += d["thinking"]
+            elif d["type"] == "signature_delta":
+                block["signature"] = d["signature"]
+            elif d["type"] == "input_json_delta":
+                partial[e["index"]] = partial.get(e["index"], "") + d["partial_json"]
+        elif kind == "content_block_stop" and partial.get(e["index"]):
+            blocks[e["index"]]["input"] = json.loads(partial[e["index"]])
+        elif kind == "message_delta":
+            message["stop_reason"] = e["delta"]["stop_reason"]
+            message["usage"] = e["usage"]
+    message["content"] = [blocks[i] for i in sorted(blocks)]
+    return message
+
+
 def check_grammar(events: list[dict]) -> None:
     """One message_start first, indices from 0 without gaps, every block
     stopped once before the single message_delta, message_stop last."""

@@ -22,6 +22,7 @@ from ocproxy.translate.chat_stream import ChatStreamTranslator
 from ocproxy.translate.ids import sequential
 from ocproxy.translate.think_tags import ThinkTagSplitter, split_whole
 from tests import quirks
+from tests.sseclient import accumulate
 from tests.test_chat_stream import check_invariants, parse_frames
 
 FIXTURES = quirks.load()
@@ -43,35 +44,12 @@ def translate(fixture: dict, pieces: list[bytes]) -> tuple[list[bytes], str | No
 
 
 def fold(events: list[dict]) -> dict:
-    """The message a client accumulates from the events (thinking signatures
-    and the message id left out)."""
-    blocks: dict[int, dict] = {}
-    partial: dict[int, str] = {}
-    out = {"content": [], "stop_reason": None, "usage": None}
-    for e in events:
-        kind = e["type"]
-        if kind == "content_block_start":
-            block = dict(e["content_block"])
-            block.pop("signature", None)
-            blocks[e["index"]] = block
-            partial[e["index"]] = ""
-        elif kind == "content_block_delta":
-            d, block = e["delta"], blocks[e["index"]]
-            if d["type"] == "text_delta":
-                block["text"] += d["text"]
-            elif d["type"] == "thinking_delta":
-                block["thinking"] += d["thinking"]
-            elif d["type"] == "input_json_delta":
-                partial[e["index"]] += d["partial_json"]
-        elif kind == "content_block_stop":
-            block = blocks[e["index"]]
-            if block["type"] == "tool_use":
-                block["input"] = json.loads(partial[e["index"]] or "{}")
-        elif kind == "message_delta":
-            out["stop_reason"] = e["delta"]["stop_reason"]
-            out["usage"] = e["usage"]
-    out["content"] = [blocks[i] for i in sorted(blocks)]
-    return out
+    """The message a client accumulates from the events, thinking signatures
+    left out (they are opaque)."""
+    message = accumulate(events)
+    for block in message["content"]:
+        block.pop("signature", None)
+    return message
 
 
 def check(fixture: dict, frames: list[bytes], error: str | None) -> None:

@@ -19,6 +19,7 @@ from ocproxy.translate.gemini_stream import convert_response as gemini_convert
 from ocproxy.translate.ids import sequential
 from ocproxy.translate.responses_stream import ResponsesStreamTranslator
 from ocproxy.translate.responses_stream import convert_response as responses_convert
+from tests import sseclient
 from tests import webfixtures as wf
 from tests.sseclient import check_grammar, translate
 from tests.sseclient import frame_events as sse_events
@@ -44,24 +45,7 @@ def wire(build, model, req):
 
 def accumulate(events: list[dict]) -> list[dict]:
     """The content blocks a client builds from the events."""
-    blocks: dict[int, dict] = {}
-    partial: dict[int, str] = {}
-    for e in events:
-        if e["type"] == "content_block_start":
-            blocks[e["index"]] = dict(e["content_block"])
-        elif e["type"] == "content_block_delta":
-            d, b = e["delta"], blocks[e["index"]]
-            if d["type"] == "text_delta":
-                b["text"] += d["text"]
-            elif d["type"] == "thinking_delta":
-                b["thinking"] += d["thinking"]
-            elif d["type"] == "signature_delta":
-                b["signature"] = d["signature"]
-            elif d["type"] == "input_json_delta":
-                partial[e["index"]] = partial.get(e["index"], "") + d["partial_json"]
-        elif e["type"] == "content_block_stop" and e["index"] in partial:
-            blocks[e["index"]]["input"] = json.loads(partial[e["index"]])
-    return [blocks[i] for i in sorted(blocks)]
+    return sseclient.accumulate(events)["content"]
 
 
 def splits(data: bytes, seed: int) -> list[bytes]:
