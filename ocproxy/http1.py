@@ -13,7 +13,6 @@ import email.utils
 import io
 import logging
 import select
-import selectors
 import socket
 import time
 
@@ -185,6 +184,13 @@ class ConnectionHandler(WSGIRequestHandler):
 
     def run_wsgi(self) -> None:
         self.server.mark_busy(self.connection)
+        try:
+            self._answer()
+        finally:
+            if self.close_connection:
+                _lingering_close(self.connection, self.rfile, self.wfile)
+
+    def _answer(self) -> None:
         reason = framing_error(self.headers)
         if reason is not None:
             body = ('{"type":"error","error":{"type":"invalid_request_error","message":"%s"}}'
@@ -298,8 +304,6 @@ class ConnectionHandler(WSGIRequestHandler):
                     application_iter.close()
                 if not completed:
                     self.close_connection = True
-                if self.close_connection:
-                    _drain(self.connection, self.rfile)
 
         try:
             execute(self.server.app)
@@ -327,14 +331,24 @@ class ConnectionHandler(WSGIRequestHandler):
             self.rfile.close()
 
 
-def _drain(connection: socket.socket, rfile) -> None:
-    """Before closing: read what the client still sends, bounded, so a
-    refused body gets its answer instead of a reset (werkzeug's drain)."""
-    selector = selectors.DefaultSelector()
+def _lingering_close(connection: socket.socket, rfile, wfile) -> None:
+    """Before closing: end our side at once (the client sees the answer's
+    end now, not after the drain), then read what the client still sends,
+    bounded, so a refused body gets its answer instead of a reset.
+
+    werkzeug drains with the write side open, so every ``Connection: close``
+    answer reached its client's EOF 10 ms late (the drain's last wait): the
+    time the bench measured for a 2,000-delta stream was half that wait."""
     try:
-        selector.register(connection, selectors.EVENT_READ)
-        total = reads = 0
-        while selector.select(timeout=0.01):
+        wfile.flush()
+        connection.shutdown(socket.SHUT_WR)
+    except (OSError, ValueError):  # the client already left
+        return
+    poller = select.poll()
+    poller.register(connection, select.POLLIN)
+    total = reads = 0
+    try:
+        while poller.poll(10):
             data = rfile.read1(10_000_000)
             total += len(data)
             reads += 1
@@ -342,5 +356,3 @@ def _drain(connection: socket.socket, rfile) -> None:
                 break
     except (OSError, ValueError):
         pass
-    finally:
-        selector.close()

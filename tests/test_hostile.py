@@ -450,3 +450,41 @@ def test_stream_frames_stay_whole_for_a_client_that_reads_one_byte_at_a_time(pro
         rest = dechunk(rest)
     frames = parse_frames(rest)
     assert frames[-1].startswith(b"event: message_stop")
+
+
+def test_a_refused_body_gets_its_answer_and_end_while_the_client_still_sends(proxy):
+    """The server ends its side right after the 413, then reads what the
+    client still sends: the client learns of the refusal (and sees EOF)
+    without having to stop sending first. A drain with the write side open
+    kept the connection's end back for as long as the client kept sending."""
+    piece = b"x" * 16384
+    sent = [0]
+    stop = threading.Event()
+    with socket.create_connection(("127.0.0.1", port_of(proxy)), timeout=10) as s:
+        s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % FORTY_MB)
+
+        def send_slowly():
+            try:
+                while not stop.is_set() and sent[0] < FORTY_MB:
+                    s.sendall(piece)
+                    sent[0] += len(piece)
+                    time.sleep(0.001)
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=send_slowly)
+        sender.start()
+        try:
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+            sent_at_eof = sent[0]
+        finally:
+            stop.set()
+            sender.join()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"Connection: close" in answer
+    # the old drain read on (up to 1,000 reads) before closing: ~16 MB here
+    assert sent_at_eof < 4 * 1024 * 1024, sent_at_eof
+    assert_served(proxy)
