@@ -1,0 +1,139 @@
+"""A kept (keep-alive) upstream connection, through the real server: the
+requests on it arrive whole (head and small body go out in one send, a
+large body after its head), and a read on it still times out at the
+attempt's limit although its socket timeout is no longer set anew for
+every request."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from ocproxy.config import ModelConfig
+from ocproxy.upstream.client import JOIN_BODY_MAX
+from tests.conftest import GO_CHAT, ZEN_CHAT, make_config
+from tests.fakes import chat_auto, chat_completion
+
+BODY = {"model": "claude-sonnet-4-5", "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def completion(text: str) -> bytes:
+    data = json.dumps(chat_completion(text)).encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data)) + data
+
+
+class KeptUpstream:
+    """A chat upstream that keeps its connections open, serving one at a
+    time. ``answers[i]`` answers the i-th request: the bytes to send, or None
+    to stay silent until the peer leaves. ``requests`` records (connection
+    number, head, body) of each. The accept thread is joined by close()."""
+
+    def __init__(self, answers):
+        self._answers = list(answers)
+        self._lock = threading.Lock()  # guards requests
+        self.requests: list[tuple[int, bytes, bytes]] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="kept-upstream")
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}{ZEN_CHAT}"
+
+    def _serve(self) -> None:
+        number = 0
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            number += 1
+            with conn:
+                conn.settimeout(30)
+                self._one_connection(conn, number)
+
+    def _one_connection(self, conn: socket.socket, number: int) -> None:
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            while len(buf) < length:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            body, buf = buf[:length], buf[length:]
+            with self._lock:
+                self.requests.append((number, head, body))
+                answer = self._answers.pop(0) if self._answers else None
+            if answer is None:
+                while conn.recv(65536):  # silent until the peer leaves
+                    pass
+                return
+            conn.sendall(answer)
+
+    def close(self) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def kept():
+    servers = []
+
+    def start(answers):
+        servers.append(KeptUpstream(answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def config_for(upstream, kept_upstream, **kw):
+    """model-a on the kept upstream, falling back to model-b on the fake one."""
+    cfg = make_config(upstream, **kw)
+    zen = dataclasses.replace(cfg.opencode_zen, base_url=kept_upstream.url)
+    a = ModelConfig(provider="opencode-zen", model_id="model-a", endpoint="chat")
+    b = ModelConfig(provider="opencode-go", model_id="model-b", endpoint="chat")
+    return dataclasses.replace(cfg, opencode_zen=zen, models={"default": a, "fast": a},
+                               fallbacks={"default": (b,), "fast": (b,)})
+
+
+def test_requests_on_a_kept_upstream_connection_arrive_whole(upstream, kept, start_proxy, sdk):
+    server = kept([completion("one"), completion("two"), completion("three")])
+    proxy = start_proxy(config_for(upstream, server))
+    large = dict(BODY, messages=[{"role": "user", "content": "x" * (JOIN_BODY_MAX + 1000)}])
+    with sdk(proxy) as client:
+        texts = [client.messages.create(**body).content[0].text for body in (BODY, BODY, large)]
+    assert texts == ["one", "two", "three"]
+    assert [number for number, _, _ in server.requests] == [1, 1, 1]  # one connection, kept
+    sent = [json.loads(body) for _, _, body in server.requests]
+    assert [s["model"] for s in sent] == ["model-a"] * 3
+    assert sent[2]["messages"][-1]["content"] == "x" * (JOIN_BODY_MAX + 1000)
+    assert upstream.calls(GO_CHAT) == []
+
+
+def test_a_silent_answer_on_a_kept_upstream_connection_hits_the_limit(upstream, kept, start_proxy, sdk):
+    server = kept([completion("one"), None])
+    upstream.on(GO_CHAT, chat_auto("from b"))
+    proxy = start_proxy(config_for(upstream, server, timeout_ms=800))
+    with sdk(proxy) as client:
+        assert client.messages.create(**BODY).content[0].text == "one"
+        started = time.monotonic()
+        assert client.messages.create(**BODY).content[0].text == "from b"
+    assert 0.7 < time.monotonic() - started < 3
+    assert [number for number, _, _ in server.requests] == [1, 1]  # the second went out on the kept one
