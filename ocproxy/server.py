@@ -426,6 +426,9 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
     never claims to run) and removed on the way out.
     """
     logs = setup_logging(config.log_level, secrets=secrets_of(config))
+    # Our line format has no process id, and every LogRecord asked the kernel
+    # for it (a WSGI host keeps it: gunicorn's own format prints it).
+    logging.logProcesses = False
     try:
         return _run(config, config_path, cli_host, cli_port, daemon_child)
     finally:
