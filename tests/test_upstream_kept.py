@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -33,8 +37,9 @@ class KeptUpstream:
     to stay silent until the peer leaves. ``requests`` records (connection
     number, head, body) of each. The accept thread is joined by close()."""
 
-    def __init__(self, answers):
+    def __init__(self, answers, tls: ssl.SSLContext | None = None):
         self._answers = list(answers)
+        self._tls = tls
         self._lock = threading.Lock()  # guards requests
         self.requests: list[tuple[int, bytes, bytes]] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -44,7 +49,8 @@ class KeptUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}{ZEN_CHAT}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}{ZEN_CHAT}"
 
     def _serve(self) -> None:
         number = 0
@@ -56,7 +62,14 @@ class KeptUpstream:
             number += 1
             with conn:
                 conn.settimeout(30)
-                self._one_connection(conn, number)
+                try:
+                    if self._tls:
+                        conn = self._tls.wrap_socket(conn, server_side=True)
+                    self._one_connection(conn, number)
+                except OSError:  # a TLS handshake or a connection that broke
+                    pass
+                finally:
+                    conn.close()
 
     def _one_connection(self, conn: socket.socket, number: int) -> None:
         buf = b""
@@ -94,8 +107,8 @@ class KeptUpstream:
 def kept():
     servers = []
 
-    def start(answers):
-        servers.append(KeptUpstream(answers))
+    def start(answers, tls=None):
+        servers.append(KeptUpstream(answers, tls))
         return servers[-1]
 
     yield start
@@ -137,3 +150,27 @@ def test_a_silent_answer_on_a_kept_upstream_connection_hits_the_limit(upstream, 
         assert client.messages.create(**BODY).content[0].text == "from b"
     assert 0.7 < time.monotonic() - started < 3
     assert [number for number, _, _ in server.requests] == [1, 1]  # the second went out on the kept one
+
+
+def test_a_kept_tls_upstream_connection_is_reused_and_still_times_out(upstream, kept, start_proxy, sdk,
+                                                                      tmp_path, monkeypatch):
+    if not shutil.which("openssl"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("openssl is needed to make the test certificate")
+        pytest.skip("openssl is not installed: no certificate for the TLS upstream")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)  # read when the upstream session is made
+    server = kept([completion("one"), completion("two"), None], tls)
+    upstream.on(GO_CHAT, chat_auto("from b"))
+    proxy = start_proxy(config_for(upstream, server, timeout_ms=800))
+    with sdk(proxy) as client:
+        assert [client.messages.create(**BODY).content[0].text for _ in range(2)] == ["one", "two"]
+        started = time.monotonic()
+        assert client.messages.create(**BODY).content[0].text == "from b"
+    assert 0.7 < time.monotonic() - started < 3
+    assert [number for number, _, _ in server.requests] == [1, 1, 1]  # all three on one TLS connection
