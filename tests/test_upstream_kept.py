@@ -127,16 +127,19 @@ def config_for(upstream, kept_upstream, **kw):
 
 
 def test_requests_on_a_kept_upstream_connection_arrive_whole(upstream, kept, start_proxy, sdk):
-    server = kept([completion("one"), completion("two"), completion("three")])
+    server = kept([completion("one"), completion("two"), completion("three"), completion("four")])
     proxy = start_proxy(config_for(upstream, server))
+    # larger than the join limit, and than a send buffer holds: sent in parts
     large = dict(BODY, messages=[{"role": "user", "content": "x" * (JOIN_BODY_MAX + 1000)}])
+    huge = dict(BODY, messages=[{"role": "user", "content": "y " * (3 << 20)}])
     with sdk(proxy) as client:
-        texts = [client.messages.create(**body).content[0].text for body in (BODY, BODY, large)]
-    assert texts == ["one", "two", "three"]
-    assert [number for number, _, _ in server.requests] == [1, 1, 1]  # one connection, kept
+        texts = [client.messages.create(**body).content[0].text for body in (BODY, BODY, large, huge)]
+    assert texts == ["one", "two", "three", "four"]
+    assert [number for number, _, _ in server.requests] == [1, 1, 1, 1]  # one connection, kept
     sent = [json.loads(body) for _, _, body in server.requests]
-    assert [s["model"] for s in sent] == ["model-a"] * 3
+    assert [s["model"] for s in sent] == ["model-a"] * 4
     assert sent[2]["messages"][-1]["content"] == "x" * (JOIN_BODY_MAX + 1000)
+    assert sent[3]["messages"][-1]["content"] == "y " * (3 << 20)
     assert upstream.calls(GO_CHAT) == []
 
 
