@@ -73,6 +73,19 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
             500: "Internal Server Error", 502: "Bad Gateway", 529: "Overloaded"}
 
 
+#: This process's id for request ids, kept up to date across a fork: asking
+#: the kernel for it on every request was a syscall each.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class ProxyApp:
     """A PEP 3333 application. Owns the ticker thread, the upstream sessions
     and every pump thread; :meth:`close` stops and joins them."""
@@ -205,7 +218,7 @@ class ProxyApp:
         if not rid:
             with self._ids_lock:
                 # the pid keeps ids unique across the worker processes of a WSGI host
-                rid = f"req-{int(time.time())}-{os.getpid()}-{next(self._ids)}"
+                rid = f"req-{int(time.time())}-{_pid}-{next(self._ids)}"
         environ["ocproxy.request_id"] = rid
         return rid
 

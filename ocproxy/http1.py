@@ -14,6 +14,7 @@ import io
 import logging
 import select
 import socket
+import struct
 import time
 
 from werkzeug.exceptions import ClientDisconnected, InternalServerError
@@ -25,6 +26,9 @@ log = logging.getLogger("ocproxy.server")
 #: requests one connection may carry before the answer says ``close``.
 KEEPALIVE_IDLE_SECONDS = 60.0
 MAX_REQUESTS_PER_CONNECTION = 1000
+#: The longest a client may stay silent while we read from it, or take
+#: nothing while we write to it, before its connection is dropped.
+CLIENT_SILENCE_SECONDS = 300.0
 
 
 class _SizedBody(io.RawIOBase):
@@ -53,12 +57,20 @@ class _SizedBody(io.RawIOBase):
 class _DeadlineReader(io.RawIOBase):
     """The connection's reads, bounded by ``deadline`` (a monotonic time,
     or None) when one is set: a request must arrive whole, headers and body,
-    by then, however it trickles in; the socket's own timeout only bounds
-    each silent gap. Past it a read raises ``TimeoutError``."""
+    by then, however it trickles in; ``gap`` (seconds) bounds each silent
+    wait in any case. Past either a read raises ``TimeoutError``.
 
-    def __init__(self, sock: socket.socket):
+    The socket is blocking, without a Python timeout: CPython polls before
+    every recv on a socket that has one, and each poll lets go of the GIL,
+    which under concurrent requests hands it to another thread and costs
+    context switches. So a read first takes what is already there
+    (``MSG_DONTWAIT``, one syscall) and polls, with the bound, only when
+    nothing is."""
+
+    def __init__(self, sock: socket.socket, gap: float):
         self._sock = sock
         self.deadline: float | None = None
+        self._gap = gap
         self._poller = select.poll()  # poll, not select: descriptors past 1023 are common here
         self._poller.register(sock, select.POLLIN)
 
@@ -66,11 +78,18 @@ class _DeadlineReader(io.RawIOBase):
         return True
 
     def readinto(self, buf) -> int:
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0 or not self._poller.poll(left * 1000):
+        while True:
+            wait = self._gap
+            if self.deadline is not None:
+                wait = min(wait, self.deadline - time.monotonic())
+                if wait <= 0:
+                    raise TimeoutError("request not received in time")
+            try:
+                return self._sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            if not self._poller.poll(wait * 1000):
                 raise TimeoutError("request not received in time")
-        return self._sock.recv_into(buf)
 
 
 def framing_error(headers) -> str | None:
@@ -93,8 +112,9 @@ def framing_error(headers) -> str | None:
 
 class ConnectionHandler(WSGIRequestHandler):
     """HTTP/1.1 with keep-alive, a quiet access log, and an idle bound on
-    the connection: a client that stops sending mid-request is dropped after
-    ``timeout`` (300 s), so it cannot hold a thread forever.
+    the connection: a client that stops sending mid-request, or stops
+    taking an answer, is dropped after ``server.client_silence`` seconds
+    (300), so it cannot hold a thread forever.
 
     Keep-alive: werkzeug's own ``run_wsgi`` answers every request with
     ``Connection: close``, because after the application it drains whatever
@@ -106,8 +126,8 @@ class ConnectionHandler(WSGIRequestHandler):
     connection is kept only when the application read the whole body, the
     answer is framed (``Content-Length`` or chunked), the client did not ask
     for ``close``, the request cap is not reached and the server is not
-    stopping. Otherwise the answer says ``Connection: close`` and werkzeug's
-    drain runs as before. Between requests a kept connection waits at most
+    stopping. Otherwise the answer says ``Connection: close``, our side is
+    shut and what the client still sends is drained (``_lingering_close``). Between requests a kept connection waits at most
     ``server.keepalive_idle`` seconds for the next request line; pipelined
     requests are read one after the other from the same buffer, so they are
     answered in order.
@@ -115,21 +135,27 @@ class ConnectionHandler(WSGIRequestHandler):
     Each item the application yields leaves in one send, with the status
     line and headers before the first and the chunk framing around it:
     every send lets go of the GIL, so three sends per chunk cost three
-    hand-offs. No write buffer: a 16 kB one stayed allocated for as long as
-    a stream held its connection (tracemalloc: a quarter of the Python
-    memory of a held stream).
+    hand-offs. No write buffer: the item is joined with its framing once,
+    instead of copied through a 16 kB buffer each connection kept for life.
     """
 
     protocol_version = "HTTP/1.1"
-    timeout = 300
+    timeout = None  # no socket timeout: the reader polls itself (see _DeadlineReader)
     wbufsize = 0
 
     def setup(self) -> None:
+        silence = self.server.client_silence
+        if self.request.gettimeout() is not None:
+            self.request.settimeout(None)
+        # Writes are bounded by the kernel (a send that can place nothing for
+        # this long fails with EAGAIN), not by a poll before every send.
+        self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                                   struct.pack("ll", int(silence), int(silence % 1 * 1e6)))
         super().setup()
         self.served = 0
         self._date = (0, "")  # (second, Date header value) for _http_date
         self.rfile.close()  # the socket's own reader, replaced by one with a deadline
-        self._reader = _DeadlineReader(self.connection)
+        self._reader = _DeadlineReader(self.connection, silence)
         self.rfile = io.BufferedReader(self._reader)
         self._reader.deadline = time.monotonic() + self.server.request_deadline
 
@@ -302,7 +328,7 @@ class ConnectionHandler(WSGIRequestHandler):
 
         try:
             execute(self.server.app)
-        except (ConnectionError, socket.timeout):
+        except (ConnectionError, socket.timeout, BlockingIOError):  # BlockingIOError: SO_SNDTIMEO ran out
             self.close_connection = True
         except Exception as exc:
             self.close_connection = True

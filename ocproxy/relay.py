@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import http
 import logging
-import os
+import random
 import re
 import time
 from dataclasses import dataclass, field
@@ -126,7 +126,9 @@ class Leg:
         self._dialect = target.dialect
         # The answer speaks the client's model name, whoever answers it.
         self._name = call.req.model or model.model_id
-        self._ids = sequential(os.urandom(8).hex())  # message and tool ids of this attempt's answer
+        # message and tool ids of this attempt's answer; random reseeds itself in a
+        # forked child, and os.urandom was a getrandom syscall letting go of the GIL
+        self._ids = sequential("%016x" % random.getrandbits(64))
         self.url = target.url(stream)
         self.headers = upstream_headers(target.endpoint, keys.next_key(model.provider, call.cfg.key_pool),
                                         target.provider.user_agent, call.environ)

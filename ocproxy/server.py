@@ -40,7 +40,8 @@ from ocproxy.daemon import GRACE_SECONDS, grace_from_env
 from ocproxy.config import Config
 from ocproxy.config.types import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_READ_TIMEOUT_MS
 from ocproxy.errors import error_body
-from ocproxy.http1 import KEEPALIVE_IDLE_SECONDS, MAX_REQUESTS_PER_CONNECTION, ConnectionHandler
+from ocproxy.http1 import (CLIENT_SILENCE_SECONDS, KEEPALIVE_IDLE_SECONDS, MAX_REQUESTS_PER_CONNECTION,
+                           ConnectionHandler)
 from ocproxy.logs import secrets_of, setup_logging
 from ocproxy.reload import ConfigHolder, Reloader
 
@@ -77,7 +78,8 @@ class _Server(ThreadedWSGIServer):
     connections waiting for their next request, and ``stopping``.
 
     Keep-alive bounds: ``keepalive_idle`` seconds a kept connection may wait
-    for its next request, ``max_requests`` answered on one connection.
+    for its next request, ``max_requests`` answered on one connection;
+    ``client_silence`` seconds a client may send or take nothing.
 
     Connection bounds: at most ``max_connections`` held at once. At the cap
     a new connection takes the place of the one that has waited longest for
@@ -90,6 +92,7 @@ class _Server(ThreadedWSGIServer):
     """
 
     keepalive_idle = KEEPALIVE_IDLE_SECONDS
+    client_silence = CLIENT_SILENCE_SECONDS
     max_requests = MAX_REQUESTS_PER_CONNECTION
     max_connections = DEFAULT_MAX_CONNECTIONS
     request_deadline = DEFAULT_REQUEST_READ_TIMEOUT_MS / 1000.0
@@ -423,6 +426,9 @@ def run(config: Config, config_path: str | None = None, cli_host: str | None = N
     never claims to run) and removed on the way out.
     """
     logs = setup_logging(config.log_level, secrets=secrets_of(config))
+    # Our line format has no process id, and every LogRecord asked the kernel
+    # for it (a WSGI host keeps it: gunicorn's own format prints it).
+    logging.logProcesses = False
     try:
         return _run(config, config_path, cli_host, cli_port, daemon_child)
     finally:

@@ -301,3 +301,47 @@ def test_conflicting_framing_is_400_and_the_connection_closes(proxy, framing):
         assert status == 400 and headers["connection"] == "close"
         assert json.loads(data)["error"]["type"] == "invalid_request_error"
         assert r.at_eof()  # the smuggled GET was never answered
+
+
+# -- the bounds on a silent client (the socket has no timeout; see _DeadlineReader) ----------
+
+
+def test_client_silent_mid_request_is_dropped_after_the_silence_bound(proxy):
+    proxy.server.httpd.client_silence = 0.5  # well inside the 60 s whole-request deadline
+    with connect(proxy) as s:
+        s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+        assert Reader(s).at_eof()
+    assert wait_for(lambda: not proxy.server.httpd.live_threads(), 10)
+
+
+def test_client_silent_between_requests_is_dropped_after_the_idle_bound(proxy):
+    proxy.server.httpd.keepalive_idle = 0.5
+    with connect(proxy) as s:
+        r = Reader(s)
+        s.sendall(post("/v1/messages", json.dumps(GOOD).encode()))
+        assert r.response()[0] == 200
+        assert r.at_eof()
+    assert wait_for(lambda: not proxy.server.httpd.live_threads(), 10)
+
+
+def test_client_that_stops_reading_a_large_answer_is_dropped_after_the_silence_bound(upstream, start_proxy):
+    upstream.on(GO_CHAT, chat_auto("x" * (24 << 20)))  # far more than both socket buffers hold
+    proxy = start_proxy(make_config(upstream))
+    proxy.server.httpd.client_silence = 0.5
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    try:
+        s.connect(("127.0.0.1", proxy.server.port))
+        s.sendall(post("/v1/messages", json.dumps(GOOD).encode()))  # and read nothing
+        assert wait_for(lambda: upstream.calls(GO_CHAT), 30)  # the answer is on its way
+        assert wait_for(lambda: proxy.server.httpd.live_threads() == [], 60)
+        received = 0
+        try:
+            while chunk := s.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert received < 24 << 20  # cut off, not delivered late
+    finally:
+        s.close()

@@ -11,6 +11,7 @@ blocked read by shutting the socket down.
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -86,12 +87,15 @@ class Attempt:
         return self.deadline - time.monotonic()
 
     def next_wait(self) -> float:
-        """How long the next read may block; raises if time is up."""
+        """How long the next read may block; raises if time is up. Rounded
+        up to ``TIMEOUT_SLACK``, so that the reads of an attempt, and the
+        requests on a kept connection, ask for the same socket timeout and
+        need not set it again."""
         self.check()
         left = self.time_left()
         if left <= 0:
             raise AttemptTimeout("attempt deadline exceeded")
-        return min(self.idle, left)
+        return math.ceil(min(self.idle, left) / TIMEOUT_SLACK) * TIMEOUT_SLACK
 
     def check(self) -> None:
         reason = self.abort_reason

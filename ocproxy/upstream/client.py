@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
+import ssl
 import threading
 from urllib.parse import urlsplit
 
@@ -46,16 +48,98 @@ READ_SIZE = 16384
 MAX_ERROR_BODY = 1 << 20
 
 
+class _TimeoutKeepingSocket(socket.socket):
+    """An upstream connection's plain socket, with fewer syscalls that let
+    go of the GIL: a ``settimeout`` to the value it already has does nothing
+    (urllib3 sets it twice per request, each an ioctl), and ``sendall``
+    polls only when the send buffer is full."""
+
+    __slots__ = ()
+
+    def settimeout(self, value):
+        if value != self.gettimeout():
+            super().settimeout(value)
+
+    def sendall(self, data, flags=0):
+        """With a timeout, CPython polls before every send, though a request
+        nearly always fits the send buffer: write first (the descriptor of a
+        socket with a timeout is non-blocking), and leave only what did not
+        fit to ``sendall``, which waits for room within the timeout."""
+        timeout = self.gettimeout()
+        if flags or not timeout:
+            return super().sendall(data, flags)
+        try:
+            sent = os.write(self.fileno(), data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            super().sendall(memoryview(data)[sent:])
+
+
+class _TimeoutKeepingSSLSocket(ssl.SSLSocket):
+    """The same for a TLS socket."""
+
+    def settimeout(self, value):
+        if value != self.gettimeout():
+            super().settimeout(value)
+
+
+_KEEPING = {socket.socket: _TimeoutKeepingSocket, ssl.SSLSocket: _TimeoutKeepingSSLSocket}
+
+#: A request body up to this size goes out in one send with its head;
+#: urllib3 sends them apart, two syscalls each letting go of the GIL.
+JOIN_BODY_MAX = 256 << 10
+
+
 class _Tracked:
     """Mixin: a connection hands its socket to the calling thread's Attempt
-    once the request is sent (urllib3 connects lazily inside request())."""
+    once the request is sent (urllib3 connects lazily inside request()),
+    sends a small request whole, and leaves its socket's timeout alone when
+    it would not change."""
 
-    def request(self, *args, **kwargs):  # type: ignore[override]
-        result = super().request(*args, **kwargs)  # type: ignore[misc]
+    _head: bytes | None = None  # b"": the head is to be held for the body; then the head
+
+    def connect(self):
+        super().connect()  # type: ignore[misc]
+        # The same socket, with a settimeout that skips unchanged values; a
+        # wrapper urllib3 uses for TLS through a TLS proxy is left as it is.
+        keeping = _KEEPING.get(type(self.sock))  # type: ignore[attr-defined]
+        if keeping is not None:
+            self.sock.__class__ = keeping  # type: ignore[attr-defined]
+
+    def request(self, method, url, body=None, headers=None, **kwargs):  # type: ignore[override]
+        if self.sock is not None:  # type: ignore[attr-defined]
+            # A kept connection: there is no connect for urllib3's connect
+            # timeout to bound, so the request is sent under the read
+            # timeout it already has, rather than switched to the connect
+            # timeout and back.
+            read_timeout = getattr(_current, "read_timeout", None)
+            if read_timeout is not None:
+                self.timeout = read_timeout
+        if isinstance(body, bytes) and 0 < len(body) <= JOIN_BODY_MAX and not kwargs.get("chunked"):
+            self._head = b""
+        try:
+            result = super().request(method, url, body, headers, **kwargs)  # type: ignore[misc]
+        finally:
+            self._head = None
         attempt = getattr(_current, "attempt", None)
         if attempt is not None:
             attempt.attach(self.sock)  # type: ignore[attr-defined]
         return result
+
+    def send(self, data):
+        """The head of a request whose body is small waits for the body."""
+        head = self._head
+        if head is not None and isinstance(data, bytes):
+            if head == b"":
+                self._head = data
+                return
+            self._head = None
+            data = head + data
+        elif head:
+            self._head = None
+            super().send(head)  # type: ignore[misc]
+        super().send(data)  # type: ignore[misc]
 
 
 class _TrackedHTTPConnection(_Tracked, HTTPConnection):
@@ -255,6 +339,7 @@ class UpstreamClient:
     def _send(self, url: str, headers: dict, body: bytes, attempt: Attempt) -> requests.Response:
         wait = attempt.next_wait()
         _current.attempt = attempt
+        _current.read_timeout = wait
         try:
             session = self._session(url)
             if "@" in urlsplit(url).netloc:  # credentials in the URL: requests' own auth handling
@@ -280,7 +365,7 @@ class UpstreamClient:
             raise UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False,
                                           reason="request failed") from None
         finally:
-            _current.attempt = None
+            _current.attempt = _current.read_timeout = None
         try:
             attempt.check()
         except BaseException:
