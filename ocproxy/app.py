@@ -23,7 +23,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.sansio.utils import get_content_length
 from werkzeug.wsgi import get_input_stream
 
-from ocproxy import __version__, listing
+from ocproxy import __version__, fastheaders, listing
 from ocproxy.clients import Client, identify
 from ocproxy.clientwatch import ClientWatch
 from ocproxy.config import Config
@@ -93,6 +93,7 @@ class ProxyApp:
     def __init__(self, config: Config | ConfigHolder, client: UpstreamClient | None = None):
         self.holder = config if isinstance(config, ConfigHolder) else ConfigHolder(config)
         cfg = self.holder.current
+        fastheaders.install()  # request and upstream answer headers, without the email parser
         self.client = client or UpstreamClient()
         # breakers and metric series only for configured and catalog models
         self.names = ModelNames(lambda: self.holder.current)
