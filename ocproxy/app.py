@@ -74,7 +74,8 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
 
 
 #: This process's id for request ids, kept up to date across a fork: asking
-#: the kernel for it on every request was a syscall each.
+#: the kernel for it on every request was a syscall each. Written only here
+#: and in a forked child before it runs another thread, so no lock.
 _pid = os.getpid()
 
 

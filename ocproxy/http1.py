@@ -127,7 +127,8 @@ class ConnectionHandler(WSGIRequestHandler):
     answer is framed (``Content-Length`` or chunked), the client did not ask
     for ``close``, the request cap is not reached and the server is not
     stopping. Otherwise the answer says ``Connection: close``, our side is
-    shut and what the client still sends is drained (``_lingering_close``). Between requests a kept connection waits at most
+    shut and what the client still sends is drained (``_lingering_close``).
+    Between requests a kept connection waits at most
     ``server.keepalive_idle`` seconds for the next request line; pipelined
     requests are read one after the other from the same buffer, so they are
     answered in order.
