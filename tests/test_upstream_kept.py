@@ -151,7 +151,7 @@ def test_a_silent_answer_on_a_kept_upstream_connection_hits_the_limit(upstream, 
         assert client.messages.create(**BODY).content[0].text == "one"
         started = time.monotonic()
         assert client.messages.create(**BODY).content[0].text == "from b"
-    assert 0.7 < time.monotonic() - started < 3
+    assert 0.7 < time.monotonic() - started < 10  # the 0.8 s limit, not the 300 s default
     assert [number for number, _, _ in server.requests] == [1, 1]  # the second went out on the kept one
 
 
@@ -175,5 +175,5 @@ def test_a_kept_tls_upstream_connection_is_reused_and_still_times_out(upstream, 
         assert [client.messages.create(**BODY).content[0].text for _ in range(2)] == ["one", "two"]
         started = time.monotonic()
         assert client.messages.create(**BODY).content[0].text == "from b"
-    assert 0.7 < time.monotonic() - started < 3
+    assert 0.7 < time.monotonic() - started < 10  # the 0.8 s limit, not the 300 s default
     assert [number for number, _, _ in server.requests] == [1, 1, 1]  # all three on one TLS connection
