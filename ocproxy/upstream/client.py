@@ -48,17 +48,23 @@ READ_SIZE = 16384
 MAX_ERROR_BODY = 1 << 20
 
 
-class _TimeoutKeepingSocket(socket.socket):
-    """An upstream connection's plain socket, with fewer syscalls that let
-    go of the GIL: a ``settimeout`` to the value it already has does nothing
-    (urllib3 sets it twice per request, each an ioctl), and ``sendall``
-    polls only when the send buffer is full."""
+class _KeepsTimeout:
+    """A ``settimeout`` to the value the socket already has does nothing:
+    urllib3 sets it twice per request, each an ioctl that lets go of the GIL."""
 
-    __slots__ = ()
+    __slots__ = ()  # adds nothing to the socket's layout, so a socket's class can be swapped for it
 
     def settimeout(self, value):
         if value != self.gettimeout():
             super().settimeout(value)
+
+
+class _TimeoutKeepingSocket(_KeepsTimeout, socket.socket):
+    """An upstream connection's plain socket, with fewer syscalls that let
+    go of the GIL: no unchanged ``settimeout``, and ``sendall`` polls only
+    when the send buffer is full."""
+
+    __slots__ = ()
 
     def sendall(self, data, flags=0):
         """With a timeout, CPython polls before every send, though a request
@@ -76,12 +82,8 @@ class _TimeoutKeepingSocket(socket.socket):
             super().sendall(memoryview(data)[sent:])
 
 
-class _TimeoutKeepingSSLSocket(ssl.SSLSocket):
-    """The same for a TLS socket."""
-
-    def settimeout(self, value):
-        if value != self.gettimeout():
-            super().settimeout(value)
+class _TimeoutKeepingSSLSocket(_KeepsTimeout, ssl.SSLSocket):
+    """A TLS connection's socket, without the unchanged ``settimeout``."""
 
 
 _KEEPING = {socket.socket: _TimeoutKeepingSocket, ssl.SSLSocket: _TimeoutKeepingSSLSocket}
