@@ -151,7 +151,7 @@ class ConnectionHandler(WSGIRequestHandler):
         # Writes are bounded by the kernel (a send that can place nothing for
         # this long fails with EAGAIN), not by a poll before every send.
         self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                                   struct.pack("ll", int(silence), int(silence % 1 * 1e6)))
+                                struct.pack("ll", int(silence), int(silence % 1 * 1e6)))
         super().setup()
         self.served = 0
         self._date = (0, "")  # (second, Date header value) for _http_date
