@@ -252,7 +252,10 @@ class ConnectionHandler(WSGIRequestHandler):
                 return body.left == 0
             return bool(getattr(environ["wsgi.input"], "_done", False))
 
-        def write(data: bytes) -> None:
+        def frame(data: bytes) -> bytes:
+            """``data`` as it goes on the wire: after the status line and
+            headers if none went out yet, inside its chunk framing if the
+            answer is chunked."""
             nonlocal status_sent, chunk_response
             assert status_set is not None and headers_set is not None, "write() before start_response"
             out = []
@@ -289,8 +292,12 @@ class ConnectionHandler(WSGIRequestHandler):
                     out.append("".join(lines).encode("latin-1", "strict"))
             if data:
                 out.extend((b"%x\r\n" % len(data), data, b"\r\n") if chunk_response else (data,))
+            return b"".join(out) if len(out) != 1 else out[0]
+
+        def write(data: bytes) -> None:
+            out = frame(data)
             if out:
-                self.wfile.write(b"".join(out) if len(out) > 1 else out[0])
+                self.wfile.write(out)
 
         def start_response(status, headers, exc_info=None):
             nonlocal status_set, headers_set
@@ -310,8 +317,13 @@ class ConnectionHandler(WSGIRequestHandler):
             application_iter = app(environ, start_response)
             completed = False
             try:
-                for data in application_iter:
-                    write(data)
+                run_here = getattr(application_iter, "run_here", None)
+                if run_here is not None:  # a stream that sends its own frames through our connection
+                    if not run_here(_LentConnection(self.connection, start_response, frame)):
+                        return
+                else:
+                    for data in application_iter:
+                        write(data)
                 if status_sent is None:
                     write(b"")
                 if chunk_response:
@@ -351,6 +363,42 @@ class ConnectionHandler(WSGIRequestHandler):
             # writer failed after closing its half, and the reader must be
             # closed too, or the socket's descriptor outlives the request.
             self.rfile.close()
+
+
+class _LentConnection:
+    """The connection as a stream sends through it itself
+    (``streaming.Sink``): the pump's frames from the request thread, waiting
+    for the client; the heartbeat's keep-alives from the ticker, never
+    waiting. The stream's writer sends one frame at a time, so this needs no
+    lock of its own."""
+
+    def __init__(self, sock: socket.socket, start_response, frame):
+        self._sock = sock
+        self._start_response = start_response
+        self._frame = frame
+        self._kept = b""  # what a send that could not wait left, to go first next time
+
+    def send(self, data: bytes, head, wait: bool) -> int:
+        if head is not None:
+            self._start_response(*head)
+        out = self._frame(data) if data or head is not None else b""
+        if self._kept:
+            out, self._kept = self._kept + out, b""
+        if wait:
+            self._sock.sendall(out)  # bounded by SO_SNDTIMEO: BlockingIOError past it
+            return 0
+        try:
+            sent = self._sock.send(out, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        self._kept = out[sent:]
+        return len(self._kept)
+
+    def abort(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already shut, or the client reset it
+            pass
 
 
 def _lingering_close(connection: socket.socket, rfile) -> None:

@@ -1,7 +1,7 @@
 """The streaming model: writer, heartbeat ticker, pump thread, WSGI iterable.
 
 A WSGI application cannot write to the socket from two threads; it returns an
-iterable that the host drains in the request thread. So:
+iterable that the host drains in the request thread. So, under a WSGI host:
 
 * the **pump** thread runs the fallback loop and puts complete frames into the
   :class:`StreamWriter`;
@@ -21,6 +21,12 @@ non-streaming request). Keep-alives start only once the headers are out.
 When the host closes the iterable (client gone) the writer is marked gone, the
 pump's upstream read is aborted through the cancel hook, and the pump thread
 is joined before ``close`` returns, so no thread outlives its response.
+
+Under ``ocproxy serve`` the host lends its connection instead
+(:meth:`StreamResponse.run_here`): the request thread runs the pump itself and
+the writer sends each frame as it is written, the heartbeat's keep-alives
+without ever waiting on the socket. No pump thread, no queue between threads:
+a held stream costs one thread, and a frame no hand-off.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 from ocproxy.translate.sse import KEEPALIVE, error_frame
 
@@ -60,14 +66,32 @@ WRITE_STALL_SECONDS = 5.0
 MAX_QUEUED_BYTES = 4 * 1024 * 1024
 
 
+class Sink(Protocol):
+    """A connection lent to one stream by its host (see ``StreamResponse.run_here``)."""
+
+    def send(self, data: bytes, head: Head | None, wait: bool) -> int:
+        """Send ``data``, after the status line and headers ``head`` when
+        given (the first send). ``wait=False`` sends only what the socket
+        takes now and keeps the rest to go first next time; returns how many
+        bytes are kept. Raises ``OSError`` when the client is gone."""
+
+    def abort(self) -> None:
+        """Shut the connection down, so that a send blocked on it fails."""
+
+
 class StreamWriter:
     """Ordered frames for one client response.
 
-    ``_cond`` (and the lock inside it) guards every field below: the queue,
-    ``head`` (the status line and headers, once decided), ``payload_written``,
-    ``finished``, ``gone``, ``paused``, the time of the last write and of the
-    oldest frame the host has not taken yet, and the bytes queued (bounded by
-    ``MAX_QUEUED_BYTES``).
+    ``_cond`` (and the lock inside it) guards every field below but the two
+    of direct delivery: the queue, ``head`` (the status line and headers,
+    once decided), ``payload_written``, ``finished``, ``gone``, ``paused``,
+    the time of the last write and of the oldest frame not sent yet, and the
+    bytes queued (bounded by ``MAX_QUEUED_BYTES``).
+
+    Direct delivery (:meth:`deliver_to`): the queue holds what is written
+    until the writing thread sends it. ``_send_lock`` guards the sink,
+    ``_head_sent`` and ``_kept``; it is taken before ``_cond``, never
+    inside it.
     """
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
@@ -84,15 +108,25 @@ class StreamWriter:
         self._oldest_pending: float | None = None
         self._queued = 0
         self._on_gone: Callable[[], None] | None = None
+        self._sink: Sink | None = None  # set once, before any frame, by deliver_to
+        self._send_lock = threading.Lock()
+        self._head_sent = False
+        self._kept = 0  # bytes the sink kept from a send that could not wait
+
+    def deliver_to(self, sink: Sink) -> None:
+        """Send frames through ``sink`` in the thread that writes them,
+        instead of queueing them for the WSGI iterable."""
+        self._sink = sink
 
     # -- producer side (pump, heartbeat) ----------------------------------
 
     def write(self, frames: Iterable[bytes], head: Head | None = None) -> bool:
-        """Queue payload frames; False when the response is over or the
-        client left (the caller then stops writing). ``head`` becomes the
-        response's status and headers if none was decided yet: the first
-        payload is what decides them. A client that let more than
-        ``MAX_QUEUED_BYTES`` pile up is gone from here on."""
+        """Queue payload frames (direct delivery: send them, waiting for the
+        client); False when the response is over or the client left (the
+        caller then stops writing). ``head`` becomes the response's status
+        and headers if none was decided yet: the first payload is what
+        decides them. A client that let more than ``MAX_QUEUED_BYTES`` pile
+        up is gone from here on."""
         data = b"".join(frames)
         with self._cond:
             if self._finished or self._gone:
@@ -102,13 +136,17 @@ class StreamWriter:
                     self._head = head or OK_HEAD
                 self._push(data)
                 self._payload_written = True
-            if not self._items or self._queued - len(self._items[0]) <= MAX_QUEUED_BYTES:
-                return True
-            fire_gone = self._mark_gone_locked()
-        if fire_gone:
+            piled_up = (self._sink is None and bool(self._items)
+                        and self._queued - len(self._items[0]) > MAX_QUEUED_BYTES)
+            if piled_up:
+                self._mark_gone_locked()
+        if self._sink is not None:
+            return self.flush(wait=True)
+        if piled_up:
             log.info("client stopped reading: %d bytes queued, ending the stream", MAX_QUEUED_BYTES)
             self._run_on_gone()
-        return False
+            return False
+        return True
 
     def finish(self, frames: Iterable[bytes] = ()) -> None:
         """Queue the terminal frames and end the response in one step, so no
@@ -124,6 +162,7 @@ class StreamWriter:
                 self._payload_written = True
             self._finished = True
             self._cond.notify_all()
+        self._try_flush()
 
     def fail(self, whole: tuple[Head, bytes], frames: Iterable[bytes]) -> None:
         """End the response with an error: while no header went out, the
@@ -141,10 +180,12 @@ class StreamWriter:
                 self._push(data)
             self._finished = True
             self._cond.notify_all()
+        self._try_flush()
 
     def keepalive(self, now: float) -> None:
         """Heartbeat tick: a keep-alive when silent for one interval; a
-        stalled host (item not taken for too long) means the client is gone."""
+        stalled host (item not taken, or not sent, for too long) means the
+        client is gone."""
         fire_gone = False
         with self._cond:
             if self._finished or self._gone or self._head is None:  # no keep-alive before the headers
@@ -154,7 +195,49 @@ class StreamWriter:
             elif not self._paused and now - self._last_write >= self.interval:
                 self._push(KEEPALIVE)
         if fire_gone:
+            log.info("client took nothing for %.0f s, ending the stream", WRITE_STALL_SECONDS)
             self._run_on_gone()
+        else:
+            self._try_flush()
+
+    def _try_flush(self) -> None:
+        """Direct delivery from a thread that must not wait on the client
+        (the heartbeat, a shutdown) or has nothing more to say: send what
+        the socket takes now; the writing thread sends the rest."""
+        if self._sink is not None:
+            self.flush(wait=False)
+
+    def flush(self, wait: bool = True) -> bool:
+        """Direct delivery: send what is queued, oldest first; False once the
+        client is gone. Without ``wait``, nothing waits: not for another
+        thread's send, not for room in the socket."""
+        if not self._send_lock.acquire(blocking=wait):
+            return True  # the thread sending now sends these after its own
+        try:
+            while True:
+                with self._cond:
+                    if self._gone:
+                        return False
+                    data = b"".join(self._items)
+                    self._items.clear()
+                    self._queued = 0
+                    head = None if self._head_sent else self._head
+                if not data and not self._kept:
+                    return True
+                try:
+                    self._kept = self._sink.send(data, head, wait)  # type: ignore[union-attr]
+                except OSError:
+                    self.mark_gone()
+                    return False
+                self._head_sent = True
+                with self._cond:
+                    if not self._items:
+                        if not self._kept:
+                            self._oldest_pending = None
+                        return True
+                    self._oldest_pending = self._clock()  # what came during the send waits from now
+        finally:
+            self._send_lock.release()
 
     def pause(self, paused: bool) -> None:
         """Raw passthrough: no keep-alive between the upstream's own events."""
@@ -219,6 +302,8 @@ class StreamWriter:
             callback = self._on_gone
         if callback is not None:
             callback()
+        if self._sink is not None:  # a send blocked on the departed client fails now
+            self._sink.abort()
 
     # -- consumer side (the WSGI iterable) ---------------------------------
 
@@ -345,9 +430,13 @@ class StreamResponse:
     writer's head just before the first item is handed over (PEP 3333 lets
     the iterable's first iteration do it).
 
-    ``_lock`` guards ``_thread`` and ``_closed``: the host iterates and
-    closes in its request thread, but ``ProxyApp.close`` may close a
-    response the host abandoned from the thread that shuts the server down.
+    A host that lends its connection calls :meth:`run_here` instead of
+    iterating: the pump runs in the host's thread and sends its own frames.
+
+    ``_lock`` guards ``_thread``, ``_here`` and ``_closed``: the host
+    iterates and closes in its request thread, but ``ProxyApp.close`` may
+    close a response the host abandoned from the thread that shuts the
+    server down.
     """
 
     JOIN_SECONDS = 5.0
@@ -370,6 +459,7 @@ class StreamResponse:
         self._on_done = on_done
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._here: threading.Event | None = None  # set when a pump run by run_here ended
         self._closed = False
         writer.on_gone(cancel)
 
@@ -380,8 +470,28 @@ class StreamResponse:
     def __iter__(self):
         return self
 
+    def run_here(self, sink: Sink) -> bool:
+        """Run the pump in the calling thread (the host's), its frames sent
+        through ``sink`` as they are written. True when the answer went out
+        whole; False when the client left (the host then closes the
+        connection) or the response was already under way or closed."""
+        with self._lock:
+            if self._thread is not None or self._here is not None or self._closed:
+                return False
+            self._here = threading.Event()
+        self._writer.deliver_to(sink)
+        self._heartbeat.add(self._writer)
+        try:
+            self._run_pump()
+            sent = self._writer.flush(wait=True)  # what a thread that could not wait left
+            return sent and self._writer.head is not None
+        finally:
+            self._here.set()
+
     def __next__(self) -> bytes:
         with self._lock:
+            if self._here is not None:
+                raise RuntimeError("a stream run by run_here is not iterated")
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run_pump, name="ocproxy-pump", daemon=True)
                 self._heartbeat.add(self._writer)
@@ -412,12 +522,14 @@ class StreamResponse:
             if self._closed:
                 return
             self._closed = True
-            thread = self._thread
+            thread, here = self._thread, self._here
         self._writer.mark_gone()  # no-op after a normal finish
         self._heartbeat.discard(self._writer)
         if thread is not None:
             thread.join(self.JOIN_SECONDS)
             if thread.is_alive():
                 log.warning("stream pump still running %.0fs after close", self.JOIN_SECONDS)
+        if here is not None and not here.wait(self.JOIN_SECONDS):
+            log.warning("stream pump still running %.0fs after close", self.JOIN_SECONDS)
         if self._on_done is not None:
             self._on_done()

@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import json
 import socket
+import threading
 import time
 
 import anthropic
@@ -337,44 +338,98 @@ def _readable(sock) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
-def test_a_client_that_stops_reading_a_fast_stream_is_gone_at_the_byte_cap(upstream, start_proxy, monkeypatch):
-    """The 5 s stall timer is set out of reach: only the byte cap can end
-    this. The upstream is closed, nothing is charged, memory stays bounded."""
-    monkeypatch.setattr(streaming, "MAX_QUEUED_BYTES", 1024 * 1024)
-    monkeypatch.setattr(streaming, "WRITE_STALL_SECONDS", 3600)
-    piece = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": "y" * 16000}}]}).encode() + b"\n\n"
-    first = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}).encode()
+_PIECE = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": "y" * 16000}}]}).encode() + b"\n\n"
+_FIRST = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}).encode()
 
-    def firehose(h, rec):  # as fast as the proxy takes it, up to 2 GB
-        h.send_head(200, content_type="text/event-stream")
-        try:
-            h.wfile.write(first + b"\n\n")
-            for _ in range(2_000_000_000 // len(piece)):
-                h.wfile.write(piece)
-        except OSError:
-            rec.closed_by_peer_at = time.monotonic()
 
-    upstream.on(GO_CHAT, firehose, chat_auto("fine"))
-    proxy = start_proxy(make_config(upstream, breaker_threshold=1))
+def _firehose(h, rec):
+    """As fast as the proxy takes it, up to 2 GB; notes when the proxy hangs up."""
+    h.send_head(200, content_type="text/event-stream")
+    rec.sent = 0
+    try:
+        h.wfile.write(_FIRST + b"\n\n")
+        for _ in range(2_000_000_000 // len(_PIECE)):
+            h.wfile.write(_PIECE)
+            rec.sent += len(_PIECE)
+    except OSError:
+        rec.closed_by_peer_at = time.monotonic()
+
+
+def _stop_reading_after_the_head(port: int) -> socket.socket:
+    """A streaming request from a client with a small receive buffer that
+    reads the status line and then never reads again; the upstream must
+    see the proxy hang up."""
     body = json.dumps({"model": MODEL, "max_tokens": 10, "messages": USER, "stream": True}).encode()
-    before = rss_bytes()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", proxy.server.port))
+    sock.connect(("127.0.0.1", port))
     try:
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         assert sock.recv(16).startswith(b"HTTP/1.1 200")
         # ... and never reads again
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def test_a_client_that_stops_reading_a_fast_stream_holds_the_upstream_back_then_is_gone(
+        upstream, start_proxy, monkeypatch):
+    """Under ocproxy serve the stream sends in its request thread: a client
+    that stops reading stops the upstream reads too (nothing piles up in the
+    proxy), and once it has taken nothing for the stall time it is gone. The
+    upstream is closed, nothing is charged."""
+    monkeypatch.setattr(streaming, "WRITE_STALL_SECONDS", 1.0)
+    upstream.on(GO_CHAT, _firehose, chat_auto("fine"))
+    proxy = start_proxy(make_config(upstream, breaker_threshold=1))
+    before = rss_bytes()
+    sock = _stop_reading_after_the_head(proxy.server.port)
+    try:
         assert wait_for(lambda: [c.closed_by_peer_at is not None for c in upstream.calls(GO_CHAT)] == [True], 60)
         grown = rss_bytes() - before
     finally:
         sock.close()
+    # What the upstream got out: the socket buffers on the way, not 2 GB.
+    assert upstream.calls(GO_CHAT)[0].sent < 32 * 1024 * 1024
     assert grown < 64 * 1024 * 1024, grown
     health = requests.get(proxy.url + "/health", timeout=10).json()
     assert health["metrics"]["client_cancelled"] == 1
     assert all(state == "closed" for state in health["circuit_breakers"].values())
     assert post(proxy)[0] == 200  # threshold 1: a charge would have opened the breaker
+
+
+def test_under_a_wsgi_host_a_client_that_stops_reading_a_fast_stream_is_gone_at_the_byte_cap(
+        upstream, monkeypatch):
+    """A WSGI host iterates the response in its request thread while the pump
+    queues frames: the 5 s stall timer is set out of reach, so only the byte
+    cap can end this. The upstream is closed, memory stays bounded."""
+    from werkzeug.serving import make_server
+
+    from ocproxy.app import ProxyApp
+
+    monkeypatch.setattr(streaming, "MAX_QUEUED_BYTES", 1024 * 1024)
+    monkeypatch.setattr(streaming, "WRITE_STALL_SECONDS", 3600)
+    upstream.on(GO_CHAT, _firehose)
+    app = ProxyApp(make_config(upstream))
+    host = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=host.serve_forever, name="test-werkzeug-host")
+    serving.start()
+    before = rss_bytes()
+    try:
+        sock = _stop_reading_after_the_head(host.server_port)
+        try:
+            assert wait_for(lambda: [c.closed_by_peer_at is not None for c in upstream.calls(GO_CHAT)] == [True], 60)
+            grown = rss_bytes() - before
+        finally:
+            sock.close()
+        assert grown < 64 * 1024 * 1024, grown
+        assert wait_for(lambda: app.metrics.snapshot()["client_cancelled"] == 1, 10)
+    finally:
+        host.shutdown()
+        serving.join()
+        host.server_close()
+        app.close()
 
 
 def test_the_byte_cap_counts_what_waits_behind_the_oldest_item(monkeypatch):

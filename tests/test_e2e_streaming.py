@@ -321,6 +321,34 @@ def test_concurrent_slow_streams_never_tear_or_interleave(upstream, start_proxy)
     assert proxy.app.heartbeat.open_streams == 0
 
 
+def test_a_stream_under_ocproxy_serve_is_sent_by_its_request_thread_alone(upstream, start_proxy):
+    """ocproxy serve lends the connection to the stream: while it runs there
+    is no pump thread, the keep-alives still come, and the SDK gets it whole."""
+    words = ["slow ", "but ", "whole"]
+    seen_during = []
+    parts = []
+    for chunk in chat_text_chunks(words):
+        parts += [chunk, 0.3]
+    upstream.on(GO_CHAT, sse(*parts))
+    proxy = start_proxy(make_config(upstream))  # keep-alives every 0.1 s
+
+    def look() -> None:
+        while not upstream.calls(GO_CHAT):
+            time.sleep(0.01)
+        time.sleep(0.2)
+        seen_during.append([t.name for t in threading.enumerate() if t.name.startswith("ocproxy-")])
+
+    looking = threading.Thread(target=look)
+    looking.start()
+    cap = post_stream(proxy.url, stream_body())
+    looking.join()
+    assert seen_during and not [name for name in seen_during[0] if name.startswith("ocproxy-pump")]
+    assert any(name.startswith("ocproxy-request") for name in seen_during[0])
+    assert parse_frames(cap.body).count(b":keepalive") >= 2
+    assert cap.types[0] == "message_start" and cap.types[-1] == "message_stop"
+    assert "".join(e["delta"]["text"] for e in cap.events if e["type"] == "content_block_delta") == "".join(words)
+
+
 def test_threads_are_back_to_baseline_after_streams(upstream, start_proxy):
     upstream.on(GO_CHAT, sse(*chat_text_chunks(["a", "b"]), delay=0.01))
     proxy = start_proxy(make_config(upstream))

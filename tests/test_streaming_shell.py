@@ -229,3 +229,145 @@ def test_watches_the_ticker_already_serves_do_not_wake_it():
         assert urgent.ticked.wait(5)
     finally:
         heartbeat.stop()
+
+
+# -- direct delivery: the host lends its connection (ocproxy serve) ----------
+
+from ocproxy.http1 import _LentConnection  # noqa: E402
+
+
+class _Lent:
+    """A real socket pair: the writer sends through ``_LentConnection`` on
+    one end, the test reads the other. Chunk framing is the host's: here
+    frames go out as they are."""
+
+    def __init__(self, sndbuf: int | None = None):
+        import socket
+
+        self.ours, self.theirs = socket.socketpair()
+        if sndbuf:
+            self.ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+            self.theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sndbuf)
+        self.heads = []
+        self.sink = _LentConnection(self.ours, lambda status, headers: self.heads.append((status, headers)),
+                                    lambda data: data)
+
+    def read_to_eof(self) -> bytes:
+        out = []
+        while chunk := self.theirs.recv(65536):
+            out.append(chunk)
+        return b"".join(out)
+
+    def read_all(self) -> bytes:
+        self.ours.close()
+        try:
+            return self.read_to_eof()
+        finally:
+            self.theirs.close()
+
+
+def test_direct_delivery_sends_each_frame_as_it_is_written_with_the_head_once():
+    lent = _Lent()
+    writer = StreamWriter(interval=10)
+    writer.deliver_to(lent.sink)
+    head = ("200 OK", [("x-ocproxy-model", "m")])
+    assert writer.write([b"event: a\n\n"], head)
+    assert lent.theirs.recv(100) == b"event: a\n\n"  # already on the wire, no host iteration
+    writer.keepalive(time.monotonic() + 11)
+    assert writer.write([b"event: b\n\n"])
+    writer.finish([b"event: stop\n\n"])
+    assert writer.flush()
+    assert lent.read_all() == KEEPALIVE + b"event: b\n\nevent: stop\n\n"
+    assert lent.heads == [head]
+
+
+def test_a_keepalive_never_waits_on_a_client_that_stopped_reading():
+    """The ticker serves every stream: a keep-alive to a full socket keeps
+    what did not fit and sends it, whole and in order, before the next frame."""
+    import socket
+
+    lent = _Lent(sndbuf=4096)
+    writer = StreamWriter(interval=1)
+    writer.deliver_to(lent.sink)
+    writer.write([b"x" * 100], ("200 OK", []))
+    lent.ours.setblocking(False)
+    sent = 100
+    try:  # fill both socket buffers
+        while True:
+            sent += lent.ours.send(b"y" * 65536)
+    except BlockingIOError:
+        pass
+    lent.ours.setblocking(True)
+    writer.keepalive(time.monotonic() + 2)  # returns: the ticker did not wait
+    assert not writer.gone and lent.sink._kept  # the socket was full: the keep-alive waits its turn
+    got = []
+    reader = threading.Thread(target=lambda: got.append(lent.read_to_eof()))
+    reader.start()
+    writer.finish([b"event: stop\n\n"])
+    assert writer.flush()  # the request thread's last send: waits for the client
+    lent.ours.shutdown(socket.SHUT_WR)
+    reader.join()
+    lent.read_all()
+    data = got[0]
+    assert len(data) == sent + len(KEEPALIVE) + len(b"event: stop\n\n")
+    assert data.endswith(KEEPALIVE + b"event: stop\n\n")
+
+
+def test_a_send_blocked_on_a_client_that_takes_nothing_fails_once_it_stalled(monkeypatch):
+    """The writing thread waits for the client; the ticker finds the stall,
+    marks the client gone, and shuts the connection so that wait ends."""
+    monkeypatch.setattr(streaming, "WRITE_STALL_SECONDS", 0.5)
+    lent = _Lent(sndbuf=4096)
+    writer = StreamWriter(interval=0.1)
+    cancelled = []
+    writer.on_gone(lambda: cancelled.append(True))
+    writer.deliver_to(lent.sink)
+    writer.write([b"x"], ("200 OK", []))
+    results = []
+    sending = threading.Thread(target=lambda: results.append(writer.write([b"y" * (16 << 20)])))
+    sending.start()
+    heartbeat = Heartbeat()
+    heartbeat.add(writer)
+    try:
+        sending.join(30)
+    finally:
+        heartbeat.stop()
+    assert not sending.is_alive()
+    assert results == [False] and writer.gone and cancelled == [True]
+    lent.read_all()
+
+
+def test_run_here_runs_the_pump_in_the_calling_thread():
+    heartbeat = Heartbeat()
+    lent = _Lent()
+    writer = StreamWriter(interval=10)
+    pumped_in = []
+
+    def pump(w):
+        pumped_in.append(threading.current_thread())
+        w.write([b"event: a\n\n"])
+        w.finish([b"event: stop\n\n"])
+
+    response = StreamResponse(writer, pump, heartbeat, lambda: None)
+    try:
+        assert response.run_here(lent.sink) is True
+        assert pumped_in == [threading.current_thread()]
+        response.close()
+        assert heartbeat.open_streams == 0
+        assert lent.read_all() == b"event: a\n\nevent: stop\n\n"
+        assert lent.heads == [streaming.OK_HEAD]
+    finally:
+        heartbeat.stop()
+
+
+def test_run_here_says_so_when_the_client_left_before_anything_was_sent():
+    heartbeat = Heartbeat()
+    lent = _Lent()
+    writer = StreamWriter(interval=10)
+    response = StreamResponse(writer, lambda w: w.mark_gone(), heartbeat, lambda: None)
+    try:
+        assert response.run_here(lent.sink) is False
+        response.close()
+        assert lent.read_all() == b"" and lent.heads == []
+    finally:
+        heartbeat.stop()
