@@ -85,6 +85,11 @@ def _counter() -> Callable[[str], int]:
     return _count
 
 
+def preload() -> None:
+    """Load the encoder now rather than on the first count."""
+    _counter()
+
+
 def reset_encoder() -> None:
     """Forget the loaded encoder so the next count loads it again (tests)."""
     global _count, encoder_name

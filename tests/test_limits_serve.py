@@ -207,7 +207,8 @@ def test_out_of_descriptors_the_accept_loop_waits_and_says_so_once(tmp_path, pro
 
     proc, port, url = serve(tmp_path, procs, upstream, name="emfile", preexec=limit, request_read_timeout_ms=600_000)
     # serve could not raise its limit to what max_connections needs, and says so
-    assert "needs about 2112 file descriptors but the limit is 64" in proc.output()
+    # (through the log queue, which may write it after /health answers)
+    assert wait_for(lambda: "needs about 2112 file descriptors but the limit is 64" in proc.output(), 30)
     idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(200)]
     try:
         assert wait_for(lambda: "cannot accept connections" in proc.output(), 30), proc.output()[-2000:]

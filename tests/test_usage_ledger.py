@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from ocproxy.config import ModelConfig
-from ocproxy.usage.ledger import SCHEMA_VERSION, Ledger, connect, migrate
+from ocproxy.usage.ledger import SCHEMA_VERSION, WRITER_CACHE_KIB, Ledger, connect, migrate
 from ocproxy.usage.record import AnswerTokens, Prices, Tokens, UsageRow, cost_usd
 from tests.conftest import GO_CHAT, ZEN_CHAT, chain, make_config
 from tests.procs import wait_for
@@ -172,6 +172,16 @@ def test_ledger_is_in_wal_mode_and_purges_rows_past_retention(tmp_path):
     conn = connect(path, readonly=True)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [r[0] for r in conn.execute("SELECT request_id FROM requests")] == ["new"]
+
+
+def test_the_writer_connection_keeps_a_small_page_cache(tmp_path):
+    """The writer only appends and purges; with sqlite's default 2 MB page
+    cache a long-running proxy's memory grew with the ledger file."""
+    conn = Ledger(str(tmp_path / "u.db"), retention_days=1)._open()
+    try:
+        assert conn.execute("PRAGMA cache_size").fetchone()[0] == -WRITER_CACHE_KIB
+    finally:
+        conn.close()
 
 
 def test_stream_tokens_read_message_start_and_delta_only():

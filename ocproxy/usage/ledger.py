@@ -71,6 +71,9 @@ MIGRATIONS = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+#: The writer connection's page cache (KiB).
+WRITER_CACHE_KIB = 256
+
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _STOP = object()
 
@@ -150,6 +153,9 @@ class Ledger:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # The writer appends and purges, touching a few pages per batch;
+            # sqlite's default 2 MB page cache just filled up as the file grew.
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             migrate(conn)
         except BaseException:
             conn.close()
