@@ -23,7 +23,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.sansio.utils import get_content_length
 from werkzeug.wsgi import get_input_stream
 
-from ocproxy import __version__, fastheaders, listing
+from ocproxy import __version__, fastheaders, listing, tokens
 from ocproxy.clients import Client, identify
 from ocproxy.clientwatch import ClientWatch
 from ocproxy.config import Config
@@ -40,7 +40,7 @@ from ocproxy.routing.chain import PromptTooLong, Route, RoutingError, build_rout
 from ocproxy.state import build_state
 from ocproxy.state.names import ModelNames
 from ocproxy.streaming import Heartbeat, StreamResponse, StreamWriter
-from ocproxy.tokens import count_text, count_tokens_endpoint
+from ocproxy.tokens import count_tokens_endpoint
 from ocproxy.upstream.attempt import CancelScope
 from ocproxy.upstream.client import UpstreamClient
 from ocproxy.usage import dashboard
@@ -108,7 +108,7 @@ class ProxyApp:
         self.services = Services(self.client, self.state.keys, self.breakers, self.metrics, ClientWatch(self.heartbeat),
                                  self.capture)
         self.started_at = time.time()
-        count_text("warm up")  # load the encoder now, not inside the first request
+        tokens.preload()  # the encoder now, not inside the first request
         self.inflight = InFlight()
         self.ledger = Ledger(cfg.usage_database_path or None, cfg.usage_retention_days, cfg.usage_enabled)
         self.quota = Quota(cfg.quota_url, cfg.key_pool[0], cfg.quota_switch_at_percent, publish=self.ledger.record)
