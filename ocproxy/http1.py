@@ -138,6 +138,11 @@ class ConnectionHandler(WSGIRequestHandler):
     every send lets go of the GIL, so three sends per chunk cost three
     hand-offs. No write buffer: the item is joined with its framing once,
     instead of copied through a 16 kB buffer each connection kept for life.
+
+    A streaming answer that can send itself (``run_here``) is not iterated:
+    the connection is lent to it (:class:`_LentConnection`), so its frames
+    leave from this thread as they are made, with no second thread and no
+    queue between the two.
     """
 
     protocol_version = "HTTP/1.1"
