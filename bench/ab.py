@@ -47,12 +47,12 @@ def main() -> int:
         print(f"upstream: {desc}; load: {'wrk' if wrk else 'python'}", flush=True)
         for c in args.conns:
             samples = interleaved(servers, c, args.rounds, args.seconds, tmp, wrk)
-            med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "cpu_us")}
+            med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99", "cpu_us")}
                    for name, runs in samples.items()}
             base = med["relay"]
             for name, m in med.items():
                 print(f"c={c:<3} {name}: {m['rps']:5.0f} req/s ({m['rps'] / base['rps']:.2f}x relay), "
-                      f"p50 {m['p50']:.2f} ms, CPU/req {m['cpu_us']:.0f} us ({m['cpu_us'] / base['cpu_us']:.2f}x); "
+                      f"p50 / p99 {m['p50']:.2f} / {m['p99']:.2f} ms, CPU/req {m['cpu_us']:.0f} us ({m['cpu_us'] / base['cpu_us']:.2f}x); "
                       f"rounds {[round(r['rps']) for r in samples[name]]}", flush=True)
         for name, (p, _) in servers.items():
             print(f"{name}: RSS at the end {rss_kb(p.pid) / 1024:.1f} MB")
