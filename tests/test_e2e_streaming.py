@@ -165,16 +165,22 @@ def test_attempt_limit_after_payload_reports_it(upstream, start_proxy):
 
 
 def test_client_gone_before_the_first_attempt_calls_no_upstream(upstream, start_proxy):
-    import socket
+    """The client sends its request and hangs up at once. It runs in a
+    process of its own: a client thread in this process needs the GIL
+    back after its send, and the proxy's request thread could route the
+    request and call the upstream before that thread got to close."""
+    import subprocess
+    import sys
 
     upstream.on(GO_CHAT, sse(*chat_text_chunks(["x"])))
     proxy = start_proxy(make_config(upstream))
     body = json.dumps(stream_body()).encode()
     port = int(proxy.url.rsplit(":", 1)[1])
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    s.close()
+    request = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    client = ("import socket, sys; s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); "
+              "s.sendall(sys.stdin.buffer.read()); s.close()")
+    subprocess.run([sys.executable, "-c", client, str(port)], input=request, check=True, timeout=30)
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and proxy.app.metrics.snapshot()["client_cancelled"] == 0:
         time.sleep(0.02)
