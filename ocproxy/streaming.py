@@ -82,10 +82,10 @@ class Sink(Protocol):
 class StreamWriter:
     """Ordered frames for one client response.
 
-    ``_cond`` (and the lock inside it) guards every field below but the two
-    of direct delivery: the queue, ``head`` (the status line and headers,
-    once decided), ``payload_written``, ``finished``, ``gone``, ``paused``,
-    the time of the last write and of the oldest frame not sent yet, and the
+    ``_cond`` (and the lock inside it) guards every field below but those of
+    direct delivery: the queue, ``head`` (the status line and headers, once
+    decided), ``payload_written``, ``finished``, ``gone``, ``paused``, the
+    time of the last write and of the oldest frame not sent yet, and the
     bytes queued (bounded by ``MAX_QUEUED_BYTES``).
 
     Direct delivery (:meth:`deliver_to`): the queue holds what is written
