@@ -13,6 +13,7 @@ model and the recent outcomes are this process's own.
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -22,6 +23,26 @@ from typing import Callable
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+
+class _WorkerFiles(multiprocess.MultiProcessCollector):
+    """Every worker's values, without the files that hold none yet.
+
+    A worker creates its file empty and sizes it a moment later; a scrape
+    that reads it in between fails as a whole (``struct.error``), and one
+    left empty by a worker killed then fails every scrape after it
+    (prometheus/client_python#1199). An empty file has nothing to add.
+    """
+
+    def collect(self):
+        files = []
+        for name in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(name) > 0:
+                    files.append(name)
+            except OSError:
+                continue
+        return self.merge(files, accumulate=True)
+
 
 COUNTERS = (
     "requests_received",
@@ -159,7 +180,7 @@ class Metrics:
         if path is None:
             return self.registry
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path)
+        _WorkerFiles(registry, path)
         return registry
 
     def snapshot(self) -> dict:
