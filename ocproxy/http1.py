@@ -386,7 +386,7 @@ class _LentConnection:
     def send(self, data: bytes, head, wait: bool) -> int:
         if head is not None:
             self._start_response(*head)
-        out = self._frame(data) if data or head is not None else b""
+        out = self._frame(data)
         if self._kept:
             out, self._kept = self._kept + out, b""
         if wait:

@@ -525,11 +525,13 @@ class StreamResponse:
             thread, here = self._thread, self._here
         self._writer.mark_gone()  # no-op after a normal finish
         self._heartbeat.discard(self._writer)
+        running = False  # the pump, in its own thread or in the host's (run_here)
         if thread is not None:
             thread.join(self.JOIN_SECONDS)
-            if thread.is_alive():
-                log.warning("stream pump still running %.0fs after close", self.JOIN_SECONDS)
-        if here is not None and not here.wait(self.JOIN_SECONDS):
+            running = thread.is_alive()
+        elif here is not None:
+            running = not here.wait(self.JOIN_SECONDS)
+        if running:
             log.warning("stream pump still running %.0fs after close", self.JOIN_SECONDS)
         if self._on_done is not None:
             self._on_done()
