@@ -24,6 +24,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+
 class _WorkerFiles(multiprocess.MultiProcessCollector):
     """Every worker's values, without the files that hold none yet.
 

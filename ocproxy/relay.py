@@ -128,7 +128,7 @@ class Leg:
         self._name = call.req.model or model.model_id
         # message and tool ids of this attempt's answer; random reseeds itself in a
         # forked child, and os.urandom was a getrandom syscall letting go of the GIL
-        self._ids = sequential("%016x" % random.getrandbits(64))
+        self._ids = sequential(f"{random.getrandbits(64):016x}")
         self.url = target.url(stream)
         self.headers = upstream_headers(target.endpoint, keys.next_key(model.provider, call.cfg.key_pool),
                                         target.provider.user_agent, call.environ)
