@@ -19,7 +19,7 @@ import time
 import pytest
 
 from ocproxy.config import ModelConfig
-from ocproxy.upstream.client import JOIN_BODY_MAX
+from ocproxy.upstream.connection import JOIN_BODY_MAX
 from tests.conftest import GO_CHAT, ZEN_CHAT, make_config
 from tests.fakes import chat_auto, chat_completion
 

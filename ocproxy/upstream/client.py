@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
-import ssl
 import threading
 from urllib.parse import urlsplit
 
@@ -39,8 +37,7 @@ from ocproxy.errors import (
     UpstreamHTTPError,
 )
 from ocproxy.upstream.attempt import Attempt
-
-_current = threading.local()  # .attempt: the Attempt the calling thread is making
+from ocproxy.upstream.connection import Tracked, current
 
 #: The most one read hands back. Reads wait for data first (see
 #: ``UpstreamStream``), so this size is never held by a silent stream.
@@ -48,107 +45,11 @@ READ_SIZE = 16384
 MAX_ERROR_BODY = 1 << 20
 
 
-class _KeepsTimeout:
-    """A ``settimeout`` to the value the socket already has does nothing:
-    urllib3 sets it twice per request, each an ioctl that lets go of the GIL."""
-
-    __slots__ = ()  # adds nothing to the socket's layout, so a socket's class can be swapped for it
-
-    def settimeout(self, value):
-        if value != self.gettimeout():
-            super().settimeout(value)
-
-
-class _TimeoutKeepingSocket(_KeepsTimeout, socket.socket):
-    """An upstream connection's plain socket, with fewer syscalls that let
-    go of the GIL: no unchanged ``settimeout``, and ``sendall`` polls only
-    when the send buffer is full."""
-
-    __slots__ = ()
-
-    def sendall(self, data, flags=0):
-        """With a timeout, CPython polls before every send, though a request
-        nearly always fits the send buffer: write first (the descriptor of a
-        socket with a timeout is non-blocking), and leave only what did not
-        fit to ``sendall``, which waits for room within the timeout."""
-        timeout = self.gettimeout()
-        if flags or not timeout:
-            return super().sendall(data, flags)
-        try:
-            sent = os.write(self.fileno(), data)
-        except BlockingIOError:
-            sent = 0
-        if sent < len(data):
-            super().sendall(memoryview(data)[sent:])
-
-
-class _TimeoutKeepingSSLSocket(_KeepsTimeout, ssl.SSLSocket):
-    """A TLS connection's socket, without the unchanged ``settimeout``."""
-
-
-_KEEPING = {socket.socket: _TimeoutKeepingSocket, ssl.SSLSocket: _TimeoutKeepingSSLSocket}
-
-#: A request body up to this size goes out in one send with its head;
-#: urllib3 sends them apart, two syscalls each letting go of the GIL.
-JOIN_BODY_MAX = 256 << 10
-
-
-class _Tracked:
-    """Mixin: a connection hands its socket to the calling thread's Attempt
-    once the request is sent (urllib3 connects lazily inside request()),
-    sends a small request whole, and leaves its socket's timeout alone when
-    it would not change."""
-
-    _head: bytes | None = None  # b"": the head is to be held for the body; then the head
-
-    def connect(self):
-        super().connect()  # type: ignore[misc]
-        # The same socket, with a settimeout that skips unchanged values; a
-        # wrapper urllib3 uses for TLS through a TLS proxy is left as it is.
-        keeping = _KEEPING.get(type(self.sock))  # type: ignore[attr-defined]
-        if keeping is not None:
-            self.sock.__class__ = keeping  # type: ignore[attr-defined]
-
-    def request(self, method, url, body=None, headers=None, **kwargs):  # type: ignore[override]
-        if self.sock is not None:  # type: ignore[attr-defined]
-            # A kept connection: there is no connect for urllib3's connect
-            # timeout to bound, so the request is sent under the read
-            # timeout it already has, rather than switched to the connect
-            # timeout and back.
-            read_timeout = getattr(_current, "read_timeout", None)
-            if read_timeout is not None:
-                self.timeout = read_timeout
-        if isinstance(body, bytes) and 0 < len(body) <= JOIN_BODY_MAX and not kwargs.get("chunked"):
-            self._head = b""
-        try:
-            result = super().request(method, url, body, headers, **kwargs)  # type: ignore[misc]
-        finally:
-            self._head = None
-        attempt = getattr(_current, "attempt", None)
-        if attempt is not None:
-            attempt.attach(self.sock)  # type: ignore[attr-defined]
-        return result
-
-    def send(self, data):
-        """The head of a request whose body is small waits for the body."""
-        head = self._head
-        if head is not None and isinstance(data, bytes):
-            if head == b"":
-                self._head = data
-                return
-            self._head = None
-            data = head + data
-        elif head:
-            self._head = None
-            super().send(head)  # type: ignore[misc]
-        super().send(data)  # type: ignore[misc]
-
-
-class _TrackedHTTPConnection(_Tracked, HTTPConnection):
+class _TrackedHTTPConnection(Tracked, HTTPConnection):
     pass
 
 
-class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+class _TrackedHTTPSConnection(Tracked, HTTPSConnection):
     pass
 
 
@@ -340,8 +241,8 @@ class UpstreamClient:
 
     def _send(self, url: str, headers: dict, body: bytes, attempt: Attempt) -> requests.Response:
         wait = attempt.next_wait()
-        _current.attempt = attempt
-        _current.read_timeout = wait
+        current.attempt = attempt
+        current.read_timeout = wait
         try:
             session = self._session(url)
             if "@" in urlsplit(url).netloc:  # credentials in the URL: requests' own auth handling
@@ -367,7 +268,7 @@ class UpstreamClient:
             raise UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False,
                                           reason="request failed") from None
         finally:
-            _current.attempt = _current.read_timeout = None
+            current.attempt = current.read_timeout = None
         try:
             attempt.check()
         except BaseException:
