@@ -38,6 +38,7 @@ from ocproxy.errors import (
 )
 from ocproxy.upstream.attempt import Attempt
 from ocproxy.upstream.connection import Tracked, current
+from ocproxy.upstream.direct import DirectPool, Redirected
 
 #: The most one read hands back. Reads wait for data first (see
 #: ``UpstreamStream``), so this size is never held by a silent stream.
@@ -127,6 +128,29 @@ def _new_session(origin: str, pool_maxsize: int) -> requests.Session:
     return session
 
 
+def _direct_pool(parts, session: requests.Session, maxsize: int) -> DirectPool | None:
+    """A direct pool for an origin requests would reach without a proxy and
+    without credentials of the URL's own; else None (requests handles it)."""
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if requests.utils.select_proxy(f"{parts.scheme}://{parts.netloc}/", session.proxies):
+        return None
+    ca_bundle = session.verify if isinstance(session.verify, str) else None
+    return DirectPool(parts.scheme, parts.hostname, port, maxsize, ca_bundle)
+
+
+def _merged_headers(session: requests.Session, headers: dict) -> dict:
+    """The session's headers overridden by ``headers``, as requests merges
+    them (names case-insensitive; a None value drops the header)."""
+    merged = CaseInsensitiveDict(session.headers)
+    merged.update(headers)
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 class UpstreamStream:
     """An open streaming response: iterate for raw byte chunks as they arrive.
 
@@ -184,12 +208,14 @@ class UpstreamStream:
 
 
 class UpstreamClient:
-    """One pooled ``requests.Session`` per upstream host (scheme + netloc)."""
+    """Per upstream host (scheme + netloc): one pooled ``requests.Session``,
+    and a direct pool for whole answers when the host is reached directly."""
 
     def __init__(self, pool_maxsize: int = 50):
         self._pool_maxsize = pool_maxsize
-        self._lock = threading.Lock()  # guards _sessions and _urls
+        self._lock = threading.Lock()  # guards _sessions, _direct and _urls
         self._sessions: dict[str, requests.Session] = {}
+        self._direct: dict[str, DirectPool | None] = {}
         self._urls: dict[str, str] = {}  # upstream URL -> as requests prepares it
 
     def _session(self, url: str) -> requests.Session:
@@ -199,13 +225,37 @@ class UpstreamClient:
             session = self._sessions.get(key)
             if session is None:
                 session = self._sessions[key] = _new_session(key, self._pool_maxsize)
+                self._direct[key] = _direct_pool(parts, session, self._pool_maxsize)
             return session
+
+    def _direct_pool(self, url: str) -> DirectPool | None:
+        self._session(url)
+        parts = urlsplit(url)
+        with self._lock:
+            return self._direct.get(f"{parts.scheme}://{parts.netloc}")
 
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
+            direct, self._direct = [p for p in self._direct.values() if p is not None], {}
         for s in sessions:
             s.close()
+        for p in direct:
+            p.close()
+
+    def _prepared_url(self, url: str) -> str:
+        """``url`` as requests sends it (quoted, IDNA host), prepared once."""
+        with self._lock:
+            prepared = self._urls.get(url)
+        if prepared is None:
+            request = requests.PreparedRequest()
+            request.prepare_url(url, None)
+            prepared = request.url
+            with self._lock:
+                if len(self._urls) >= 1024:  # URLs come from the config; bounded anyway
+                    self._urls.clear()
+                self._urls[url] = prepared
+        return prepared
 
     def _prepare(self, session: requests.Session, url: str, headers: dict, body: bytes) -> requests.PreparedRequest:
         """What ``session.post(url, data=body, headers=headers)`` would send.
@@ -220,17 +270,8 @@ class UpstreamClient:
         """
         prepared = requests.PreparedRequest()
         prepared.method = "POST"
-        with self._lock:
-            prepared.url = self._urls.get(url)
-        if prepared.url is None:
-            prepared.prepare_url(url, None)
-            with self._lock:
-                if len(self._urls) >= 1024:  # URLs come from the config; bounded anyway
-                    self._urls.clear()
-                self._urls[url] = prepared.url
-        merged = CaseInsensitiveDict(session.headers)
-        merged.update(headers)
-        prepared.prepare_headers({k: v for k, v in merged.items() if v is not None})
+        prepared.url = self._prepared_url(url)
+        prepared.prepare_headers(_merged_headers(session, headers))
         prepared.body = body
         prepared.prepare_content_length(body or None)
         if len(session.cookies):
@@ -286,6 +327,15 @@ class UpstreamClient:
 
     def post(self, url: str, headers: dict, body: bytes, attempt: Attempt, max_bytes: int = 256 << 20) -> bytes:
         """A non-streaming attempt: the whole body, bounded by the attempt."""
+        direct = self._direct_pool(url)
+        if direct is not None:
+            parts = urlsplit(self._prepared_url(url))
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            try:
+                return direct.post(path, _merged_headers(self._session(url), headers), body, attempt, max_bytes,
+                                   MAX_ERROR_BODY, _reason)
+            except Redirected:
+                pass  # sent again through requests, which follows redirects as it always did
         response = self._send(url, headers, body, attempt)
         try:
             return _read_all(UpstreamStream(response, attempt), max_bytes)
