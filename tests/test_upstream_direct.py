@@ -7,13 +7,17 @@ encodings; the body decoding itself on its own."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
+import os
+import resource
+import socket
 import zlib
 
 import pytest
 
 from ocproxy.errors import UpstreamConnectionError
-from ocproxy.upstream.direct import _decoded
+from ocproxy.upstream.direct import _decoded, _dropped
 from tests.conftest import GO_CHAT, ZEN_CHAT
 from tests.fakes import chat_auto, chat_completion, chat_text_chunks, raw_response, sse
 from tests.sseclient import post_stream, stream_body
@@ -112,3 +116,28 @@ def test_the_request_body_arrives_unchanged(upstream, start_proxy, sdk):
     [sent] = upstream.calls(ZEN_CHAT)
     assert int(sent.headers["content-length"]) == len(sent.body)
     assert json.loads(sent.body)["messages"][-1]["content"] == BODY["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("high_descriptor", [False, True])
+def test_an_idle_connection_counts_as_dropped_once_the_upstream_closed_it(high_descriptor):
+    """Also past descriptor 1023, where select() cannot look (a proxy holding
+    a thousand streams has descriptors that high)."""
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ours, theirs = socket.socketpair()
+    try:
+        if high_descriptor:
+            if limits[1] != resource.RLIM_INFINITY and limits[1] < 2048:
+                pytest.skip("the open-file limit does not reach 2048")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(limits[0], 2048), limits[1]))
+            high = os.dup2(ours.fileno(), 2000)
+            ours.close()
+            ours = socket.socket(fileno=high)
+        conn = http.client.HTTPConnection("127.0.0.1")
+        conn.sock = ours
+        assert _dropped(conn) is False
+        theirs.close()
+        assert _dropped(conn) is True
+    finally:
+        ours.close()
+        theirs.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)

@@ -128,7 +128,7 @@ def _new_session(origin: str, pool_maxsize: int) -> requests.Session:
     return session
 
 
-def _direct_pool(parts, session: requests.Session, maxsize: int) -> DirectPool | None:
+def _direct_pool_for(parts, session: requests.Session, maxsize: int) -> DirectPool | None:
     """A direct pool for an origin requests would reach without a proxy and
     without credentials of the URL's own; else None (requests handles it)."""
     if parts.scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
@@ -218,21 +218,19 @@ class UpstreamClient:
         self._direct: dict[str, DirectPool | None] = {}
         self._urls: dict[str, str] = {}  # upstream URL -> as requests prepares it
 
-    def _session(self, url: str) -> requests.Session:
+    def _origin(self, url: str) -> tuple[requests.Session, DirectPool | None]:
+        """The session for ``url``'s origin, and its direct pool if it has one."""
         parts = urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
                 session = self._sessions[key] = _new_session(key, self._pool_maxsize)
-                self._direct[key] = _direct_pool(parts, session, self._pool_maxsize)
-            return session
+                self._direct[key] = _direct_pool_for(parts, session, self._pool_maxsize)
+            return session, self._direct[key]
 
-    def _direct_pool(self, url: str) -> DirectPool | None:
-        self._session(url)
-        parts = urlsplit(url)
-        with self._lock:
-            return self._direct.get(f"{parts.scheme}://{parts.netloc}")
+    def _session(self, url: str) -> requests.Session:
+        return self._origin(url)[0]
 
     def close(self) -> None:
         with self._lock:
@@ -327,12 +325,12 @@ class UpstreamClient:
 
     def post(self, url: str, headers: dict, body: bytes, attempt: Attempt, max_bytes: int = 256 << 20) -> bytes:
         """A non-streaming attempt: the whole body, bounded by the attempt."""
-        direct = self._direct_pool(url)
+        session, direct = self._origin(url)
         if direct is not None:
             parts = urlsplit(self._prepared_url(url))
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             try:
-                return direct.post(path, _merged_headers(self._session(url), headers), body, attempt, max_bytes,
+                return direct.post(path, _merged_headers(session, headers), body, attempt, max_bytes,
                                    MAX_ERROR_BODY, _reason)
             except Redirected:
                 pass  # sent again through requests, which follows redirects as it always did
