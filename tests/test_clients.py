@@ -8,6 +8,7 @@ its request, and one that stops reading a fast stream."""
 from __future__ import annotations
 
 import hashlib
+import functools
 import http.client
 import json
 import socket
@@ -342,12 +343,17 @@ _PIECE = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": "
 _FIRST = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}).encode()
 
 
-def _firehose(h, rec):
-    """As fast as the proxy takes it, up to 2 GB; notes when the proxy hangs up."""
+def _firehose(h, rec, released: threading.Event | None = None):
+    """As fast as the proxy takes it, up to 2 GB; notes when the proxy hangs up.
+    With ``released``, the flood waits for it after the first text."""
     h.send_head(200, content_type="text/event-stream")
     rec.sent = 0
     try:
         h.wfile.write(_FIRST + b"\n\n")
+        if released is not None:
+            h.wfile.write(_PIECE)  # the first payload: the proxy's head goes out with it
+            h.wfile.flush()
+            released.wait(30)
         for _ in range(2_000_000_000 // len(_PIECE)):
             h.wfile.write(_PIECE)
             rec.sent += len(_PIECE)
@@ -410,7 +416,10 @@ def test_under_a_wsgi_host_a_client_that_stops_reading_a_fast_stream_is_gone_at_
 
     monkeypatch.setattr(streaming, "MAX_QUEUED_BYTES", 1024 * 1024)
     monkeypatch.setattr(streaming, "WRITE_STALL_SECONDS", 3600)
-    upstream.on(GO_CHAT, _firehose)
+    # The flood starts once the head is out: a host thread slow to take its
+    # first frame is not a client that stopped reading.
+    released = threading.Event()
+    upstream.on(GO_CHAT, functools.partial(_firehose, released=released))
     app = ProxyApp(make_config(upstream))
     host = make_server("127.0.0.1", 0, app, threaded=True)
     serving = threading.Thread(target=host.serve_forever, name="test-werkzeug-host")
@@ -418,6 +427,7 @@ def test_under_a_wsgi_host_a_client_that_stops_reading_a_fast_stream_is_gone_at_
     before = rss_bytes()
     try:
         sock = _stop_reading_after_the_head(host.server_port)
+        released.set()
         try:
             assert wait_for(lambda: [c.closed_by_peer_at is not None for c in upstream.calls(GO_CHAT)] == [True], 60)
             grown = rss_bytes() - before
