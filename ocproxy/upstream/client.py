@@ -13,6 +13,9 @@ carries the attempt registers itself with the handle, which lets
 
 There is deliberately no client-wide timeout: a long stream that keeps
 sending must not be cut off by one.
+
+Whole answers from an upstream reached directly skip requests altogether
+(``direct.py``); streams, and origins behind a proxy, go through it.
 """
 
 from __future__ import annotations
