@@ -32,7 +32,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.exceptions import ReadTimeoutError
 
 from ocproxy.errors import (
     AttemptFailure,
@@ -40,13 +40,19 @@ from ocproxy.errors import (
     UpstreamHTTPError,
 )
 from ocproxy.upstream.attempt import Attempt
-from ocproxy.upstream.connection import Tracked, current
+from ocproxy.upstream.connection import (
+    MAX_ERROR_BODY,
+    Tracked,
+    connection_failed,
+    current,
+    request_failed,
+    too_large,
+)
 from ocproxy.upstream.direct import DirectPool, Redirected
 
 #: The most one read hands back. Reads wait for data first (see
 #: ``UpstreamStream``), so this size is never held by a silent stream.
 READ_SIZE = 16384
-MAX_ERROR_BODY = 1 << 20
 
 
 class _TrackedHTTPConnection(Tracked, HTTPConnection):
@@ -299,16 +305,10 @@ class UpstreamClient:
             raise attempt.timeout_failure() from None
         except requests.ConnectionError as exc:
             attempt.check()
-            reason = _reason(exc)
-            raise UpstreamConnectionError(
-                f"connection to upstream failed: {reason}",
-                refused_or_reset=reason in _SAID_AS,
-                reason=_SAID_AS.get(reason, "connection failed"),
-            ) from None
+            raise connection_failed(exc) from None
         except requests.RequestException as exc:
             attempt.check()
-            raise UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False,
-                                          reason="request failed") from None
+            raise request_failed(exc) from None
         finally:
             current.attempt = current.read_timeout = None
         try:
@@ -333,8 +333,7 @@ class UpstreamClient:
             parts = urlsplit(self._prepared_url(url))
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             try:
-                return direct.post(path, _merged_headers(session, headers), body, attempt, max_bytes,
-                                   MAX_ERROR_BODY, _reason)
+                return direct.post(path, _merged_headers(session, headers), body, attempt, max_bytes)
             except Redirected:
                 pass  # sent again through requests, which follows redirects as it always did
         response = self._send(url, headers, body, attempt)
@@ -353,31 +352,6 @@ def _read_all(stream: UpstreamStream, max_bytes: int) -> bytes:
     for chunk in stream:
         size += len(chunk)
         if size > max_bytes:
-            raise UpstreamConnectionError("upstream response too large", refused_or_reset=False,
-                                          reason="response too large")
+            raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-#: _reason's findings as the client's error message says them (DNS, TLS and
-#: other failures stay "connection failed": their text carries the URL).
-_SAID_AS = {"connection refused": "connect refused", "connection reset": "connection reset"}
-
-
-def _reason(exc: BaseException) -> str:
-    """What broke the connection, from the exception types in ``exc``'s
-    chain (never its text, which carries the URL)."""
-    seen: set[int] = set()
-    pending: list = [exc]
-    while pending:
-        err = pending.pop()
-        if not isinstance(err, BaseException) or id(err) in seen:
-            continue
-        seen.add(id(err))
-        if isinstance(err, ConnectionRefusedError):
-            return "connection refused"
-        # urllib3 wraps every failure mid-request as "Connection aborted."
-        if isinstance(err, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ProtocolError)):
-            return "connection reset"
-        pending += [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
-    return str(exc)[:300]

@@ -9,6 +9,9 @@ set read timeouts and shut a blocked read down from another thread.
 Every syscall made with a timeout lets go of the GIL and, with other
 requests waiting for it, costs context switches; so sockets here skip an
 unchanged ``settimeout`` and a small request goes out in one send.
+
+Both paths also say a failed call the same way (:func:`connection_failed`
+and its neighbours), so fallback and breakers see one set of errors.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import os
 import socket
 import ssl
 import threading
+
+from urllib3.exceptions import ProtocolError
+
+from ocproxy.errors import UpstreamConnectionError
 
 #: ``.attempt``: the Attempt the calling thread is making; ``.read_timeout``:
 #: the timeout its reads will use (one value per thread, no lock needed).
@@ -118,3 +125,49 @@ class Tracked:
             self._head = None
             super().send(head)  # type: ignore[misc]
         super().send(data)  # type: ignore[misc]
+
+
+# -- what a failed call says ------------------------------------------------
+
+#: The most of an error answer's body that is read.
+MAX_ERROR_BODY = 1 << 20
+
+#: _reason's findings as the client's error message says them (DNS, TLS and
+#: other failures stay "connection failed": their text carries the URL).
+_SAID_AS = {"connection refused": "connect refused", "connection reset": "connection reset"}
+
+
+def connection_failed(exc: BaseException) -> UpstreamConnectionError:
+    """The upstream could not be reached, or broke off before answering."""
+    reason = _reason(exc)
+    return UpstreamConnectionError(f"connection to upstream failed: {reason}",
+                                   refused_or_reset=reason in _SAID_AS,
+                                   reason=_SAID_AS.get(reason, "connection failed"))
+
+
+def request_failed(exc: BaseException) -> UpstreamConnectionError:
+    """The request could not be sent as it stands (a header refused, say)."""
+    return UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False, reason="request failed")
+
+
+def too_large() -> UpstreamConnectionError:
+    return UpstreamConnectionError("upstream response too large", refused_or_reset=False, reason="response too large")
+
+
+def _reason(exc: BaseException) -> str:
+    """What broke the connection, from the exception types in ``exc``'s
+    chain (never its text, which carries the URL)."""
+    seen: set[int] = set()
+    pending: list = [exc]
+    while pending:
+        err = pending.pop()
+        if not isinstance(err, BaseException) or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused"
+        # urllib3 wraps every failure mid-request as "Connection aborted."
+        if isinstance(err, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ProtocolError)):
+            return "connection reset"
+        pending += [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+    return str(exc)[:300]

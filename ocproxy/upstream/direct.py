@@ -21,13 +21,12 @@ import select
 import ssl
 import threading
 import zlib
-from collections.abc import Callable
 
 import certifi
 
 from ocproxy.errors import AttemptFailure, UpstreamConnectionError, UpstreamHTTPError
 from ocproxy.upstream.attempt import Attempt
-from ocproxy.upstream.connection import Tracked, current
+from ocproxy.upstream.connection import MAX_ERROR_BODY, Tracked, connection_failed, current, request_failed, too_large
 
 #: One read asks for this much; most whole answers take one read.
 READ_SIZE = 1 << 16
@@ -84,8 +83,7 @@ class DirectPool:
         for conn in idle:
             conn.close()
 
-    def post(self, path: str, headers: dict, body: bytes, attempt: Attempt, max_bytes: int,
-             max_error_body: int, reason_of: Callable[[BaseException], str]) -> bytes:
+    def post(self, path: str, headers: dict, body: bytes, attempt: Attempt, max_bytes: int) -> bytes:
         """The whole body of a 2xx answer; raises the attempt's failures as
         the requests path does, or :class:`Redirected`."""
         wait = attempt.next_wait()
@@ -101,14 +99,9 @@ class DirectPool:
             if isinstance(exc, TimeoutError):
                 raise attempt.timeout_failure() from None
             if isinstance(exc, (OSError, http.client.HTTPException)):
-                reason = reason_of(exc)
-                said = _SAID_AS.get(reason)
-                raise UpstreamConnectionError(f"connection to upstream failed: {reason}",
-                                              refused_or_reset=said is not None,
-                                              reason=said or "connection failed") from None
+                raise connection_failed(exc) from None
             if isinstance(exc, ValueError):  # a header http.client refuses to send
-                raise UpstreamConnectionError(f"upstream request failed: {exc}", refused_or_reset=False,
-                                              reason="request failed") from None
+                raise request_failed(exc) from None
             raise
         finally:
             current.attempt = current.read_timeout = None
@@ -122,8 +115,8 @@ class DirectPool:
                 keep = not response.will_close
                 return data
             try:
-                text = _decoded(response.getheader("Content-Encoding"), _read(response, attempt, max_error_body),
-                                max_error_body).decode("utf-8", "replace")
+                text = _decoded(response.getheader("Content-Encoding"), _read(response, attempt, MAX_ERROR_BODY),
+                                MAX_ERROR_BODY).decode("utf-8", "replace")
             except AttemptFailure:
                 text = ""
             raise UpstreamHTTPError(response.status, text, response.getheader("Retry-After"))
@@ -133,10 +126,6 @@ class DirectPool:
                 self._put(conn)
             else:
                 conn.close()
-
-
-#: _reason's findings as the client's error message says them.
-_SAID_AS = {"connection refused": "connect refused", "connection reset": "connection reset"}
 
 
 def _read(response: http.client.HTTPResponse, attempt: Attempt, limit: int) -> bytes:
@@ -161,7 +150,7 @@ def _read(response: http.client.HTTPResponse, attempt: Attempt, limit: int) -> b
             return b"".join(chunks)
         size += len(data)
         if size > limit:
-            raise _too_large()
+            raise too_large()
         chunks.append(data)
 
 
@@ -195,7 +184,7 @@ def _inflate(body: bytes, wbits: int, kind: str, limit: int) -> bytes:
             raise _unreadable(kind, str(exc)) from None
         size += len(part)
         if size > limit:
-            raise _too_large()
+            raise too_large()
         if not decoder.eof:
             raise _unreadable(kind, "it ends early")
         parts.append(part)
@@ -207,10 +196,6 @@ def _inflate(body: bytes, wbits: int, kind: str, limit: int) -> bytes:
 def _unreadable(kind: str, why: str) -> UpstreamConnectionError:
     return UpstreamConnectionError(f"upstream read failed: bad {kind} body: {why}", refused_or_reset=False,
                                    reason="read failed")
-
-
-def _too_large() -> UpstreamConnectionError:
-    return UpstreamConnectionError("upstream response too large", refused_or_reset=False, reason="response too large")
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
